@@ -43,6 +43,9 @@ packages=(
   linux-source-6.12 gcc make bc bison flex libelf-dev libssl-dev cpio xz-utils
   # boots and judges
   python3 binutils
+  # UKI judges (packaging/tests/uki.rs): sbverify; python3-pefile for trixie's ukify 257,
+  # which is only unpacked (apt-get download + dpkg-deb, like the systemd-boot-efi stub)
+  sbsigntool python3-pefile
 )
 
 missing=()
@@ -51,8 +54,11 @@ for p in "${packages[@]}"; do
 done
 qemu_ok=0
 if dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null | grep -q '^1:10'; then qemu_ok=1; fi
+# osslsigncode: bookworm's 2.5 rejects valid PE signatures (even sbsign's); 2.9 from backports works.
+ossl_ok=0
+if dpkg-query -W -f='${Version}' osslsigncode 2>/dev/null | grep -q '^2\.9'; then ossl_ok=1; fi
 
-if [ "$changed" = 1 ] || [ ${#missing[@]} -gt 0 ] || [ "$qemu_ok" = 0 ]; then
+if [ "$changed" = 1 ] || [ ${#missing[@]} -gt 0 ] || [ "$qemu_ok" = 0 ] || [ "$ossl_ok" = 0 ]; then
   apt-get update -q
 fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -61,5 +67,9 @@ fi
 if [ "$qemu_ok" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -t bookworm-backports qemu-system-x86
+fi
+if [ "$ossl_ok" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -t bookworm-backports osslsigncode
 fi
 echo "host-setup: ok"

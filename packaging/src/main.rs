@@ -1,1 +1,281 @@
-fn main() {}
+//! `cargo nekos …` — build, run, test and benchmark NekOS.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use nekos_packaging::artifacts::{Manifest, manifest_path, out_dir};
+use nekos_packaging::build::{BuildOptions, build};
+use nekos_packaging::initramfs::{Compression, Variant};
+use nekos_packaging::qemu::{Accel, BootOptions};
+use nekos_packaging::{bench, deployments, host, kernel, qemu, util};
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(name = "cargo nekos", about = "Build, boot, test and benchmark NekOS", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build what is missing: kernel (cached by input hash), userland, initramfs, manifest.
+    Build {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Initramfs variants to build (repeatable).
+        #[arg(long = "variant", value_enum, default_values_t = [Variant::Production])]
+        variants: Vec<Variant>,
+    },
+    /// Build what is missing and boot a deployment in QEMU (see `cargo nekos deployments`).
+    Run {
+        deployment: String,
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Which initramfs to boot.
+        #[arg(long, value_enum, default_value_t = Variant::Production)]
+        variant: Variant,
+        /// Extra kernel command-line words, e.g. --append "nekos.seed=7".
+        #[arg(long, allow_hyphen_values = true)]
+        append: Vec<String>,
+        /// Try KVM after a probe boot succeeds (falls back to TCG; KVM fails on nested hosts).
+        #[arg(long)]
+        kvm: bool,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 256)]
+        memory: u32,
+    },
+    /// The whole test suite: builds (incl. the test initramfs), then `cargo test --workspace`.
+    Test {
+        /// Arguments passed to `cargo test` after `--` (test name filters, --nocapture…).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks: build times, sizes, median TCG boot times.
+    Bench {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Only these deployments (repeatable); all by default.
+        #[arg(long = "deployment")]
+        deployments: Vec<String>,
+    },
+    /// List the deployments.
+    Deployments,
+    /// Install host packages and apt sources (root): runs packaging/host-setup.sh.
+    HostSetup,
+    /// Show reproducibility: build an artifact twice from clean in two directories, compare.
+    Repro {
+        #[arg(value_enum)]
+        what: ReproTarget,
+    },
+    /// Secure Boot keys: create the PK/KEK/db hierarchy (`keys --help`).
+    #[command(disable_help_flag = true)]
+    Keys {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Kernel + initramfs + cmdline -> nekos.efi, nekos.signed.efi, nekos.uki.json.
+    #[command(disable_help_flag = true)]
+    MakeUki {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Assemble an unsigned UKI (same bytes as `ukify build` 257).
+    #[command(disable_help_flag = true)]
+    Uki {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Authenticode-sign a PE image with the db key (deterministic).
+    #[command(disable_help_flag = true)]
+    Sign {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Verify a signed PE image against a certificate.
+    #[command(disable_help_flag = true)]
+    Verify {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List a PE image's sections (sizes, sha256) and its Authenticode hash.
+    #[command(disable_help_flag = true)]
+    Inspect {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Fetch the pinned systemd-stub 257 and print its path.
+    Stub,
+}
+
+#[derive(clap::Args, Clone)]
+struct BuildArgs {
+    /// Refuse a kernel source that differs from kernel-config/linux-source.lock.
+    #[arg(long)]
+    locked: bool,
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    compression: Compression,
+    /// Photo directory to pack instead of cats/.
+    #[arg(long)]
+    cats: Option<PathBuf>,
+    /// Do not build the kernel (userland and initramfs only).
+    #[arg(long)]
+    no_kernel: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum ReproTarget {
+    Kernel,
+    Initramfs,
+}
+
+impl BuildArgs {
+    fn options(&self, variants: Vec<Variant>) -> BuildOptions {
+        BuildOptions {
+            locked: self.locked,
+            variants,
+            compression: self.compression,
+            cats: self.cats.clone(),
+            kernel: !self.no_kernel,
+        }
+    }
+}
+
+fn main() {
+    if let Err(err) = real_main() {
+        eprintln!("nekos: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = util::workspace_root()?;
+    match cli.command {
+        Cmd::Build { build: args, variants } => {
+            let m = build(&root, &args.options(variants))?;
+            eprintln!("nekos: manifest {}", manifest_path(&root).display());
+            let _ = m;
+        }
+        Cmd::Run { deployment, build: args, variant, append, kvm, memory } => {
+            let dep = deployments::find(&deployment)?;
+            let manifest = build(&root, &args.options(vec![variant]))?;
+            let mut opts = BootOptions {
+                variant: variant.name().into(),
+                cmdline: append.iter().flat_map(|a| a.split_whitespace().map(String::from)).collect(),
+                memory_mib: memory,
+                ..BootOptions::default()
+            };
+            if kvm {
+                opts.accel = probe_kvm(&manifest);
+            }
+            let status = qemu::run_interactive(dep, &manifest, &opts)?;
+            if !status.success() {
+                bail!("QEMU exited with {status}");
+            }
+        }
+        Cmd::Test { args } => {
+            let manifest = build(&root, &BuildOptions { variants: vec![Variant::Production, Variant::Test], ..BuildOptions::default() })?;
+            let _ = manifest;
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(&root)
+                .args(["test", "--workspace", "--locked"])
+                .env("NEKOS_MANIFEST", manifest_path(&root))
+                .env("NEKOS_WORKSPACE", &root);
+            if !args.is_empty() {
+                cmd.args(&args);
+            }
+            let status = cmd.status().context("cannot run cargo test")?;
+            if !status.success() {
+                bail!("tests failed");
+            }
+        }
+        Cmd::Bench { runs, deployments } => {
+            let manifest = build(&root, &BuildOptions::default())?;
+            let report = bench::run(&root, &manifest, runs, &deployments)?;
+            let path = out_dir(&root).join("bench.json");
+            util::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!("nekos: bench results in {}", path.display());
+        }
+        Cmd::Deployments => {
+            for d in deployments::DEPLOYMENTS {
+                println!("{:40} {}", d.name, d.about);
+            }
+        }
+        Cmd::HostSetup => {
+            let status = Command::new("bash").arg(root.join("packaging/host-setup.sh")).status()?;
+            if !status.success() {
+                bail!("host setup failed");
+            }
+            host::ensure_musl_target(&root)?;
+        }
+        Cmd::Repro { what } => repro(&root, what)?,
+        Cmd::Keys { args } => uki_cli("keys", args)?,
+        Cmd::MakeUki { args } => uki_cli("make-uki", args)?,
+        Cmd::Uki { args } => uki_cli("uki", args)?,
+        Cmd::Sign { args } => uki_cli("sign", args)?,
+        Cmd::Verify { args } => uki_cli("verify", args)?,
+        Cmd::Inspect { args } => uki_cli("inspect", args)?,
+        Cmd::Stub => uki_cli("stub", Vec::new())?,
+    }
+    Ok(())
+}
+
+/// The UKI / Secure Boot verbs parse their own arguments (packaging/src/uki/cli.rs).
+fn uki_cli(verb: &str, args: Vec<String>) -> Result<()> {
+    let mut v = vec![verb.to_string()];
+    v.extend(args);
+    nekos_packaging::uki::cli_main(v)
+}
+
+/// KVM only when a short probe boot works: on nested hosts KVM initialises fine and then
+/// every guest dies with "KVM internal error".
+fn probe_kvm(manifest: &Manifest) -> Accel {
+    let Ok(dep) = deployments::find("kernel,serialonly") else { return Accel::Tcg };
+    let opts = BootOptions { accel: Accel::Kvm, ..BootOptions::default() };
+    let ok = qemu::Vm::start(dep, manifest, &opts)
+        .and_then(|vm| vm.wait_for("Unable to mount root fs", std::time::Duration::from_secs(20)))
+        .is_ok();
+    eprintln!("nekos: KVM probe {}", if ok { "succeeded: using KVM" } else { "failed: using TCG" });
+    if ok { Accel::Kvm } else { Accel::Tcg }
+}
+
+fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
+    let base = nekos_packaging::cache::cache_root().join("tmp").join(format!("repro-{}", std::process::id()));
+    let dirs = [base.join("first/nekos"), base.join("second-build/elsewhere/nekos-src")];
+    let mut hashes = Vec::new();
+    for dir in &dirs {
+        std::fs::create_dir_all(dir)?;
+        match what {
+            ReproTarget::Kernel => {
+                let (bz, _, secs) = kernel::build_in(root, dir, None)?;
+                let sha = util::sha256_hex(&bz);
+                eprintln!("nekos: kernel built in {} ({secs:.0}s): sha256 {sha}", dir.display());
+                hashes.push(sha);
+            }
+            ReproTarget::Initramfs => {
+                nekos_packaging::build::copy_workspace(root, dir)?;
+                let status = Command::new(std::env::current_exe()?)
+                    .args(["build", "--no-kernel", "--variant", "production"])
+                    .env("NEKOS_WORKSPACE", dir)
+                    .env("CARGO_TARGET_DIR", dir.join("target"))
+                    .env_remove("NEKOS_MANIFEST")
+                    .status()?;
+                if !status.success() {
+                    bail!("build in {} failed", dir.display());
+                }
+                let m = Manifest::load(&dir.join("target/nekos/manifest.json"))?;
+                let art = m.initramfs.get("production").context("no production initramfs")?;
+                eprintln!("nekos: initramfs built in {}: sha256 {}", dir.display(), art.sha256);
+                hashes.push(art.sha256.clone());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    if hashes[0] != hashes[1] {
+        bail!("not reproducible: {} != {}", hashes[0], hashes[1]);
+    }
+    println!("reproducible: sha256 {}", hashes[0]);
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The build manifest (`target/nekos/manifest.json`): every artifact with its sha256, size
+//! and inputs. The QEMU runner and the tests find their inputs through it.
+
+use crate::kernel::KernelArtifact;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FileArtifact {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Input name → sha256 (or a parameter value).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Manifest {
+    pub schema: u32,
+    pub source_date_epoch: u64,
+    pub kernel: Option<KernelArtifact>,
+    /// Binary name → static musl binary.
+    pub userland: BTreeMap<String, FileArtifact>,
+    /// Variant ("production", "test") → archive.
+    pub initramfs: BTreeMap<String, FileArtifact>,
+    /// Photo name → sha256, as packed.
+    pub cats: BTreeMap<String, String>,
+}
+
+pub fn out_dir(root: &Path) -> PathBuf {
+    crate::userland::target_dir(root).join("nekos")
+}
+
+pub fn manifest_path(root: &Path) -> PathBuf {
+    std::env::var_os("NEKOS_MANIFEST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| out_dir(root).join("manifest.json"))
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the build manifest {} (run `cargo nekos build`)", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a NekOS build manifest", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        crate::util::write_atomic(path, &bytes)
+    }
+
+    pub fn kernel_path(&self) -> Result<&Path> {
+        self.kernel
+            .as_ref()
+            .map(|k| k.bzimage.as_path())
+            .context("the manifest has no kernel (run `cargo nekos build`)")
+    }
+
+    pub fn initramfs_path(&self, variant: &str) -> Result<&Path> {
+        self.initramfs
+            .get(variant)
+            .map(|a| a.path.as_path())
+            .with_context(|| format!("the manifest has no {variant} initramfs (run `cargo nekos build`)"))
+    }
+}

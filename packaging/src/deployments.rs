@@ -1,0 +1,147 @@
+//! The deployments — ways to boot NekOS in QEMU — defined once, as data. `cargo nekos run
+//! <name>` boots one interactively; the tests boot the same definitions and assert markers.
+//! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
+
+use anyhow::{Result, bail};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// `-M pc`: i440fx, PS/2 keyboard, ACPI power button.
+    Pc,
+    /// `-M microvm`: no PCI display, serial only; needs `tsc_early_khz` under TCG.
+    Microvm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Only the kernel: it must end in "VFS: Unable to mount root fs" (nothing to run).
+    Kernel,
+    /// Kernel + initramfs given to QEMU directly (`-kernel`/`-initrd`).
+    KernelInitramfs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Display {
+    /// No graphics device: the serial line is all there is.
+    SerialOnly,
+    /// `-vga std`: bochs-drm in the guest.
+    StdVga,
+    /// `-device virtio-gpu-pci`: virtio_gpu with KMS in the guest.
+    VirtioGpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The serial line shows the root-fs panic and QEMU exits (`panic=-1`, `-no-reboot`).
+    RootFsPanic,
+    /// init prints `nekos: boot ok`.
+    BootOk,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Deployment {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub machine: Machine,
+    pub payload: Payload,
+    pub display: Display,
+    pub outcome: Outcome,
+}
+
+pub const DEPLOYMENTS: &[Deployment] = &[
+    Deployment {
+        name: "kernel",
+        about: "kernel only, with a display: boots to the expected root-fs panic",
+        machine: Machine::Pc,
+        payload: Payload::Kernel,
+        display: Display::StdVga,
+        outcome: Outcome::RootFsPanic,
+    },
+    Deployment {
+        name: "kernel,serialonly",
+        about: "kernel only, no display device: the root-fs panic on the serial line",
+        machine: Machine::Pc,
+        payload: Payload::Kernel,
+        display: Display::SerialOnly,
+        outcome: Outcome::RootFsPanic,
+    },
+    Deployment {
+        name: "kernel,initramfs",
+        about: "kernel + initramfs on stdvga (bochs-drm): init, prompt, cats",
+        machine: Machine::Pc,
+        payload: Payload::KernelInitramfs,
+        display: Display::StdVga,
+        outcome: Outcome::BootOk,
+    },
+    Deployment {
+        name: "kernel,initramfs,virtio",
+        about: "as kernel,initramfs on virtio-gpu",
+        machine: Machine::Pc,
+        payload: Payload::KernelInitramfs,
+        display: Display::VirtioGpu,
+        outcome: Outcome::BootOk,
+    },
+    Deployment {
+        name: "microvm,kernel,initramfs,serialonly",
+        about: "QEMU microvm, serial console only",
+        machine: Machine::Microvm,
+        payload: Payload::KernelInitramfs,
+        display: Display::SerialOnly,
+        outcome: Outcome::BootOk,
+    },
+];
+
+pub fn find(name: &str) -> Result<&'static Deployment> {
+    if let Some(d) = DEPLOYMENTS.iter().find(|d| d.name == name) {
+        return Ok(d);
+    }
+    let names: Vec<&str> = DEPLOYMENTS.iter().map(|d| d.name).collect();
+    bail!("unknown deployment {name:?}; valid deployments:\n  {}", names.join("\n  "))
+}
+
+impl Deployment {
+    /// The kernel command line. `console=ttyS0` comes last so it becomes /dev/console and
+    /// userspace output reaches the serial log.
+    pub fn cmdline(&self, extra: &[String]) -> String {
+        let mut parts: Vec<String> = vec!["panic=-1".into()];
+        if self.machine == Machine::Microvm {
+            // Under TCG microvm hangs calibrating the TSC without this.
+            parts.push("tsc_early_khz=2000000".into());
+        }
+        parts.extend(extra.iter().cloned());
+        if self.display != Display::SerialOnly {
+            parts.push("console=tty0".into());
+        }
+        parts.push("console=ttyS0".into());
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_deployment_lists_valid_names() {
+        let err = find("kernal").unwrap_err().to_string();
+        for d in DEPLOYMENTS {
+            assert!(err.contains(d.name), "{err}");
+        }
+    }
+
+    #[test]
+    fn serial_console_is_last() {
+        for d in DEPLOYMENTS {
+            assert!(d.cmdline(&["nekos.seed=1".into()]).ends_with("console=ttyS0"));
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = DEPLOYMENTS.iter().map(|d| d.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DEPLOYMENTS.len());
+    }
+}

@@ -1,0 +1,84 @@
+//! Host requirements: which tool comes from which Debian package. A missing tool is
+//! installed by `packaging/host-setup.sh` when we run as root, otherwise the error prints the
+//! exact command to run.
+
+use anyhow::{Result, bail};
+use std::path::Path;
+use std::process::Command;
+
+/// (tool on PATH or absolute path, Debian package, what it is for)
+pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86 (from bookworm-backports)", "boots and tests"),
+    ("/usr/src/linux-source-6.12.tar.xz", "linux-source-6.12", "the kernel source"),
+    ("make", "make", "kernel build"),
+    ("gcc", "gcc", "kernel build"),
+    ("bc", "bc", "kernel build"),
+    ("bison", "bison", "kernel build"),
+    ("flex", "flex", "kernel build"),
+    ("tar", "tar", "kernel source unpacking"),
+    ("xz", "xz-utils", "kernel source unpacking"),
+    ("cpio", "cpio", "judging the initramfs format in tests"),
+    ("readelf", "binutils", "checking that userland binaries are static"),
+    ("/usr/include/libelf.h", "libelf-dev", "kernel build (objtool)"),
+    ("/usr/include/openssl/ssl.h", "libssl-dev", "kernel build"),
+];
+
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+
+fn present(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+pub fn missing_tools() -> Vec<&'static (&'static str, &'static str, &'static str)> {
+    HOST_TOOLS.iter().filter(|(tool, _, _)| !present(tool)).collect()
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
+}
+
+/// Makes sure every host tool is there: installs through host-setup.sh as root, otherwise
+/// fails naming each missing tool, its package and the command to run.
+pub fn ensure_tools(root: &Path) -> Result<()> {
+    let missing = missing_tools();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let script = root.join("packaging/host-setup.sh");
+    if is_root() {
+        eprintln!("nekos: installing missing host packages with {}", script.display());
+        let status = Command::new("bash").arg(&script).status()?;
+        if status.success() && missing_tools().is_empty() {
+            return Ok(());
+        }
+    }
+    let mut msg = String::from("missing host tools:\n");
+    for (tool, package, why) in missing_tools() {
+        msg.push_str(&format!("  {tool} — Debian package {package} ({why})\n"));
+    }
+    msg.push_str(&format!("install them as root with: bash {}\n", script.display()));
+    bail!(msg)
+}
+
+/// The musl target must be installed for the pinned toolchain; the error gives the command.
+pub fn ensure_musl_target(root: &Path) -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root)
+        .output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == MUSL_TARGET) => Ok(()),
+        Ok(_) => bail!(
+            "the Rust target {MUSL_TARGET} is not installed for the pinned toolchain; run:\n  \
+             (cd {} && rustup target add {MUSL_TARGET})",
+            root.display()
+        ),
+        Err(e) => bail!("cannot run rustup ({e}); install rustup, then: rustup target add {MUSL_TARGET}"),
+    }
+}

@@ -1,0 +1,154 @@
+//! The initramfs: `/init`, `/bin/*`, `/etc/os-release`, `/dev/console` and the cats, as a
+//! deterministic newc archive, optionally compressed with a pinned, single-threaded codec.
+
+use crate::cpio::{Archive, Node};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// What users boot.
+    Production,
+    /// Production plus test-only programs (crash loops, orphan makers) for the QEMU tests.
+    Test,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Production => "production",
+            Variant::Test => "test",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Fastest to boot under TCG (decompression is emulated): the tests use this.
+    #[default]
+    None,
+    /// flate2 + miniz_oxide, level 9 (byte-identical across miniz_oxide versions).
+    Gzip,
+    /// libzstd (version pinned by Cargo.lock), level 19, single-threaded.
+    Zstd,
+}
+
+impl Compression {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => "cpio",
+            Compression::Gzip => "cpio.gz",
+            Compression::Zstd => "cpio.zst",
+        }
+    }
+
+    pub fn compress(self, data: Vec<u8>) -> Result<Vec<u8>> {
+        match self {
+            Compression::None => Ok(data),
+            Compression::Gzip => {
+                // GzBuilder without filename or mtime: the header is fixed bytes.
+                let mut enc = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(Vec::new(), flate2::Compression::new(9));
+                enc.write_all(&data)?;
+                Ok(enc.finish()?)
+            }
+            Compression::Zstd => {
+                let mut enc = zstd::stream::Encoder::new(Vec::new(), 19)?;
+                // Checksums are fine for the kernel; the content size makes the frame
+                // self-describing.
+                enc.include_checksum(true)?;
+                enc.set_pledged_src_size(Some(data.len() as u64))?;
+                enc.write_all(&data)?;
+                Ok(enc.finish()?)
+            }
+        }
+    }
+}
+
+pub const PHOTO_DIR: &str = "usr/share/nekos/cats";
+
+/// One photo accepted for the image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Photo {
+    pub name: String,
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Reads the photo directory: every .jpg/.jpeg/.png that decodes is kept; the others are
+/// reported and left out. Fails only when none is usable.
+pub fn collect_photos(dir: &Path) -> Result<Vec<(Photo, Vec<u8>)>> {
+    let read = fs::read_dir(dir).with_context(|| format!("cats directory {}", dir.display()))?;
+    let mut names: Vec<PathBuf> = read
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .map(|e| matches!(e.to_ascii_lowercase().to_str(), Some("jpg" | "jpeg" | "png")))
+                    .unwrap_or(false)
+        })
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for path in names {
+        let bytes = fs::read(&path)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let decoded = image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.into_dimensions().map_err(anyhow::Error::from));
+        match decoded {
+            Ok((width, height)) => out.push((
+                Photo { name, sha256: crate::util::sha256_hex(&bytes), width, height },
+                bytes,
+            )),
+            Err(e) => eprintln!("nekos: warning: cats: {} does not decode ({e}); left out", path.display()),
+        }
+    }
+    if out.is_empty() {
+        bail!("cats directory {}: no usable photo (.jpg, .jpeg or .png that decodes)", dir.display());
+    }
+    Ok(out)
+}
+
+pub struct Inputs<'a> {
+    pub programs: &'a [(String, PathBuf)],
+    pub photos: &'a [(Photo, Vec<u8>)],
+    pub os_release: &'a [u8],
+    pub variant: Variant,
+}
+
+/// Lays out the archive. Pure: the same inputs always give the same archive.
+pub fn archive(inputs: &Inputs) -> Result<Archive> {
+    let mut a = Archive::new();
+    for dir in ["bin", "dev", "etc", "proc", "sys", "run", "tmp", "root", PHOTO_DIR] {
+        a.mkdir_p(dir)?;
+    }
+    // Without /dev/console in the archive the kernel starts /init with no stdio.
+    a.add("dev/console", Node::CharDevice { major: 5, minor: 1 }, 0o600)?;
+    a.add("etc/os-release", Node::File(inputs.os_release.to_vec()), 0o644)?;
+    for (bin, path) in inputs.programs {
+        let Some((_, _, dest, test_only)) = crate::userland::PROGRAMS.iter().find(|p| p.1 == bin) else {
+            bail!("unknown program {bin}");
+        };
+        if *test_only && inputs.variant != Variant::Test {
+            continue;
+        }
+        let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        a.add(dest, Node::File(bytes), 0o755)?;
+    }
+    // The serial prompt is /init itself, started under another name (multi-call binary).
+    a.add("bin/nsh", Node::Symlink("/init".into()), 0o777)?;
+    for (photo, bytes) in inputs.photos {
+        a.add(&format!("{PHOTO_DIR}/{}", photo.name), Node::File(bytes.clone()), 0o644)?;
+    }
+    Ok(a)
+}

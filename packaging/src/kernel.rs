@@ -1,0 +1,365 @@
+//! The kernel: Debian's `linux-source-6.12` tarball + `kernel-config/nekos.config`, built
+//! reproducibly and cached by the hash of everything that goes into it.
+
+use crate::cache::{Entry, InputHash};
+use crate::progress::Progress;
+use crate::util::{self, run_capture, sha256_file};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const SOURCE_PACKAGE: &str = "linux-source-6.12";
+pub const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+/// The directory the tarball unpacks into.
+const TARBALL_DIR: &str = "linux-source-6.12";
+/// Bump when the build recipe below changes in a way that changes the output.
+const RECIPE_VERSION: &str = "1";
+
+/// The environment that makes two builds from different paths bit-identical
+/// (see shared notes: reproducible kernel).
+const REPRODUCIBLE_ENV: &[(&str, &str)] = &[
+    ("KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00 UTC"),
+    ("KBUILD_BUILD_USER", "nekos"),
+    ("KBUILD_BUILD_HOST", "nekos"),
+    ("KBUILD_BUILD_VERSION", "1"),
+    ("LC_ALL", "C"),
+    ("TZ", "UTC"),
+];
+
+/// `kernel-config/linux-source.lock`: the source this project was built and tested with.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SourceLock {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct KernelArtifact {
+    pub bzimage: PathBuf,
+    pub config: PathBuf,
+    pub sha256: String,
+    pub source: SourceLock,
+    pub gcc: String,
+    pub binutils: String,
+    pub input_hash: String,
+    pub inputs: BTreeMap<String, String>,
+    /// Wall time of the build that produced the cache entry.
+    pub clean_build_seconds: f64,
+    pub cached: bool,
+}
+
+#[derive(Default, Clone)]
+pub struct KernelOptions {
+    /// Refuse a source that differs from `linux-source.lock`.
+    pub locked: bool,
+    pub jobs: Option<usize>,
+}
+
+fn lock_path(root: &Path) -> PathBuf {
+    root.join("kernel-config/linux-source.lock")
+}
+
+pub fn fragment_path(root: &Path) -> PathBuf {
+    root.join("kernel-config/nekos.config")
+}
+
+pub fn read_lock(root: &Path) -> Result<SourceLock> {
+    let path = lock_path(root);
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!("{}: expected package, version and sha256 keys", path.display())
+    })
+}
+
+pub fn current_source() -> Result<SourceLock> {
+    if !Path::new(TARBALL).is_file() {
+        bail!("{TARBALL} is missing: install the Debian package {SOURCE_PACKAGE}");
+    }
+    let version = run_capture(Command::new("dpkg-query").args(["-W", "-f=${Version}", SOURCE_PACKAGE]))
+        .unwrap_or_else(|_| "unknown".into());
+    Ok(SourceLock { package: SOURCE_PACKAGE.into(), version, sha256: sha256_file(Path::new(TARBALL))? })
+}
+
+/// Compares the installed source with the lock: `--locked` refuses drift, the default mode
+/// warns and goes on (Debian replaces old versions in its pool, so drift will happen).
+fn check_source(root: &Path, source: &SourceLock, locked: bool) -> Result<()> {
+    let lock = read_lock(root)?;
+    if &lock == source {
+        return Ok(());
+    }
+    let msg = format!(
+        "kernel source differs from {}:\n  locked:    {} {} sha256 {}\n  installed: {} {} sha256 {}",
+        lock_path(root).display(),
+        lock.package, lock.version, lock.sha256,
+        source.package, source.version, source.sha256
+    );
+    if locked {
+        bail!("{msg}\n--locked refuses to build from a different source");
+    }
+    eprintln!("nekos: warning: {msg}\n  building anyway; the manifest records the source used");
+    Ok(())
+}
+
+/// One fragment line: `CONFIG_X=value`, or `CONFIG_X=n` / `# CONFIG_X is not set` for off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    /// None means "must be off".
+    pub value: Option<String>,
+}
+
+pub fn parse_fragment(text: &str) -> Result<Vec<Wanted>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("# ") {
+            if let Some(name) = rest.strip_suffix(" is not set") {
+                out.push(Wanted { name: name.to_string(), value: None });
+            }
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            bail!("nekos.config line {}: expected CONFIG_NAME=value, got {line:?}", n + 1);
+        };
+        if !name.starts_with("CONFIG_") {
+            bail!("nekos.config line {}: option names start with CONFIG_, got {name:?}", n + 1);
+        }
+        let value = (value != "n").then(|| value.to_string());
+        out.push(Wanted { name: name.to_string(), value });
+    }
+    Ok(out)
+}
+
+pub fn parse_dotconfig(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| l.starts_with("CONFIG_"))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every option of the fragment that did not survive into `.config`.
+pub fn dropped_options(wanted: &[Wanted], config: &BTreeMap<String, String>) -> Vec<(Wanted, Option<String>)> {
+    wanted
+        .iter()
+        .filter(|w| config.get(&w.name) != w.value.as_ref())
+        .map(|w| (w.clone(), config.get(&w.name).cloned()))
+        .collect()
+}
+
+/// Why kconfig dropped `name`: the `depends on` lines of its Kconfig entry, with the current
+/// value of each symbol they mention.
+fn explain_dependency(src: &Path, name: &str, config: &BTreeMap<String, String>) -> String {
+    let symbol = name.trim_start_matches("CONFIG_");
+    let mut depends = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(read) = fs::read_dir(&dir) else { continue };
+        for entry in read.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("Kconfig")) {
+                let Ok(text) = fs::read_to_string(&path) else { continue };
+                let mut inside = false;
+                for line in text.lines() {
+                    let t = line.trim();
+                    if t == format!("config {symbol}") || t == format!("menuconfig {symbol}") {
+                        inside = true;
+                    } else if inside && !line.starts_with(char::is_whitespace) && !t.is_empty() {
+                        inside = false;
+                    } else if inside {
+                        if let Some(expr) = t.strip_prefix("depends on ") {
+                            depends.push(expr.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if depends.is_empty() {
+        return "no `depends on` found; the option may have no prompt (it must be selected by another option)".into();
+    }
+    let mut parts = Vec::new();
+    for expr in depends {
+        let symbols: Vec<String> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|s| !s.is_empty() && s.chars().any(|c| c.is_ascii_uppercase()))
+            .map(|s| {
+                let value = config.get(&format!("CONFIG_{s}")).map(String::as_str).unwrap_or("not set");
+                format!("{s}={value}")
+            })
+            .collect();
+        parts.push(format!("depends on {expr} [{}]", symbols.join(", ")));
+    }
+    parts.join("; ")
+}
+
+fn kernel_inputs(root: &Path, source: &SourceLock) -> Result<(InputHash, String, String)> {
+    let fragment = fs::read_to_string(fragment_path(root))
+        .with_context(|| format!("cannot read {}", fragment_path(root).display()))?;
+    let gcc = util::tool_version("gcc")?;
+    let binutils = util::tool_version("ld")?;
+    let mut hash = InputHash::default();
+    hash.add("recipe", RECIPE_VERSION)
+        .add("source.package", &source.package)
+        .add("source.sha256", &source.sha256)
+        .add("fragment.sha256", &util::sha256_hex(fragment.as_bytes()))
+        .add("gcc", &gcc)
+        .add("binutils", &binutils);
+    for (k, v) in REPRODUCIBLE_ENV {
+        hash.add(k, v);
+    }
+    Ok((hash, gcc, binutils))
+}
+
+/// Returns the kernel, from the cache when its inputs are unchanged, else building it.
+pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
+    let source = current_source()?;
+    check_source(root, &source, opts.locked)?;
+    let (hash, gcc, binutils) = kernel_inputs(root, &source)?;
+    let key = hash.hex();
+    let entry = Entry::new("kernel", &key);
+    let info_path = entry.dir.join("kernel.json");
+    if entry.is_complete() {
+        if let Ok(text) = fs::read_to_string(&info_path) {
+            if let Ok(mut art) = serde_json::from_str::<KernelArtifact>(&text) {
+                if sha256_file(&art.bzimage).ok().as_deref() == Some(art.sha256.as_str()) {
+                    art.cached = true;
+                    return Ok(art);
+                }
+                eprintln!("nekos: cached kernel {} is damaged, rebuilding", art.bzimage.display());
+            }
+        }
+    }
+    let scratch = entry.scratch()?;
+    let built = build_in(root, &scratch, opts.jobs);
+    let (bz, config, secs) = match built {
+        Ok(v) => v,
+        Err(e) => {
+            // Keep the log for diagnosis, drop the tree so nothing half-built is reused.
+            let log = scratch.join("build.log");
+            let kept = crate::cache::cache_root().join("logs").join(format!("kernel-{}.log", &key[..16]));
+            if log.is_file() {
+                let _ = fs::create_dir_all(kept.parent().unwrap_or(Path::new("/tmp")));
+                let _ = fs::copy(&log, &kept);
+            }
+            let _ = fs::remove_dir_all(&scratch);
+            return Err(e.context(format!("kernel build failed (log: {})", kept.display())));
+        }
+    };
+    let _ = fs::remove_dir_all(scratch.join(TARBALL_DIR));
+    let art = KernelArtifact {
+        bzimage: entry.dir.join("bzImage"),
+        config: entry.dir.join("config"),
+        sha256: util::sha256_hex(&bz),
+        source,
+        gcc,
+        binutils,
+        input_hash: key,
+        inputs: hash.inputs.iter().cloned().collect(),
+        clean_build_seconds: secs,
+        cached: false,
+    };
+    fs::write(scratch.join("bzImage"), &bz)?;
+    fs::write(scratch.join("config"), &config)?;
+    fs::write(scratch.join("kernel.json"), serde_json::to_vec_pretty(&art)?)?;
+    entry.commit(&scratch)?;
+    Ok(art)
+}
+
+/// Unpacks the source under `work`, configures, checks the configuration and builds.
+/// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
+pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
+    let log_path = work.join("build.log");
+    let log = fs::File::create(&log_path)?;
+    let progress = Progress::start("building the kernel (clean build takes ~5 min on 2 cores)", Some(&log_path));
+    let status = Command::new("tar")
+        .args(["-xf", TARBALL, "-C"])
+        .arg(work)
+        .stderr(log.try_clone()?)
+        .status()
+        .context("cannot run tar")?;
+    if !status.success() {
+        bail!("cannot unpack {TARBALL}");
+    }
+    let src = work.join(TARBALL_DIR);
+    let make = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new("make");
+        cmd.current_dir(&src).args(args).envs(REPRODUCIBLE_ENV.iter().copied());
+        cmd.stdout(log.try_clone()?).stderr(log.try_clone()?).stdin(Stdio::null());
+        let status = cmd.status().context("cannot run make")?;
+        if !status.success() {
+            let text = fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("make {} failed:\n{}", args.join(" "), util::tail_lines(&text, 30));
+        }
+        Ok(())
+    };
+    let fragment = fragment_path(root);
+    make(&["allnoconfig", &format!("KCONFIG_ALLCONFIG={}", fragment.display())])?;
+    let config = fs::read_to_string(src.join(".config"))?;
+    let wanted = parse_fragment(&fs::read_to_string(&fragment)?)?;
+    let values = parse_dotconfig(&config);
+    let dropped = dropped_options(&wanted, &values);
+    if !dropped.is_empty() {
+        let mut msg = String::from("kconfig dropped options of kernel-config/nekos.config:\n");
+        for (w, got) in dropped {
+            msg.push_str(&format!(
+                "  {}={} (final .config: {}): {}\n",
+                w.name,
+                w.value.as_deref().unwrap_or("n"),
+                got.as_deref().unwrap_or("not set"),
+                explain_dependency(&src, &w.name, &values)
+            ));
+        }
+        bail!(msg);
+    }
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    make(&[&format!("-j{jobs}"), "bzImage"])?;
+    let bz = fs::read(src.join("arch/x86/boot/bzImage"))?;
+    let secs = progress.finish("done").as_secs_f64();
+    Ok((bz, config, secs))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragment_parses_on_and_off() {
+        let w = parse_fragment("# c\nCONFIG_A=y\nCONFIG_B=n\n# CONFIG_C is not set\nCONFIG_D=\"x\"\n").unwrap();
+        assert_eq!(w.len(), 4);
+        assert_eq!(w[1], Wanted { name: "CONFIG_B".into(), value: None });
+        assert_eq!(w[3].value.as_deref(), Some("\"x\""));
+        assert!(parse_fragment("FOO=y").is_err());
+        assert!(parse_fragment("CONFIG_FOO").is_err());
+    }
+
+    #[test]
+    fn dropped_options_are_found() {
+        let wanted = parse_fragment("CONFIG_A=y\nCONFIG_B=n\nCONFIG_C=y\n").unwrap();
+        let config = parse_dotconfig("CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\n");
+        let names: Vec<_> = dropped_options(&wanted, &config).into_iter().map(|(w, _)| w.name).collect();
+        assert_eq!(names, ["CONFIG_B", "CONFIG_C"]);
+    }
+
+    #[test]
+    fn project_fragment_is_well_formed() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let wanted = parse_fragment(&fs::read_to_string(fragment_path(&root)).unwrap()).unwrap();
+        assert!(wanted.iter().any(|w| w.name == "CONFIG_EFI_STUB"));
+        let mut names: Vec<_> = wanted.iter().map(|w| &w.name).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "an option appears twice in nekos.config");
+    }
+}

@@ -1,0 +1,21 @@
+//! NekOS host tools. `main.rs` is only the command line; everything it does lives here so
+//! the tests drive the same code paths as users.
+
+pub mod artifacts;
+pub mod authenticode;
+pub mod bench;
+pub mod build;
+pub mod cache;
+pub mod cpio;
+pub mod deployments;
+pub mod host;
+pub mod initramfs;
+pub mod kernel;
+pub mod keys;
+pub mod pe;
+pub mod progress;
+pub mod qemu;
+pub mod qmp;
+pub mod uki;
+pub mod userland;
+pub mod util;

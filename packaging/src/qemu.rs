@@ -1,0 +1,312 @@
+//! Boots a deployment in QEMU. Tests get a `Vm` with the serial line, QMP and markers to
+//! wait for (never sleeps); users get QEMU in the foreground.
+
+use crate::artifacts::Manifest;
+use crate::deployments::{Deployment, Display, Machine, Payload};
+use crate::qmp::Qmp;
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// Which initramfs: "production" or "test".
+    pub variant: String,
+    /// Extra kernel command-line words (before `console=ttyS0`).
+    pub cmdline: Vec<String>,
+    pub memory_mib: u32,
+    pub accel: Accel,
+    /// Where to keep the serial log (a copy of everything the guest printed).
+    pub log: Option<PathBuf>,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            variant: "production".into(),
+            cmdline: Vec::new(),
+            memory_mib: 256,
+            accel: Accel::Tcg,
+            log: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+/// How QEMU's display and serial line are connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frontend {
+    /// Tests: no window, serial on a pipe, QMP on a socket.
+    Headless,
+    /// Users: a window if there is a display, the serial line on the terminal.
+    Interactive { window: bool },
+}
+
+/// The QEMU command for a deployment. Pure apart from the paths it is given.
+pub fn command(
+    dep: &Deployment,
+    manifest: &Manifest,
+    opts: &BootOptions,
+    frontend: Frontend,
+    qmp_socket: Option<&Path>,
+) -> Result<Command> {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-nodefaults", "-no-user-config", "-no-reboot"]);
+    cmd.args(["-accel", if opts.accel == Accel::Kvm { "kvm" } else { "tcg" }]);
+    cmd.args(["-smp", "1", "-m", &opts.memory_mib.to_string()]);
+    // No NIC: otherwise the PXE option ROM spends seconds looking for a boot server.
+    cmd.args(["-nic", "none"]);
+    match dep.machine {
+        Machine::Pc => cmd.args(["-M", "pc"]),
+        Machine::Microvm => cmd.args(["-M", "microvm"]),
+    };
+    match dep.display {
+        Display::SerialOnly => {}
+        Display::StdVga => {
+            cmd.args(["-vga", "std"]);
+        }
+        Display::VirtioGpu => {
+            cmd.args(["-device", "virtio-gpu-pci"]);
+        }
+    }
+    match frontend {
+        Frontend::Headless => {
+            cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
+        }
+        Frontend::Interactive { window } => {
+            if !window || dep.display == Display::SerialOnly {
+                cmd.args(["-display", "none"]);
+            }
+            // mon:stdio: the serial line on the terminal, Ctrl-A X quits, Ctrl-A C monitor.
+            cmd.args(["-serial", "mon:stdio"]);
+        }
+    }
+    if let Some(sock) = qmp_socket {
+        cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", sock.display()));
+    }
+    cmd.arg("-kernel").arg(manifest.kernel_path()?);
+    if dep.payload == Payload::KernelInitramfs {
+        cmd.arg("-initrd").arg(manifest.initramfs_path(&opts.variant)?);
+    }
+    cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
+    Ok(cmd)
+}
+
+#[derive(Default)]
+struct Serial {
+    text: String,
+    closed: bool,
+}
+
+/// A running guest under test.
+pub struct Vm {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    serial: Arc<(Mutex<Serial>, Condvar)>,
+    dir: PathBuf,
+    pub started: Instant,
+    qmp_path: PathBuf,
+    log: Option<PathBuf>,
+}
+
+static VM_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Vm {
+    pub fn start(dep: &Deployment, manifest: &Manifest, opts: &BootOptions) -> Result<Vm> {
+        let dir = std::env::temp_dir().join(format!(
+            "nekos-vm-{}-{}",
+            std::process::id(),
+            VM_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir)?;
+        let qmp_path = dir.join("qmp.sock");
+        let mut cmd = command(dep, manifest, opts, Frontend::Headless, Some(&qmp_path))?;
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86 from bookworm-backports)")?;
+        let serial = Arc::new((Mutex::new(Serial::default()), Condvar::new()));
+        let log_file = match &opts.log {
+            Some(p) => {
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                Some(fs::File::create(p)?)
+            }
+            None => None,
+        };
+        for (stream, is_stderr) in [
+            (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), false),
+            (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), true),
+        ] {
+            let Some(mut stream) = stream else { continue };
+            let serial = serial.clone();
+            let mut log = log_file.as_ref().and_then(|f| f.try_clone().ok());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    let (lock, cvar) = &*serial;
+                    let Ok(mut s) = lock.lock() else { return };
+                    if n == 0 {
+                        if !is_stderr {
+                            s.closed = true;
+                        }
+                        cvar.notify_all();
+                        return;
+                    }
+                    let chunk = String::from_utf8_lossy(&buf[..n]);
+                    // QEMU's own stderr is kept in the same transcript, marked, so a failed
+                    // test shows QEMU's complaints next to the guest's output.
+                    if is_stderr {
+                        for line in chunk.lines() {
+                            s.text.push_str(&format!("\n[qemu stderr] {line}\n"));
+                        }
+                    } else {
+                        s.text.push_str(&chunk.replace('\r', ""));
+                    }
+                    if let Some(f) = log.as_mut() {
+                        let _ = f.write_all(&buf[..n]);
+                    }
+                    cvar.notify_all();
+                }
+            });
+        }
+        Ok(Vm {
+            name: dep.name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            serial,
+            dir,
+            started,
+            qmp_path,
+            log: opts.log.clone(),
+        })
+    }
+
+    /// Everything the guest printed so far.
+    pub fn transcript(&self) -> String {
+        self.serial.0.lock().map(|s| s.text.clone()).unwrap_or_default()
+    }
+
+    /// A position in the transcript; `wait_from` only looks at what comes after it.
+    pub fn mark(&self) -> usize {
+        self.serial.0.lock().map(|s| s.text.len()).unwrap_or(0)
+    }
+
+    pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<Duration> {
+        self.wait_from(0, marker, timeout).map(|_| self.started.elapsed())
+    }
+
+    /// Waits until `marker` appears after byte `from`; returns the offset just past it.
+    /// Fails at the timeout or as soon as QEMU exits, with the tail of the serial log.
+    pub fn wait_from(&self, from: usize, marker: &str, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.serial;
+        let mut s = lock.lock().map_err(|_| anyhow::anyhow!("serial reader poisoned"))?;
+        loop {
+            if let Some(pos) = s.text.get(from..).and_then(|t| t.find(marker)) {
+                return Ok(from + pos + marker.len());
+            }
+            let now = Instant::now();
+            if s.closed || now >= deadline {
+                let why = if s.closed { "QEMU exited" } else { "timed out" };
+                let tail = crate::util::tail_lines(&s.text, 40);
+                drop(s);
+                bail!(
+                    "{}: {why} after {:.1}s waiting for {marker:?}{}\n--- last serial lines ---\n{tail}",
+                    self.name,
+                    self.started.elapsed().as_secs_f64(),
+                    self.log.as_ref().map(|p| format!(" (serial log: {})", p.display())).unwrap_or_default()
+                );
+            }
+            s = cvar
+                .wait_timeout(s, deadline - now)
+                .map_err(|_| anyhow::anyhow!("serial reader poisoned"))?
+                .0;
+        }
+    }
+
+    /// Fails if `marker` appears anywhere in the transcript (e.g. a panic).
+    pub fn assert_absent(&self, marker: &str) -> Result<()> {
+        let text = self.transcript();
+        if text.contains(marker) {
+            bail!("{}: unexpected {marker:?} on the serial line\n{}", self.name, crate::util::tail_lines(&text, 40));
+        }
+        Ok(())
+    }
+
+    /// Types on the serial line.
+    pub fn send(&mut self, text: &str) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("serial input closed")?;
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// Types a command at the prompt and waits for the status line it produces.
+    pub fn run_at_prompt(&mut self, line: &str, timeout: Duration) -> Result<String> {
+        let from = self.mark();
+        self.send(&format!("{line}\n"))?;
+        let end = self.wait_from(from, "nekos# ", timeout)?;
+        let text = self.transcript();
+        Ok(text.get(from..end).unwrap_or("").to_string())
+    }
+
+    pub fn qmp(&self) -> Result<Qmp> {
+        Qmp::connect(&self.qmp_path, Duration::from_secs(10))
+    }
+
+    pub fn scratch_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Waits for QEMU to exit by itself (a guest poweroff, reboot or panic with -no-reboot).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{}: QEMU still running {:.0}s after the deadline\n{}",
+                    self.name,
+                    timeout.as_secs_f64(),
+                    crate::util::tail_lines(&self.transcript(), 40)
+                );
+            }
+            // QEMU's exit is not observable as an event on a Child without a reaper
+            // thread; a short poll interval is the bounded wait here.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `cargo nekos run`: QEMU in the foreground, a window when a display exists.
+pub fn run_interactive(dep: &Deployment, manifest: &Manifest, opts: &BootOptions) -> Result<ExitStatus> {
+    let window = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, None)?;
+    eprintln!("nekos: booting {} ({}){}", dep.name, dep.about, if window { "" } else { "; serial console below, Ctrl-A X quits" });
+    cmd.status().context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)")
+}

@@ -1,0 +1,133 @@
+//! Small helpers shared by every step: hashing, atomic writes, locating the workspace.
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file =
+        fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// a failed or interrupted build never leaves a truncated artifact under the final name.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = tmp_path_for(path);
+    let result = (|| -> Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    if let Err(err) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(err.context(format!("cannot write {}", path.display())));
+    }
+    fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))
+}
+
+/// Copies a file atomically (temp file + rename), keeping the mode bits.
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let bytes = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    write_atomic(to, &bytes)?;
+    let perms = fs::metadata(from)?.permissions();
+    fs::set_permissions(to, perms)?;
+    Ok(())
+}
+
+pub fn tmp_path_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// The workspace root: the directory of the top Cargo.toml. Found from the running binary's
+/// compile-time manifest dir first (so `cargo nekos` works from any subdirectory), then from
+/// the current directory upwards.
+pub fn workspace_root() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("NEKOS_WORKSPACE") {
+        return Ok(PathBuf::from(dir));
+    }
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if compiled.join("kernel-config").is_dir() {
+        return Ok(compiled.canonicalize()?);
+    }
+    let mut dir = std::env::current_dir()?;
+    loop {
+        if dir.join("kernel-config").is_dir() && dir.join("Cargo.toml").is_file() {
+            return Ok(dir);
+        }
+        if !dir.pop() {
+            bail!("not inside the NekOS workspace (no kernel-config/ and Cargo.toml found upwards)");
+        }
+    }
+}
+
+/// The timestamp every build output carries. SOURCE_DATE_EPOCH wins; otherwise the HEAD
+/// commit time, so two clean checkouts of one commit agree; 0 outside git.
+pub fn source_date_epoch(root: &Path) -> u64 {
+    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
+        if let Ok(n) = value.trim().parse() {
+            return n;
+        }
+    }
+    Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs a command, returning stdout; the error names the program and shows its stderr.
+pub fn run_capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed ({}): {}",
+            cmd.get_program(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// First line of `<tool> --version`, recorded in manifests because it is embedded in outputs.
+pub fn tool_version(tool: &str) -> Result<String> {
+    let out = run_capture(Command::new(tool).arg("--version"))?;
+    Ok(out.lines().next().unwrap_or("").trim().to_string())
+}
+
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join("\n")
+}
