@@ -1,0 +1,18 @@
+//! snpcheck: the NekOS in-guest AMD SEV-SNP checker.
+//!
+//! Parsers of untrusted input (reports, certificate tables, certificates) never panic.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![deny(unsafe_code)]
+
+pub mod certs;
+pub mod certtable;
+pub mod cli;
+pub mod detect;
+pub mod fetch;
+pub mod hex;
+pub mod json;
+pub mod report;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod verify;
