@@ -150,5 +150,57 @@ pub fn archive(inputs: &Inputs) -> Result<Archive> {
     for (photo, bytes) in inputs.photos {
         a.add(&format!("{PHOTO_DIR}/{}", photo.name), Node::File(bytes.clone()), 0o644)?;
     }
+    if inputs.variant == Variant::Test {
+        for (name, bytes) in test_photos()? {
+            a.add(&format!("{PHOTO_DIR}/{name}"), Node::File(bytes), 0o644)?;
+        }
+    }
     Ok(a)
+}
+
+/// Photos that exist only in the test variant, named to sort first so `nekos.order=name`
+/// shows them first: an EXIF orientation 6 photo (stored rotated; shown upright it has red,
+/// green, blue and white quadrants clockwise from top-left) and a file that does not decode.
+/// Generated, not stored: a few lines of code document them better than binary files.
+pub fn test_photos() -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(vec![
+        ("00-exif-orientation-6.jpg".into(), orientation_6_jpeg()?),
+        // A JPEG start-of-image marker and then garbage: sniffed as JPEG, fails to decode.
+        ("01-corrupt.jpg".into(), [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0x5A; 512][..]].concat()),
+    ])
+}
+
+/// The quadrant colours of the upright test picture, clockwise from top-left.
+pub const ORIENTATION_QUADRANTS: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [255, 255, 255], [0, 0, 255]];
+
+fn orientation_6_jpeg() -> Result<Vec<u8>> {
+    let (w, h) = (320u32, 240u32);
+    let upright = image::RgbImage::from_fn(w, h, |x, y| {
+        let q = match (x < w / 2, y < h / 2) {
+            (true, true) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+            (true, false) => 3,
+        };
+        image::Rgb(ORIENTATION_QUADRANTS[q])
+    });
+    // Orientation 6 means "rotate 90° clockwise to display": store it rotated counter-clockwise.
+    let stored = image::imageops::rotate270(&upright);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95).encode_image(&stored)?;
+    // APP1 "Exif": big-endian TIFF header, IFD0 with one entry, Orientation (0x0112) SHORT 6.
+    let tiff: [u8; 26] = [
+        b'M', b'M', 0, 42, 0, 0, 0, 8, // header, IFD0 at offset 8
+        0, 1, // one entry
+        0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, // Orientation, SHORT, count 1, value 6
+        0, 0, 0, 0, // no next IFD
+    ];
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend_from_slice(&u16::try_from(2 + 6 + tiff.len())?.to_be_bytes());
+    app1.extend_from_slice(b"Exif\0\0");
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    Ok(out)
 }

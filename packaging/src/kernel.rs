@@ -275,12 +275,8 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
     Ok(art)
 }
 
-/// Unpacks the source under `work`, configures, checks the configuration and builds.
-/// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
-pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
-    let log_path = work.join("build.log");
-    let log = fs::File::create(&log_path)?;
-    let progress = Progress::start("building the kernel (clean build takes ~5 min on 2 cores)", Some(&log_path));
+/// Unpacks the kernel source tarball under `work`; returns the source directory.
+pub fn unpack(work: &Path, log: &fs::File) -> Result<PathBuf> {
     let status = Command::new("tar")
         .args(["-xf", TARBALL, "-C"])
         .arg(work)
@@ -290,39 +286,59 @@ pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8
     if !status.success() {
         bail!("cannot unpack {TARBALL}");
     }
-    let src = work.join(TARBALL_DIR);
-    let make = |args: &[&str]| -> Result<()> {
-        let mut cmd = Command::new("make");
-        cmd.current_dir(&src).args(args).envs(REPRODUCIBLE_ENV.iter().copied());
-        cmd.stdout(log.try_clone()?).stderr(log.try_clone()?).stdin(Stdio::null());
-        let status = cmd.status().context("cannot run make")?;
-        if !status.success() {
-            let text = fs::read_to_string(&log_path).unwrap_or_default();
-            bail!("make {} failed:\n{}", args.join(" "), util::tail_lines(&text, 30));
-        }
-        Ok(())
-    };
-    let fragment = fragment_path(root);
-    make(&["allnoconfig", &format!("KCONFIG_ALLCONFIG={}", fragment.display())])?;
+    Ok(work.join(TARBALL_DIR))
+}
+
+fn make(src: &Path, log_path: &Path, args: &[&str]) -> Result<()> {
+    let log = fs::OpenOptions::new().create(true).append(true).open(log_path)?;
+    let mut cmd = Command::new("make");
+    cmd.current_dir(src).args(args).envs(REPRODUCIBLE_ENV.iter().copied());
+    cmd.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
+    let status = cmd.status().context("cannot run make")?;
+    if !status.success() {
+        let text = fs::read_to_string(log_path).unwrap_or_default();
+        bail!("make {} failed:\n{}", args.join(" "), util::tail_lines(&text, 30));
+    }
+    Ok(())
+}
+
+/// `make allnoconfig` with the fragment, then checks that every option of the fragment is
+/// in the final `.config`; kconfig silently drops options whose dependencies are off, so
+/// the error names each dropped option and its unmet `depends on`. Returns `.config`.
+pub fn configure(src: &Path, fragment: &Path, log_path: &Path) -> Result<String> {
+    make(src, log_path, &["allnoconfig", &format!("KCONFIG_ALLCONFIG={}", fragment.display())])?;
     let config = fs::read_to_string(src.join(".config"))?;
-    let wanted = parse_fragment(&fs::read_to_string(&fragment)?)?;
+    let wanted = parse_fragment(
+        &fs::read_to_string(fragment).with_context(|| format!("cannot read {}", fragment.display()))?,
+    )?;
     let values = parse_dotconfig(&config);
     let dropped = dropped_options(&wanted, &values);
     if !dropped.is_empty() {
-        let mut msg = String::from("kconfig dropped options of kernel-config/nekos.config:\n");
+        let mut msg = format!("kconfig dropped options of {}:\n", fragment.display());
         for (w, got) in dropped {
             msg.push_str(&format!(
                 "  {}={} (final .config: {}): {}\n",
                 w.name,
                 w.value.as_deref().unwrap_or("n"),
                 got.as_deref().unwrap_or("not set"),
-                explain_dependency(&src, &w.name, &values)
+                explain_dependency(src, &w.name, &values)
             ));
         }
         bail!(msg);
     }
+    Ok(config)
+}
+
+/// Unpacks the source under `work`, configures, checks the configuration and builds.
+/// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
+pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
+    let log_path = work.join("build.log");
+    let log = fs::File::create(&log_path)?;
+    let progress = Progress::start("building the kernel (clean build takes ~5 min on 2 cores)", Some(&log_path));
+    let src = unpack(work, &log)?;
+    let config = configure(&src, &fragment_path(root), &log_path)?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    make(&[&format!("-j{jobs}"), "bzImage"])?;
+    make(&src, &log_path, &[&format!("-j{jobs}"), "bzImage"])?;
     let bz = fs::read(src.join("arch/x86/boot/bzImage"))?;
     let secs = progress.finish("done").as_secs_f64();
     Ok((bz, config, secs))

@@ -75,3 +75,19 @@ fn initramfs_is_reproducible_from_two_clean_checkouts() {
     assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("reproducible: sha256 "), "{stdout}");
 }
+
+#[test]
+fn unsatisfiable_kernel_option_names_its_unmet_dependency() {
+    // SEV_GUEST without AMD_MEM_ENCRYPT: kconfig drops it silently; we must not.
+    let work = std::env::temp_dir().join(format!("nekos-kconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let log_path = work.join("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let src = nekos_packaging::kernel::unpack(&work, &log).or_fail();
+    let fragment = work.join("bad.config");
+    std::fs::write(&fragment, "CONFIG_64BIT=y\nCONFIG_VIRT_DRIVERS=y\nCONFIG_SEV_GUEST=y\n").unwrap();
+    let err = nekos_packaging::kernel::configure(&src, &fragment, &log_path).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(err.contains("CONFIG_SEV_GUEST=y"), "{err}");
+    assert!(err.contains("AMD_MEM_ENCRYPT=not set"), "{err}");
+}

@@ -259,7 +259,10 @@ fn build_test_uki(linux: &[u8]) -> Vec<u8> {
 fn signed_uki_verifies_with_sbverify_osslsigncode_and_ourselves() {
     require_tool("sbverify", "sbsigntool");
     require_tool("osslsigncode", "osslsigncode");
-    let v = Command::new("osslsigncode").arg("--version").output().unwrap();
+    let v = Command::new("osslsigncode")
+        .arg("--version")
+        .output()
+        .unwrap();
     let v = String::from_utf8_lossy(&v.stdout).to_string();
     assert!(
         !v.starts_with("osslsigncode 2.5"),
@@ -269,10 +272,15 @@ fn signed_uki_verifies_with_sbverify_osslsigncode_and_ourselves() {
     let dir = scratch("sign");
     let keys_dir = test_keys();
     let signer = KeyFileSigner::from_dir(keys_dir).unwrap();
-    for (name, linux) in [
+    let mut kernels = vec![
         ("stub", pinned_stub()),
         ("synthetic", pe::synthetic_efi_image(12_345, true, None)),
-    ] {
+    ];
+    // Any real PE kernel too, when one has been built (or NEKOS_UKI_TEST_KERNEL names one).
+    if let Some(k) = real_kernel() {
+        kernels.push(("kernel", std::fs::read(k).unwrap()));
+    }
+    for (name, linux) in kernels {
         let unsigned = build_test_uki(&linux);
         let signed = authenticode::sign(&unsigned, &signer).unwrap();
         // Deterministic.
@@ -393,6 +401,10 @@ fn make_uki_is_reproducible_across_directories() {
         m["unsigned"]["authenticode_sha256"]
     );
     assert_eq!(m["stub"]["sha256"], stub::STUB_SHA256);
+    assert_eq!(
+        m["unsigned"]["pcr11_sha256"],
+        hex::encode(uki::predict_pcr11(&unsigned).unwrap())
+    );
     let _ = ob;
     let _ = std::fs::remove_dir_all(&a);
     let _ = std::fs::remove_dir_all(b.parent().unwrap().parent().unwrap());
@@ -719,6 +731,16 @@ fn make_uki_script_runs_the_rust_pipeline() {
         "make-uki: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // Nothing of the key reaches the log.
+    let log = [o.stdout.clone(), o.stderr.clone()].concat();
+    let pem = std::fs::read_to_string(test_keys().join("db.key")).unwrap();
+    assert!(!contains(&log, b"PRIVATE KEY"));
+    for line in pem.lines().filter(|l| l.len() >= 40) {
+        assert!(
+            !contains(&log, line.as_bytes()),
+            "key material in the make-uki log"
+        );
+    }
     for f in [uki::UNSIGNED_NAME, uki::SIGNED_NAME, uki::MANIFEST_NAME] {
         assert!(dir.join("out").join(f).is_file(), "{f}");
     }

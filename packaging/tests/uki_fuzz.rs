@@ -46,6 +46,7 @@ fn exercise(data: &[u8]) {
     let _ = authenticode::extract_signature(data);
     let _ = uki::inspect(data);
     let _ = uki::kernel_release(data);
+    let _ = uki::predict_pcr11(data);
     let _ = keys::parse_private_key(data);
     let _ = keys::parse_certificate(data);
     let _ = uki::merge_sbat(data, data, None);

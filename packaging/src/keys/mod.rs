@@ -463,6 +463,11 @@ impl KeyFileSigner {
         Ok(KeyFileSigner { key, cert_der })
     }
 
+    /// The signer of a generated key (e.g. the db key of an in-memory test hierarchy).
+    pub fn from_keypair(kp: &KeyPair) -> Result<KeyFileSigner> {
+        KeyFileSigner::new(kp.key.clone(), kp.cert_der.clone())
+    }
+
     pub fn from_files(key: &Path, cert: &Path) -> Result<KeyFileSigner> {
         let k = load_private_key(key)?;
         let c = load_certificate(cert)?;

@@ -284,6 +284,9 @@ fn cli_inspect(args: &[String]) -> Result<()> {
     }
     println!("{file}: {} bytes, sha256 {}", info.size, info.sha256);
     println!("authenticode sha256: {}", info.authenticode_sha256);
+    if let Some(p) = &info.pcr11_sha256 {
+        println!("pcr11 sha256 (systemd-stub): {p}");
+    }
     match info.signature_verifies {
         None => println!("signature: none"),
         Some(true) => println!("signature: present, verifies with its embedded certificate"),

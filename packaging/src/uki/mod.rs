@@ -402,6 +402,59 @@ pub fn build_uki(inputs: &UkiInputs<'_>) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// The NekOS UKI from a kernel and an initramfs, for the build and the QEMU deployments: the
+/// pinned systemd-stub, [`NEKOS_OS_RELEASE`], the kernel release read from the bzImage (left
+/// out if it cannot be read), default SBAT. Sign it with [`crate::authenticode::sign`].
+pub fn build_nekos_uki(linux: &[u8], initrd: &[u8], cmdline: &str) -> Result<Vec<u8>> {
+    let stub = stub::load_pinned_stub()?;
+    let uname = kernel_release(linux).ok();
+    build_uki(&UkiInputs {
+        stub: &stub,
+        linux,
+        initrd,
+        cmdline,
+        osrel: NEKOS_OS_RELEASE,
+        uname: uname.as_deref(),
+        sbat: None,
+    })
+}
+
+/// The sections systemd-stub 257 measures into PCR 11, in its order (`.pcrsig` is not).
+pub const PCR11_SECTIONS: [&str; 14] = [
+    ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
+    ".pcrpkey", ".profile", ".dtbauto", ".hwids", ".efifw",
+];
+
+/// The SHA-256 PCR 11 value systemd-stub 257 leaves after booting `uki` (before any
+/// userspace phase strings): for each present section in [`PCR11_SECTIONS`] order, extend
+/// SHA-256(name ‖ NUL), then SHA-256(the VirtualSize bytes of its content). Signed or not
+/// makes no difference. Judged against `systemd-measure calculate` 257 in the tests.
+pub fn predict_pcr11(uki: &[u8]) -> Result<[u8; 32]> {
+    let pe = PeFile::parse(uki)?;
+    let mut pcr = [0u8; 32];
+    let mut extend = |digest: [u8; 32]| {
+        let mut h = Sha256::new();
+        h.update(pcr);
+        h.update(digest);
+        pcr = h.finalize().into();
+    };
+    for name in PCR11_SECTIONS {
+        let Some(s) = pe.section(name) else { continue };
+        let mut tag = name.as_bytes().to_vec();
+        tag.push(0);
+        extend(Sha256::digest(&tag).into());
+        let raw = s.raw_data(uki);
+        let vs = s.virtual_size as usize;
+        // The stub measures VirtualSize bytes; UKIs keep them inside the raw data.
+        let content = raw.get(..vs).ok_or_else(|| {
+            anyhow!("section {name}: VirtualSize {vs:#x} exceeds its raw data in the file")
+        })?;
+        let h = Sha256::new_with_prefix(content);
+        extend(h.finalize().into());
+    }
+    Ok(pcr)
+}
+
 /// SHA-256 as lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -427,6 +480,8 @@ pub struct Inspection {
     pub authenticode_sha256: String,
     pub signed: bool,
     pub signature_verifies: Option<bool>,
+    /// PCR 11 after systemd-stub, if this is a UKI (has `.linux`).
+    pub pcr11_sha256: Option<String>,
     pub sections: Vec<SectionInfo>,
 }
 
@@ -453,6 +508,11 @@ pub fn inspect(data: &[u8]) -> Result<Inspection> {
         signed,
         signature_verifies: if signed {
             Some(authenticode::verify(data, None).is_ok())
+        } else {
+            None
+        },
+        pcr11_sha256: if pe.section(".linux").is_some() {
+            predict_pcr11(data).ok().map(hex::encode)
         } else {
             None
         },
@@ -581,6 +641,7 @@ pub fn make_uki(o: &MakeUkiOptions) -> Result<MakeUkiOutput> {
             "size": uki.len(),
             "sha256": info.sha256,
             "authenticode_sha256": info.authenticode_sha256,
+            "pcr11_sha256": info.pcr11_sha256,
         },
         "sections": info.sections,
     });
