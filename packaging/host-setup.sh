@@ -46,6 +46,8 @@ packages=(
   # UKI judges (packaging/tests/uki.rs): sbverify; python3-pefile for trixie's ukify 257,
   # which is only unpacked (apt-get download + dpkg-deb, like the systemd-boot-efi stub)
   sbsigntool python3-pefile
+  # the firmware of the fw,… deployments until the project's own OVMF lands (Secure Boot off)
+  ovmf
 )
 
 missing=()

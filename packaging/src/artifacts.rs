@@ -28,6 +28,20 @@ pub struct Manifest {
     pub initramfs: BTreeMap<String, FileArtifact>,
     /// Photo name → sha256, as packed.
     pub cats: BTreeMap<String, String>,
+    /// Variant → the UKI made from the kernel and that initramfs by `make-uki`.
+    #[serde(default)]
+    pub uki: BTreeMap<String, UkiArtifact>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct UkiArtifact {
+    pub cmdline: String,
+    pub unsigned: FileArtifact,
+    pub signed: FileArtifact,
+    /// The Authenticode SHA-256 (the same for both: the signature is outside the hash).
+    pub authenticode_sha256: String,
+    /// What make-uki recorded (sections, stub, signer certificate hash).
+    pub make_uki: serde_json::Value,
 }
 
 pub fn out_dir(root: &Path) -> PathBuf {
@@ -58,6 +72,14 @@ impl Manifest {
             .as_ref()
             .map(|k| k.bzimage.as_path())
             .context("the manifest has no kernel (run `cargo nekos build`)")
+    }
+
+    pub fn uki_path(&self, variant: &str, signed: bool) -> Result<&Path> {
+        let uki = self
+            .uki
+            .get(variant)
+            .with_context(|| format!("the manifest has no {variant} UKI (run `cargo nekos build`)"))?;
+        Ok(if signed { uki.signed.path.as_path() } else { uki.unsigned.path.as_path() })
     }
 
     pub fn initramfs_path(&self, variant: &str) -> Result<&Path> {

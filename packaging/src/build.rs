@@ -65,8 +65,65 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
         let art = write_initramfs(root, &programs, &photos, &os_release, *variant, opts.compression, manifest.source_date_epoch)?;
         manifest.initramfs.insert(variant.name().to_string(), art);
     }
+    if let Some(kernel) = manifest.kernel.clone() {
+        for variant in &opts.variants {
+            let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
+            let uki = make_uki(root, &kernel.bzimage, &initramfs, *variant)?;
+            manifest.uki.insert(variant.name().to_string(), uki);
+        }
+    }
     manifest.save(&manifest_path(root))?;
     Ok(manifest)
+}
+
+/// The Secure Boot keys used for signing: the user's hierarchy in the documented keys
+/// directory, created on first use (private keys 0600, never inside the repository).
+fn signing_keys_dir() -> Result<PathBuf> {
+    let dir = crate::keys::default_keys_dir();
+    if !dir.join("db.key").is_file() {
+        eprintln!("nekos: no Secure Boot keys in {}; creating a new PK/KEK/db hierarchy there", dir.display());
+        let hierarchy = crate::keys::generate_hierarchy(None)?;
+        crate::keys::write_hierarchy(&dir, &hierarchy, false)?;
+    }
+    Ok(dir)
+}
+
+/// `make-uki` on the built kernel and initramfs: `nekos.efi` and `nekos.signed.efi`.
+fn make_uki(root: &Path, kernel: &Path, initramfs: &Path, variant: Variant) -> Result<crate::artifacts::UkiArtifact> {
+    let out_dir = out_dir(root).join(variant.name()).join("uki");
+    let cmdline = crate::deployments::UKI_CMDLINE.to_string();
+    let out = crate::uki::make_uki(&crate::uki::MakeUkiOptions {
+        kernel: kernel.to_path_buf(),
+        initramfs: initramfs.to_path_buf(),
+        cmdline: cmdline.clone(),
+        // The same os-release as the initramfs's /etc/os-release (both from data/os-release).
+        os_release: None,
+        uname: None,
+        stub: None,
+        sbat: None,
+        keys_dir: Some(signing_keys_dir()?),
+        out_dir,
+    })?;
+    let file = |path: &Path| -> Result<FileArtifact> {
+        let bytes = fs::read(path)?;
+        Ok(FileArtifact { path: path.to_path_buf(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs: BTreeMap::new() })
+    };
+    let signed = out.signed.as_deref().context("make-uki did not sign")?;
+    let authenticode = out.manifest_json["unsigned"]["authenticode_sha256"].as_str().unwrap_or_default().to_string();
+    let art = crate::artifacts::UkiArtifact {
+        cmdline,
+        unsigned: file(&out.unsigned)?,
+        signed: file(signed)?,
+        authenticode_sha256: authenticode,
+        make_uki: out.manifest_json,
+    };
+    eprintln!(
+        "nekos: UKI {}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
+        variant.name(),
+        &art.unsigned.sha256[..16],
+        &art.signed.sha256[..16]
+    );
+    Ok(art)
 }
 
 fn write_initramfs(

@@ -18,7 +18,22 @@ pub enum Payload {
     Kernel,
     /// Kernel + initramfs given to QEMU directly (`-kernel`/`-initrd`).
     KernelInitramfs,
+    /// UEFI firmware loads the UKI (kernel + initramfs + embedded cmdline) given as `-kernel`.
+    Uki,
 }
+
+/// The UEFI firmware a deployment boots through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// Direct kernel boot: QEMU's own loader, no UEFI.
+    None,
+    /// Debian's OVMF (`ovmf` package, 4 MiB, no Secure Boot) with a fresh copy of its blank
+    /// variable store per boot.
+    DebianOvmf,
+}
+
+/// The command line embedded in the UKI's `.cmdline` (the firmware passes none).
+pub const UKI_CMDLINE: &str = "panic=-1 console=tty0 console=ttyS0";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Display {
@@ -44,6 +59,7 @@ pub struct Deployment {
     pub about: &'static str,
     pub machine: Machine,
     pub payload: Payload,
+    pub firmware: Firmware,
     pub display: Display,
     pub outcome: Outcome,
 }
@@ -54,6 +70,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         about: "kernel only, with a display: boots to the expected root-fs panic",
         machine: Machine::Pc,
         payload: Payload::Kernel,
+        firmware: Firmware::None,
         display: Display::StdVga,
         outcome: Outcome::RootFsPanic,
     },
@@ -62,6 +79,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         about: "kernel only, no display device: the root-fs panic on the serial line",
         machine: Machine::Pc,
         payload: Payload::Kernel,
+        firmware: Firmware::None,
         display: Display::SerialOnly,
         outcome: Outcome::RootFsPanic,
     },
@@ -70,6 +88,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         about: "kernel + initramfs on stdvga (bochs-drm): init, prompt, cats",
         machine: Machine::Pc,
         payload: Payload::KernelInitramfs,
+        firmware: Firmware::None,
         display: Display::StdVga,
         outcome: Outcome::BootOk,
     },
@@ -78,6 +97,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         about: "as kernel,initramfs on virtio-gpu",
         machine: Machine::Pc,
         payload: Payload::KernelInitramfs,
+        firmware: Firmware::None,
         display: Display::VirtioGpu,
         outcome: Outcome::BootOk,
     },
@@ -86,7 +106,17 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         about: "QEMU microvm, serial console only",
         machine: Machine::Microvm,
         payload: Payload::KernelInitramfs,
+        firmware: Firmware::None,
         display: Display::SerialOnly,
+        outcome: Outcome::BootOk,
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki",
+        about: "OVMF (Secure Boot off) boots the UKI; its embedded cmdline is in effect",
+        machine: Machine::Pc,
+        payload: Payload::Uki,
+        firmware: Firmware::DebianOvmf,
+        display: Display::StdVga,
         outcome: Outcome::BootOk,
     },
 ];
@@ -103,6 +133,11 @@ impl Deployment {
     /// The kernel command line. `console=ttyS0` comes last so it becomes /dev/console and
     /// userspace output reaches the serial log.
     pub fn cmdline(&self, extra: &[String]) -> String {
+        if self.payload == Payload::Uki {
+            // The UKI carries its command line; extra words would be ignored under Secure
+            // Boot and would hide whether the embedded one is in effect, so none are added.
+            return UKI_CMDLINE.to_string();
+        }
         let mut parts: Vec<String> = vec!["panic=-1".into()];
         if self.machine == Machine::Microvm {
             // Under TCG microvm hangs calibrating the TSC without this.

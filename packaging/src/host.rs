@@ -21,6 +21,10 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
     ("readelf", "binutils", "checking that userland binaries are static"),
     ("/usr/include/libelf.h", "libelf-dev", "kernel build (objtool)"),
     ("/usr/include/openssl/ssl.h", "libssl-dev", "kernel build"),
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", "UEFI firmware for the fw,… deployments"),
+    ("sbverify", "sbsigntool", "judging signed UKIs in tests"),
+    ("osslsigncode", "osslsigncode (2.9, from bookworm-backports)", "judging signed UKIs in tests"),
+    ("/usr/lib/python3/dist-packages/pefile.py", "python3-pefile", "running ukify 257 as the UKI judge"),
 ];
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

@@ -2,7 +2,7 @@
 //! wait for (never sleeps); users get QEMU in the foreground.
 
 use crate::artifacts::Manifest;
-use crate::deployments::{Deployment, Display, Machine, Payload};
+use crate::deployments::{Deployment, Display, Firmware, Machine, Payload};
 use crate::qmp::Qmp;
 use anyhow::{Context, Result, bail};
 use std::fs;
@@ -52,12 +52,17 @@ pub enum Frontend {
     Interactive { window: bool },
 }
 
-/// The QEMU command for a deployment. Pure apart from the paths it is given.
+pub const DEBIAN_OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const DEBIAN_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// The QEMU command for a deployment. `scratch` is this boot's own directory: it receives
+/// a fresh copy of the variable store (QEMU writes to it).
 pub fn command(
     dep: &Deployment,
     manifest: &Manifest,
     opts: &BootOptions,
     frontend: Frontend,
+    scratch: &Path,
     qmp_socket: Option<&Path>,
 ) -> Result<Command> {
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -94,11 +99,33 @@ pub fn command(
     if let Some(sock) = qmp_socket {
         cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", sock.display()));
     }
-    cmd.arg("-kernel").arg(manifest.kernel_path()?);
-    if dep.payload == Payload::KernelInitramfs {
-        cmd.arg("-initrd").arg(manifest.initramfs_path(&opts.variant)?);
+    match dep.firmware {
+        Firmware::None => {}
+        Firmware::DebianOvmf => {
+            let vars = scratch.join("OVMF_VARS.fd");
+            fs::copy(DEBIAN_OVMF_VARS, &vars).with_context(|| {
+                format!("cannot copy {DEBIAN_OVMF_VARS} (Debian package ovmf)")
+            })?;
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_CODE}"));
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+        }
     }
-    cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
+    match dep.payload {
+        Payload::Kernel => {
+            cmd.arg("-kernel").arg(manifest.kernel_path()?);
+            cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
+        }
+        Payload::KernelInitramfs => {
+            cmd.arg("-kernel").arg(manifest.kernel_path()?);
+            cmd.arg("-initrd").arg(manifest.initramfs_path(&opts.variant)?);
+            cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
+        }
+        Payload::Uki => {
+            // No -append and no -initrd: OVMF then passes no load options and the stub uses
+            // the UKI's own .cmdline and .initrd.
+            cmd.arg("-kernel").arg(manifest.uki_path(&opts.variant, false)?);
+        }
+    }
     Ok(cmd)
 }
 
@@ -131,7 +158,7 @@ impl Vm {
         ));
         fs::create_dir_all(&dir)?;
         let qmp_path = dir.join("qmp.sock");
-        let mut cmd = command(dep, manifest, opts, Frontend::Headless, Some(&qmp_path))?;
+        let mut cmd = command(dep, manifest, opts, Frontend::Headless, &dir, Some(&qmp_path))?;
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd
@@ -306,7 +333,11 @@ impl Drop for Vm {
 /// `cargo nekos run`: QEMU in the foreground, a window when a display exists.
 pub fn run_interactive(dep: &Deployment, manifest: &Manifest, opts: &BootOptions) -> Result<ExitStatus> {
     let window = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, None)?;
+    let scratch = std::env::temp_dir().join(format!("nekos-run-{}", std::process::id()));
+    fs::create_dir_all(&scratch)?;
+    let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, &scratch, None)?;
     eprintln!("nekos: booting {} ({}){}", dep.name, dep.about, if window { "" } else { "; serial console below, Ctrl-A X quits" });
-    cmd.status().context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)")
+    let status = cmd.status().context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)");
+    let _ = fs::remove_dir_all(&scratch);
+    status
 }

@@ -14,6 +14,7 @@ pub const PROGRAMS: &[(&str, &str, &str, bool)] = &[
     ("snpcheck", "snpcheck", "bin/snpcheck", false),
     ("nekos-testprogs", "nekos-crashloop", "bin/crashloop", true),
     ("nekos-testprogs", "nekos-orphans", "bin/orphans", true),
+    ("nekos-testprogs", "nekos-hang", "bin/hang", true),
 ];
 
 pub fn target_dir(root: &Path) -> PathBuf {

@@ -54,3 +54,15 @@ fn microvm_serialonly_boots_to_init() {
     let vm = assert_boots("microvm,kernel,initramfs,serialonly");
     vm.wait_for("nekos: display: no DRM device", STEP).or_fail();
 }
+
+#[test]
+fn uki_boots_through_ovmf_with_its_embedded_cmdline() {
+    let mut vm = boot_to_prompt("boot-uki", "fw,kernel,initramfs,uki", "production", &[]);
+    vm.wait_for("nekos: secureboot=off", STEP).or_fail();
+    let out = vm.run_at_prompt("cat /proc/cmdline", STEP).or_fail();
+    let embedded = manifest().uki["production"].cmdline.clone();
+    assert!(out.lines().any(|l| l.trim() == embedded), "/proc/cmdline is not the UKI's {embedded:?}:\n{out}");
+    // The stub, not OVMF's legacy loader, must have started the kernel.
+    vm.assert_absent("Using legacy linux kernel loader").or_fail();
+    vm.assert_absent("Kernel panic").or_fail();
+}

@@ -29,11 +29,7 @@ pub const UKI_SBAT: &str = "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot
 uki,1,UKI,uki,1,https://uapi-group.org/specifications/specs/unified_kernel_image/\n";
 
 /// The os-release of NekOS, embedded as `.osrel` by default.
-pub const NEKOS_OS_RELEASE: &str = "NAME=\"NekOS\"\n\
-ID=nekos\n\
-PRETTY_NAME=\"NekOS (cat pictures)\"\n\
-VERSION_ID=0.1\n\
-HOME_URL=\"https://nekos.invalid/\"\n";
+pub const NEKOS_OS_RELEASE: &str = include_str!("../../data/os-release");
 
 /// Inputs of a UKI. Sections that are empty (`cmdline`, `osrel`, `uname`) are left out, as
 /// ukify does; `initrd` must not be empty.

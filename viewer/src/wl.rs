@@ -1,0 +1,434 @@
+//! The Wayland side: one fullscreen xdg_toplevel drawn with wl_shm, keys from wl_keyboard.
+
+use std::os::unix::io::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wayland_client::protocol::{
+    wl_buffer, wl_compositor, wl_keyboard, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
+};
+use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle, WEnum, delegate_noop};
+use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+
+use nekos_viewer::render::Frame;
+
+/// Wakes the main loop from another thread (a pipe).
+#[derive(Clone)]
+pub struct Waker(Arc<OwnedFd>);
+
+impl Waker {
+    pub fn wake(&self) {
+        let b = [1u8];
+        // SAFETY: write one byte from a valid buffer to our pipe.
+        unsafe { libc::write(self.0.as_raw_fd(), b.as_ptr().cast(), 1) };
+    }
+}
+
+/// What happened while waiting.
+#[derive(Default)]
+pub struct Events {
+    pub closed: bool,
+    pub configured: Option<(u32, u32)>,
+    pub keys: Vec<u32>,
+}
+
+struct ShmBuffer {
+    buffer: wl_buffer::WlBuffer,
+    ptr: *mut u8,
+    len: usize,
+    width: u32,
+    height: u32,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for ShmBuffer {
+    fn drop(&mut self) {
+        self.buffer.destroy();
+        // SAFETY: unmapping the mapping this buffer created.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+#[derive(Default)]
+struct State {
+    compositor: Option<wl_compositor::WlCompositor>,
+    shm: Option<wl_shm::WlShm>,
+    wm_base: Option<xdg_wm_base::XdgWmBase>,
+    seat: Option<wl_seat::WlSeat>,
+    keyboard: Option<wl_keyboard::WlKeyboard>,
+    pending_size: (i32, i32),
+    acked: bool,
+    size: (u32, u32),
+    events: Events,
+}
+
+pub struct Window {
+    conn: Connection,
+    queue: EventQueue<State>,
+    qh: QueueHandle<State>,
+    state: State,
+    surface: wl_surface::WlSurface,
+    _xdg_surface: xdg_surface::XdgSurface,
+    _toplevel: xdg_toplevel::XdgToplevel,
+    buffers: Vec<ShmBuffer>,
+    wake_r: OwnedFd,
+    wake_w: Arc<OwnedFd>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if rc != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fds from pipe2.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl Window {
+    pub fn connect(title: &str) -> Result<Window, String> {
+        let conn = Connection::connect_to_env().map_err(|e| format!("wayland connect: {e}"))?;
+        let mut queue = conn.new_event_queue::<State>();
+        let qh = queue.handle();
+        conn.display().get_registry(&qh, ());
+        let mut state = State::default();
+        queue
+            .roundtrip(&mut state)
+            .map_err(|e| format!("wayland: {e}"))?;
+        let compositor = state.compositor.clone().ok_or("no wl_compositor")?;
+        let wm_base = state.wm_base.clone().ok_or("no xdg_wm_base")?;
+        if state.shm.is_none() {
+            return Err("no wl_shm".into());
+        }
+        let surface = compositor.create_surface(&qh, ());
+        let xdg_surface = wm_base.get_xdg_surface(&surface, &qh, ());
+        let toplevel = xdg_surface.get_toplevel(&qh, ());
+        toplevel.set_title(title.to_string());
+        toplevel.set_app_id("nekos-viewer".to_string());
+        toplevel.set_fullscreen(None);
+        surface.commit();
+        let (wake_r, wake_w) = pipe()?;
+        Ok(Window {
+            conn,
+            queue,
+            qh,
+            state,
+            surface,
+            _xdg_surface: xdg_surface,
+            _toplevel: toplevel,
+            buffers: Vec::new(),
+            wake_r,
+            wake_w: Arc::new(wake_w),
+        })
+    }
+
+    pub fn waker(&self) -> Waker {
+        Waker(self.wake_w.clone())
+    }
+
+    /// Waits for Wayland events, a wake-up or the timeout.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Events, String> {
+        self.queue
+            .dispatch_pending(&mut self.state)
+            .map_err(|e| format!("wayland: {e}"))?;
+        if !self.has_events() {
+            self.conn
+                .flush()
+                .map_err(|e| format!("wayland flush: {e}"))?;
+            if let Some(guard) = self.queue.prepare_read() {
+                let wfd = guard.connection_fd().as_raw_fd();
+                let mut fds = [
+                    libc::pollfd {
+                        fd: wfd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: self.wake_r.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                let ms: i32 = match timeout {
+                    None => -1,
+                    Some(d) => {
+                        d.as_millis().min(i32::MAX as u128) as i32
+                            + i32::from(d.subsec_nanos() % 1_000_000 != 0)
+                    }
+                };
+                // SAFETY: poll on two valid pollfds.
+                let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+                if n > 0 && fds[0].revents != 0 {
+                    guard.read().map_err(|e| format!("wayland read: {e}"))?;
+                } else {
+                    drop(guard);
+                }
+                if fds[1].revents != 0 {
+                    let mut b = [0u8; 64];
+                    // SAFETY: drain our nonblocking pipe into a local buffer.
+                    while unsafe {
+                        libc::read(self.wake_r.as_raw_fd(), b.as_mut_ptr().cast(), b.len())
+                    } > 0
+                    {}
+                }
+            }
+            self.queue
+                .dispatch_pending(&mut self.state)
+                .map_err(|e| format!("wayland: {e}"))?;
+        }
+        Ok(std::mem::take(&mut self.state.events))
+    }
+
+    fn has_events(&self) -> bool {
+        let e = &self.state.events;
+        e.closed || e.configured.is_some() || !e.keys.is_empty()
+    }
+
+    fn new_buffer(&mut self, width: u32, height: u32) -> Result<ShmBuffer, String> {
+        let shm = self.state.shm.clone().ok_or("no wl_shm")?;
+        let stride = width as usize * 4;
+        let len = stride * height as usize;
+        // SAFETY: memfd_create with a static NUL-terminated name.
+        let raw = unsafe { libc::memfd_create(c"nekos-viewer".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(format!("memfd: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fresh fd from memfd_create.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: plain syscalls on our fd; mmap result checked.
+        let ptr = unsafe {
+            if libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
+                return Err(format!("ftruncate: {}", std::io::Error::last_os_error()));
+            }
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        let pool = shm.create_pool(fd.as_fd(), len as i32, &self.qh, ());
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let buffer = pool.create_buffer(
+            0,
+            width as i32,
+            height as i32,
+            stride as i32,
+            wl_shm::Format::Xrgb8888,
+            &self.qh,
+            busy.clone(),
+        );
+        pool.destroy();
+        Ok(ShmBuffer {
+            buffer,
+            ptr: ptr.cast(),
+            len,
+            width,
+            height,
+            busy,
+        })
+    }
+
+    /// Puts a frame on screen.
+    pub fn present(&mut self, frame: &Frame) {
+        use std::sync::atomic::Ordering;
+        self.buffers
+            .retain(|b| b.width == frame.width && b.height == frame.height);
+        let idx = match self
+            .buffers
+            .iter()
+            .position(|b| !b.busy.load(Ordering::Acquire))
+        {
+            Some(i) => i,
+            None => match self.new_buffer(frame.width, frame.height) {
+                Ok(b) => {
+                    self.buffers.push(b);
+                    self.buffers.len() - 1
+                }
+                Err(e) => {
+                    eprintln!("viewer: {e}");
+                    return;
+                }
+            },
+        };
+        let buf = &self.buffers[idx];
+        let n = (buf.len / 4).min(frame.pixels.len());
+        // SAFETY: the mapping is `len` bytes long and 4-aligned (page aligned).
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf.ptr.cast::<u32>(), buf.len / 4) };
+        dst[..n].copy_from_slice(&frame.pixels[..n]);
+        buf.busy.store(true, Ordering::Release);
+        self.surface.attach(Some(&buf.buffer), 0, 0);
+        self.surface
+            .damage_buffer(0, 0, frame.width as i32, frame.height as i32);
+        self.surface.commit();
+        let _ = self.conn.flush();
+        // Keep at most two buffers.
+        if self.buffers.len() > 2
+            && let Some(i) = self
+                .buffers
+                .iter()
+                .position(|b| !b.busy.load(Ordering::Acquire))
+        {
+            self.buffers.remove(i);
+        }
+    }
+}
+
+impl Dispatch<wl_registry::WlRegistry, ()> for State {
+    fn event(
+        state: &mut Self,
+        registry: &wl_registry::WlRegistry,
+        event: wl_registry::Event,
+        _: &(),
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+    ) {
+        if let wl_registry::Event::Global {
+            name,
+            interface,
+            version,
+        } = event
+        {
+            match interface.as_str() {
+                "wl_compositor" if version >= 4 => {
+                    state.compositor = Some(registry.bind(name, 4, qh, ()));
+                }
+                "wl_shm" => state.shm = Some(registry.bind(name, 1, qh, ())),
+                "xdg_wm_base" => state.wm_base = Some(registry.bind(name, 1, qh, ())),
+                "wl_seat" if state.seat.is_none() => {
+                    // Version 7+ makes smithay send the keymap as a sealed memfd instead
+                    // of a temporary file (the guest may have no writable /tmp).
+                    state.seat = Some(registry.bind(name, version.min(7), qh, ()));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Dispatch<xdg_wm_base::XdgWmBase, ()> for State {
+    fn event(
+        _: &mut Self,
+        wm: &xdg_wm_base::XdgWmBase,
+        event: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_wm_base::Event::Ping { serial } = event {
+            wm.pong(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_surface::XdgSurface, ()> for State {
+    fn event(
+        state: &mut Self,
+        xs: &xdg_surface::XdgSurface,
+        event: xdg_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_surface::Event::Configure { serial } = event {
+            xs.ack_configure(serial);
+            let (w, h) = state.pending_size;
+            // 0 means "you choose": use a common size.
+            let size = (
+                if w > 0 { w as u32 } else { 1024 },
+                if h > 0 { h as u32 } else { 768 },
+            );
+            if !state.acked || size != state.size {
+                state.acked = true;
+                state.size = size;
+                state.events.configured = Some(size);
+            }
+        }
+    }
+}
+
+impl Dispatch<xdg_toplevel::XdgToplevel, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &xdg_toplevel::XdgToplevel,
+        event: xdg_toplevel::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            xdg_toplevel::Event::Configure { width, height, .. } => {
+                state.pending_size = (width, height);
+            }
+            xdg_toplevel::Event::Close => state.events.closed = true,
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<wl_seat::WlSeat, ()> for State {
+    fn event(
+        state: &mut Self,
+        seat: &wl_seat::WlSeat,
+        event: wl_seat::Event,
+        _: &(),
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+    ) {
+        if let wl_seat::Event::Capabilities {
+            capabilities: WEnum::Value(caps),
+        } = event
+            && caps.contains(wl_seat::Capability::Keyboard)
+            && state.keyboard.is_none()
+        {
+            state.keyboard = Some(seat.get_keyboard(qh, ()));
+        }
+    }
+}
+
+impl Dispatch<wl_keyboard::WlKeyboard, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &wl_keyboard::WlKeyboard,
+        event: wl_keyboard::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        // Keys are evdev codes; the keymap fd is simply closed (dropped).
+        if let wl_keyboard::Event::Key {
+            key,
+            state: WEnum::Value(wl_keyboard::KeyState::Pressed),
+            ..
+        } = event
+        {
+            state.events.keys.push(key);
+        }
+    }
+}
+
+impl Dispatch<wl_buffer::WlBuffer, Arc<std::sync::atomic::AtomicBool>> for State {
+    fn event(
+        _: &mut Self,
+        _: &wl_buffer::WlBuffer,
+        event: wl_buffer::Event,
+        busy: &Arc<std::sync::atomic::AtomicBool>,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_buffer::Event::Release = event {
+            busy.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+delegate_noop!(State: ignore wl_compositor::WlCompositor);
+delegate_noop!(State: ignore wl_surface::WlSurface);
+delegate_noop!(State: ignore wl_shm::WlShm);
+delegate_noop!(State: ignore wl_shm_pool::WlShmPool);
