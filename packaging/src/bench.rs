@@ -58,8 +58,8 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
         for c in [Compression::Gzip, Compression::Zstd] {
             initramfs[format!("{c:?}").to_lowercase()] = json!(c.compress(raw.clone())?.len());
         }
-        let cats: u64 = manifest.cats.keys().map(|_| 0).sum::<u64>();
-        let _ = cats;
+        let cats: u64 = manifest.cats.keys().filter_map(|n| std::fs::metadata(root.join("cats").join(n)).ok()).map(|m| m.len()).sum();
+        initramfs["cats"] = json!(cats);
         report["initramfs_bytes"] = initramfs;
     }
     let mut boots = json!({});
@@ -72,7 +72,78 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
         boots[dep.name] = json!({ "median_seconds": median(times.clone()), "runs": times });
     }
     report["boot_to_marker"] = boots;
+    if only.is_empty() || only.iter().any(|o| o == "kernel,initramfs") {
+        report["first_frame"] = first_frame(manifest, runs)?;
+    }
+    report["decode_and_scale_ms"] = decode_times(root)?;
     Ok(report)
+}
+
+fn number_after(text: &str, prefix: &str) -> Option<f64> {
+    let start = text.find(prefix)? + prefix.len();
+    text[start..].split_whitespace().next()?.parse().ok()
+}
+
+/// `/init` → first frame on screen (both from the guest's CLOCK_BOOTTIME: init's
+/// `started N ms after kernel start` and the compositor's `first frame after N ms`), QEMU
+/// start → first frame (host clock), and the RSS of compositor and viewer afterwards.
+fn first_frame(manifest: &Manifest, runs: usize) -> Result<Value> {
+    let dep = crate::deployments::find("kernel,initramfs")?;
+    let mut init_to_frame = Vec::new();
+    let mut qemu_to_frame = Vec::new();
+    let mut rss = json!({});
+    for run in 0..runs {
+        let opts = BootOptions { cmdline: vec!["nekos.seed=1".into(), "nekos.interval=3600".into()], ..BootOptions::default() };
+        let mut vm = Vm::start(dep, manifest, &opts)?;
+        let end = vm.wait_from(0, "nekos: first frame after ", Duration::from_secs(120))?;
+        qemu_to_frame.push(vm.started.elapsed().as_secs_f64());
+        vm.wait_from(end, " ms", Duration::from_secs(10))?;
+        let text = vm.transcript();
+        let init_ms = number_after(&text, "nekos: started ").unwrap_or(f64::NAN);
+        let frame_ms = number_after(&text, "nekos: first frame after ").unwrap_or(f64::NAN);
+        init_to_frame.push((frame_ms - init_ms) / 1000.0);
+        if run == 0 {
+            vm.wait_for("nekos# ", Duration::from_secs(30))?;
+            let ps = vm.run_at_prompt("ps", Duration::from_secs(30))?;
+            for line in ps.lines() {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.len() >= 4 && (cols[3].contains("compositor") || cols[3].contains("viewer")) {
+                    let status = vm.run_at_prompt(&format!("cat /proc/{}/status", cols[0]), Duration::from_secs(30))?;
+                    if let Some(kb) = number_after(&status, "VmRSS:") {
+                        rss[cols[3]] = json!(kb * 1024.0);
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "nekos: bench first frame: /init→frame median {:.2}s, QEMU→frame median {:.2}s",
+        median(init_to_frame.clone()),
+        median(qemu_to_frame.clone())
+    );
+    Ok(json!({
+        "init_to_first_frame_seconds": { "median": median(init_to_frame.clone()), "runs": init_to_frame },
+        "qemu_start_to_first_frame_seconds": { "median": median(qemu_to_frame.clone()), "runs": qemu_to_frame },
+        "rss_bytes_after_first_frame": rss,
+    }))
+}
+
+/// Native (host) decode + fit-scale to 1280×800 per photo, median of 5.
+fn decode_times(root: &Path) -> Result<Value> {
+    let mut out = json!({});
+    for path in nekos_viewer::config::list_photos(&root.join("cats"))? {
+        let bytes = std::fs::read(&path)?;
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            nekos_viewer::render_frame(&bytes, 1280, 800, nekos_viewer::ScaleMode::Fit)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        out[name] = json!(median(times));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -28,23 +28,34 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// a failed or interrupted build never leaves a truncated artifact under the final name.
+/// Writes `bytes` to `path` (mode 0644) through a temporary file in the same directory and
+/// a rename, so a failed or interrupted build never leaves a truncated file under the final
+/// name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// As [`write_atomic`], with `mode` set on the temporary file before any byte is written
+/// (private keys are never readable by others, not even briefly).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = tmp_path_for(path);
+    let _ = fs::remove_file(&tmp);
     let result = (|| -> Result<()> {
-        let mut file = fs::File::create(&tmp)?;
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        fs::rename(&tmp, path)?;
         Ok(())
     })();
     if let Err(err) = result {
         let _ = fs::remove_file(&tmp);
         return Err(err.context(format!("cannot write {}", path.display())));
     }
-    fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))
+    Ok(())
 }
 
 /// Copies a file atomically (temp file + rename), keeping the mode bits.
@@ -56,12 +67,16 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A temporary name next to `path`, unique per process and call (threads may write
+/// siblings at the same time).
 pub fn tmp_path_for(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
 /// The workspace root: the directory of the top Cargo.toml. Found from the running binary's

@@ -452,9 +452,7 @@ pub fn predict_pcr11(uki: &[u8]) -> Result<[u8; 32]> {
 }
 
 /// SHA-256 as lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+pub use crate::util::sha256_hex;
 
 /// One line of [`inspect`].
 #[derive(Clone, Debug, serde::Serialize)]

@@ -7,8 +7,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use anyhow::{Context, Result, anyhow, bail};
-use rsa::sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+
+use std::path::PathBuf;
 use std::process::Command;
 
 pub const STUB_PACKAGE: &str = "systemd-boot-efi";
@@ -29,22 +29,8 @@ pub const UKIFY_DEB_SHA256: &str =
 pub const UKIFY_PATH_IN_DEB: &str = "usr/bin/ukify";
 
 /// `$NEKOS_CACHE_DIR`, else `$XDG_CACHE_HOME/nekos`, else `~/.cache/nekos`.
-pub fn cache_root() -> PathBuf {
-    if let Some(d) = std::env::var_os("NEKOS_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    match std::env::var_os("XDG_CACHE_HOME") {
-        Some(x) if !x.is_empty() => PathBuf::from(x).join("nekos"),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".cache")
-            .join("nekos"),
-    }
-}
-
-fn sha256_file(p: &Path) -> Result<String> {
-    let data = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(hex::encode(Sha256::digest(&data)))
-}
+pub use crate::cache::cache_root;
+use crate::util::sha256_file;
 
 /// Downloads `package=version` (a Debian .deb) with apt-get, checks its SHA-256, unpacks it,
 /// and returns the directory it was unpacked into (cached; an entry appears only complete).
