@@ -74,4 +74,52 @@ if [ "$ossl_ok" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -t bookworm-backports osslsigncode
 fi
+# --- BEGIN snpmeasure (packaging/src/snpmeasure, packaging/tests/snpmeasure*.rs) ---
+# Debian sid at pin priority 1: nothing is ever installed or upgraded from it; it is only a
+# source for `apt-get download ovmf-amdsev` (OVMF.amdsev.fd, the SNP launch-digest test
+# firmware; version + sha256 pinned in packaging/src/snpmeasure/judge.rs).
+# The judge: PyPI sev-snp-measure, pinned, in its own venv.
+snp_changed=0
+cat > /etc/apt/sources.list.d/nekos-sid.sources.new <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+cat > /etc/apt/preferences.d/nekos-sid.new <<'PIN'
+Package: *
+Pin: release n=sid
+Pin-Priority: 1
+PIN
+for f in /etc/apt/sources.list.d/nekos-sid.sources /etc/apt/preferences.d/nekos-sid; do
+  if ! cmp -s "$f.new" "$f"; then mv "$f.new" "$f"; snp_changed=1; else rm -f "$f.new"; fi
+done
+if [ "$snp_changed" = 1 ] || ! apt-cache show ovmf-amdsev >/dev/null 2>&1; then
+  apt-get update -q
+fi
+SNP_MEASURE_VERSION=0.0.13
+if ! /opt/nekos/snp-venv/bin/pip show sev-snp-measure 2>/dev/null | grep -qx "Version: $SNP_MEASURE_VERSION"; then
+  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "ok installed" || \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+  mkdir -p /opt/nekos
+  [ -x /opt/nekos/snp-venv/bin/python ] || /usr/bin/python3 -m venv /opt/nekos/snp-venv
+  /opt/nekos/snp-venv/bin/pip install -q "sev-snp-measure==$SNP_MEASURE_VERSION" \
+    "cryptography==50.0.2" "cffi==2.1.1" "pycparser==3.12"
+fi
+# --- END snpmeasure ---
+# --- BEGIN varstore (packaging/src/varstore, packaging/tests/varstore*.rs) ---
+# The judge of generated UEFI variable stores: virt-fw-vars from PyPI virt-firmware, pinned
+# (the same release as Debian trixie's python3-virt-firmware, whose certificates the
+# microsoft preset uses), in its own venv. The tests look for /opt/nekos/venv/bin/virt-fw-vars.
+VIRT_FIRMWARE_VERSION=24.11
+if ! /opt/nekos/venv/bin/pip show virt-firmware 2>/dev/null | grep -qx "Version: $VIRT_FIRMWARE_VERSION"; then
+  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "ok installed" || \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+  mkdir -p /opt/nekos
+  [ -x /opt/nekos/venv/bin/python ] || /usr/bin/python3 -m venv /opt/nekos/venv
+  /opt/nekos/venv/bin/pip install -q "virt-firmware==$VIRT_FIRMWARE_VERSION" \
+    "cryptography==50.0.2" "pefile==2024.8.26"
+fi
+# --- END varstore ---
 echo "host-setup: ok"

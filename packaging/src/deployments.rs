@@ -43,6 +43,9 @@ pub enum Display {
     StdVga,
     /// `-device virtio-gpu-pci`: virtio_gpu with KMS in the guest.
     VirtioGpu,
+    /// `-device ramfb`: only the firmware drives it (OVMF's GOP); the guest sees the UEFI
+    /// framebuffer through simpledrm.
+    Ramfb,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +122,15 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         display: Display::StdVga,
         outcome: Outcome::BootOk,
     },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,simpledrm",
+        about: "as fw,kernel,initramfs,uki on ramfb: the UEFI framebuffer through simpledrm",
+        machine: Machine::Pc,
+        payload: Payload::Uki,
+        firmware: Firmware::DebianOvmf,
+        display: Display::Ramfb,
+        outcome: Outcome::BootOk,
+    },
 ];
 
 pub fn find(name: &str) -> Result<&'static Deployment> {
@@ -169,6 +181,14 @@ mod tests {
     fn serial_console_is_last() {
         for d in DEPLOYMENTS {
             assert!(d.cmdline(&["nekos.seed=1".into()]).ends_with("console=ttyS0"));
+        }
+    }
+
+    #[test]
+    fn ramfb_only_with_firmware() {
+        // Nothing but UEFI firmware sets up a framebuffer on ramfb.
+        for d in DEPLOYMENTS {
+            assert!(d.display != Display::Ramfb || d.firmware != Firmware::None, "{}", d.name);
         }
     }
 

@@ -16,6 +16,8 @@ pub mod pe;
 pub mod progress;
 pub mod qemu;
 pub mod qmp;
+pub mod snpmeasure;
 pub mod uki;
 pub mod userland;
 pub mod util;
+pub mod varstore;

@@ -106,6 +106,12 @@ enum Cmd {
     },
     /// Fetch the pinned systemd-stub 257 and print its path.
     Stub,
+    /// UEFI variable stores (blank, microsoft, custom) as uefi-vars JSON and raw OVMF_VARS.
+    #[command(disable_help_flag = true)]
+    Varstore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -218,6 +224,7 @@ fn real_main() -> Result<()> {
         Cmd::Verify { args } => uki_cli("verify", args)?,
         Cmd::Inspect { args } => uki_cli("inspect", args)?,
         Cmd::Stub => uki_cli("stub", Vec::new())?,
+        Cmd::Varstore { args } => nekos_packaging::varstore::cli_main(args)?,
     }
     Ok(())
 }

@@ -83,6 +83,9 @@ pub fn command(
         Display::VirtioGpu => {
             cmd.args(["-device", "virtio-gpu-pci"]);
         }
+        Display::Ramfb => {
+            cmd.args(["-device", "ramfb"]);
+        }
     }
     match frontend {
         Frontend::Headless => {

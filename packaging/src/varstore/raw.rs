@@ -1,0 +1,284 @@
+//! Raw edk2 variable stores (OVMF_VARS): reading a template, writing variables into it,
+//! reading the variables back. Layout of Debian's `OVMF_VARS_4M.fd` (540672 bytes):
+//!
+//! - 0x00: EFI_FIRMWARE_VOLUME_HEADER: zero vector, FileSystemGuid = NvData
+//!   fff12b8d-7696-4c8b-a985-2747075b4f50, FvLength 0x84000, "_FVH", attributes 0x0004feff,
+//!   HeaderLength 0x48, Checksum (16-bit words of the header sum to 0), revision 2, block map
+//!   132 × 0x1000 and a 0/0 terminator.
+//! - 0x48: VARIABLE_STORE_HEADER: authenticated-variables GUID
+//!   aaf32c78-947b-439a-a180-2e144ec37792, Size 0x3ffb8, Format 0x5a, State 0xfe.
+//! - 0x64..0x40000: variables, each AUTHENTICATED_VARIABLE_HEADER (StartId 0x55aa, State
+//!   0x3f, Attributes, MonotonicCount, EFI_TIME, PubKeyIndex, NameSize, DataSize, VendorGuid)
+//!   + UCS-2 name + data, 4-byte aligned; 0xff fill.
+//! - 0x41000: the fault-tolerant-write working block header (a constant), 0xff elsewhere.
+//!
+//! Like virt-fw-vars, variables are written sorted by name (byte order). Every parser here
+//! returns an error on bad input and never panics, whatever the bytes.
+
+use super::{EfiTime, Guid, Store, Variable};
+use anyhow::{Result, bail};
+
+/// Size of the 4 MiB-build OVMF_VARS image.
+pub const RAW_4M_SIZE: usize = 0x84000;
+pub const NVDATA_GUID: &str = "fff12b8d-7696-4c8b-a985-2747075b4f50";
+pub const AUTH_VARS_GUID: &str = "aaf32c78-947b-439a-a180-2e144ec37792";
+const FVH_SIGNATURE: u32 = 0x4856_465f; // "_FVH"
+const VAR_HEADER_LEN: usize = 60; // AUTHENTICATED_VARIABLE_HEADER incl. the vendor GUID
+const VAR_START_ID: u16 = 0x55aa;
+const VAR_ADDED: u8 = 0x3f;
+
+/// The FTW working block header of OVMF's 4M vars (signature GUID
+/// 9e58292b-7c68-497d-a0ce-6500fd9f1b95, CRC32 0x642caf2c, WorkingBlockValid,
+/// WriteQueueSize 0xfe0), at 0x41000.
+const FTW_HEADER_4M: [u8; 32] = [
+    0x2b, 0x29, 0x58, 0x9e, 0x68, 0x7c, 0x7d, 0x49, 0xa0, 0xce, 0x65, 0x00, 0xfd, 0x9f, 0x1b, 0x95,
+    0x2c, 0xaf, 0x2c, 0x64, 0xfe, 0xff, 0xff, 0xff, 0xe0, 0x0f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+];
+const FTW_OFFSET_4M: usize = 0x41000;
+
+/// A parsed template: where its variable area is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Template {
+    /// Offset of the firmware volume in the file.
+    pub fv_offset: usize,
+    /// First byte of the variable area (after the variable store header).
+    pub vars_start: usize,
+    /// One past the last byte of the variable area.
+    pub vars_end: usize,
+}
+
+fn rd_u16(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+fn rd_u64(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+fn rd_guid(b: &[u8], at: usize) -> Option<Guid> {
+    let s = b.get(at..at.checked_add(16)?)?;
+    let mut a = [0u8; 16];
+    a.copy_from_slice(s);
+    Some(Guid(a))
+}
+
+/// The built-in blank 4 MiB template, byte-identical to Debian's `OVMF_VARS_4M.fd`
+/// (edk2 2022.11 and 2025.02 builds).
+pub fn blank_template() -> Vec<u8> {
+    let mut b = vec![0xffu8; RAW_4M_SIZE];
+    let mut fv = Vec::with_capacity(0x48);
+    fv.extend_from_slice(&[0u8; 16]);
+    fv.extend_from_slice(&Guid::known(NVDATA_GUID).0);
+    fv.extend_from_slice(&(RAW_4M_SIZE as u64).to_le_bytes());
+    fv.extend_from_slice(&FVH_SIGNATURE.to_le_bytes());
+    fv.extend_from_slice(&0x0004_feffu32.to_le_bytes());
+    fv.extend_from_slice(&0x48u16.to_le_bytes()); // HeaderLength
+    fv.extend_from_slice(&0u16.to_le_bytes()); // Checksum (below)
+    fv.extend_from_slice(&0u16.to_le_bytes()); // ExtHeaderOffset
+    fv.push(0); // Reserved
+    fv.push(2); // Revision
+    fv.extend_from_slice(&((RAW_4M_SIZE / 0x1000) as u32).to_le_bytes());
+    fv.extend_from_slice(&0x1000u32.to_le_bytes());
+    fv.extend_from_slice(&[0u8; 8]);
+    let sum = fv.chunks(2).fold(0u16, |a, w| {
+        a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
+    let csum = 0u16.wrapping_sub(sum).to_le_bytes();
+    fv[0x32] = csum[0];
+    fv[0x33] = csum[1];
+    b[..0x48].copy_from_slice(&fv);
+    let mut vs = Vec::with_capacity(28);
+    vs.extend_from_slice(&Guid::known(AUTH_VARS_GUID).0);
+    vs.extend_from_slice(&0x3ffb8u32.to_le_bytes());
+    vs.push(0x5a);
+    vs.push(0xfe);
+    vs.extend_from_slice(&[0u8; 6]);
+    b[0x48..0x48 + 28].copy_from_slice(&vs);
+    b[FTW_OFFSET_4M..FTW_OFFSET_4M + 32].copy_from_slice(&FTW_HEADER_4M);
+    b
+}
+
+/// Finds and checks the NvData firmware volume and its authenticated variable store header
+/// (as virt-fw-vars does: scanning in 1 KiB steps, skipping FFS volumes of a whole OVMF.fd).
+pub fn parse_template(data: &[u8]) -> Result<Template> {
+    let nvdata = Guid::known(NVDATA_GUID);
+    let ffs2 = Guid::known("8c8ce578-8a3d-4f1c-9935-896185c32dd3");
+    let ffs3 = Guid::known("5473c07a-3dcb-4dca-bd6f-1e9689e7349a");
+    let mut offset = 0usize;
+    let fv = loop {
+        if offset.saturating_add(64) >= data.len() {
+            bail!(
+                "no UEFI variable store (NvData firmware volume) found in {} bytes — not an OVMF_VARS image, or truncated",
+                data.len()
+            );
+        }
+        match rd_guid(data, offset + 16) {
+            Some(g) if g == nvdata => break offset,
+            Some(g) if g == ffs2 || g == ffs3 => {
+                let len = rd_u64(data, offset + 32).unwrap_or(0);
+                if len == 0 || len > data.len() as u64 {
+                    bail!("corrupted firmware volume at {offset:#x}: length {len:#x}");
+                }
+                offset = offset.saturating_add(len as usize);
+            }
+            _ => offset += 1024,
+        }
+    };
+    let bad = |what: &str| anyhow::anyhow!("corrupted variable store template: {what}");
+    let fv_len = rd_u64(data, fv + 32).ok_or_else(|| bad("FV header truncated"))?;
+    if rd_u32(data, fv + 40) != Some(FVH_SIGNATURE) {
+        bail!(bad("no _FVH signature"));
+    }
+    let hlen = rd_u16(data, fv + 48).ok_or_else(|| bad("FV header truncated"))? as usize;
+    if hlen < 0x48 || !hlen.is_multiple_of(2) {
+        bail!(bad(&format!("FV header length {hlen:#x}")));
+    }
+    let header = data
+        .get(fv..fv + hlen)
+        .ok_or_else(|| bad("FV header truncated"))?;
+    let sum = header.chunks(2).fold(0u16, |a, w| {
+        a.wrapping_add(u16::from_le_bytes([w[0], w.get(1).copied().unwrap_or(0)]))
+    });
+    if sum != 0 {
+        bail!(bad("FV header checksum mismatch"));
+    }
+    if fv_len < hlen as u64 || (fv as u64).saturating_add(fv_len) > data.len() as u64 {
+        bail!(
+            "truncated variable store template: the firmware volume needs {:#x} bytes, the file has {:#x}",
+            (fv as u64).saturating_add(fv_len),
+            data.len()
+        );
+    }
+    let vs = fv + hlen;
+    if rd_guid(data, vs) != Some(Guid::known(AUTH_VARS_GUID)) {
+        bail!(bad(
+            "not an authenticated variable store (variable store GUID)"
+        ));
+    }
+    let size = rd_u32(data, vs + 16).ok_or_else(|| bad("store header truncated"))? as usize;
+    if data.get(vs + 20) != Some(&0x5a) {
+        bail!(bad("variable store format is not 0x5a"));
+    }
+    if data.get(vs + 21) != Some(&0xfe) {
+        bail!(bad("variable store state is not 0xfe (healthy)"));
+    }
+    let vars_start = vs + 28;
+    let vars_end = vs.saturating_add(size);
+    if size < 28 || vars_end as u64 > (fv as u64).saturating_add(fv_len) {
+        bail!(bad(&format!(
+            "variable store size {size:#x} does not fit the volume"
+        )));
+    }
+    Ok(Template {
+        fv_offset: fv,
+        vars_start,
+        vars_end,
+    })
+}
+
+/// Reads the live (state 0x3f) variables of a raw store, in file order.
+pub fn parse_raw(data: &[u8]) -> Result<Vec<Variable>> {
+    let t = parse_template(data)?;
+    let mut vars = Vec::new();
+    let mut pos = t.vars_start;
+    while pos + VAR_HEADER_LEN <= t.vars_end {
+        if rd_u16(data, pos) != Some(VAR_START_ID) {
+            break;
+        }
+        let state = data.get(pos + 2).copied().unwrap_or(0);
+        let attr = rd_u32(data, pos + 4).unwrap_or(0);
+        let nsize = rd_u32(data, pos + 36).unwrap_or(0) as usize;
+        let dsize = rd_u32(data, pos + 40).unwrap_or(0) as usize;
+        let name_at = pos + VAR_HEADER_LEN;
+        let end = name_at
+            .checked_add(nsize)
+            .and_then(|e| e.checked_add(dsize))
+            .filter(|e| *e <= t.vars_end)
+            .ok_or_else(|| {
+                anyhow::anyhow!("corrupted variable at {pos:#x}: sizes run past the variable area")
+            })?;
+        if state == VAR_ADDED {
+            let name_bytes = &data[name_at..name_at + nsize];
+            let units: Vec<u16> = name_bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|u| *u != 0)
+                .collect();
+            let mut time_b = [0u8; 16];
+            time_b.copy_from_slice(&data[pos + 16..pos + 32]);
+            vars.push(Variable {
+                name: String::from_utf16_lossy(&units),
+                guid: rd_guid(data, pos + 44).unwrap_or(Guid([0; 16])),
+                attr,
+                data: data[name_at + nsize..end].to_vec(),
+                time: EfiTime::from_bytes(&time_b),
+            });
+        }
+        pos = end.saturating_add(3) & !3;
+    }
+    Ok(vars)
+}
+
+fn var_bytes(v: &Variable) -> Vec<u8> {
+    let name = v.name_ucs2();
+    let mut b = Vec::with_capacity(VAR_HEADER_LEN + name.len() + v.data.len() + 3);
+    b.extend_from_slice(&VAR_START_ID.to_le_bytes());
+    b.push(VAR_ADDED);
+    b.push(0);
+    b.extend_from_slice(&v.attr.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes()); // MonotonicCount
+    b.extend_from_slice(&v.time.map(|t| t.to_bytes()).unwrap_or([0; 16]));
+    b.extend_from_slice(&0u32.to_le_bytes()); // PubKeyIndex
+    b.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(v.data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&v.guid.0);
+    b.extend_from_slice(&name);
+    b.extend_from_slice(&v.data);
+    while b.len() % 4 != 0 {
+        b.push(0xff);
+    }
+    b
+}
+
+/// Writes `store` into a copy of the blank `template`.
+pub fn write_raw(template: &[u8], store: &Store) -> Result<Vec<u8>> {
+    let t = parse_template(template)?;
+    let existing = parse_raw(template)?;
+    if !existing.is_empty() {
+        bail!(
+            "the template already holds {} variable(s) ({}…); start from a blank OVMF_VARS template",
+            existing.len(),
+            existing
+                .iter()
+                .map(|v| v.name.as_str())
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut sorted: Vec<&Variable> = store.variables.iter().collect();
+    sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    let mut area = Vec::new();
+    for v in sorted {
+        area.extend_from_slice(&var_bytes(v));
+    }
+    let room = t.vars_end - t.vars_start;
+    if area.len() > room {
+        bail!(
+            "the variables need {} bytes but the template's variable area holds only {room}",
+            area.len()
+        );
+    }
+    let mut out = template.to_vec();
+    out[t.vars_start..t.vars_start + area.len()].copy_from_slice(&area);
+    for b in &mut out[t.vars_start + area.len()..t.vars_end] {
+        *b = 0xff;
+    }
+    Ok(out)
+}
