@@ -76,6 +76,10 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
         report["first_frame"] = first_frame(manifest, runs)?;
     }
     report["decode_and_scale_ms"] = decode_times(root)?;
+    // Needs the pinned AmdSev firmware and the sev-snp-measure judge (host-setup.sh); a
+    // machine without them still gets the other numbers.
+    report["snp_launch_digest"] = crate::snpmeasure::judge::bench(runs)
+        .unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));
     Ok(report)
 }
 

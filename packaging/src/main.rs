@@ -106,6 +106,12 @@ enum Cmd {
     },
     /// Fetch the pinned systemd-stub 257 and print its path.
     Stub,
+    /// SEV-SNP launch digest of an AmdSev OVMF (+ kernel, initrd, cmdline), like sev-snp-measure.
+    #[command(disable_help_flag = true)]
+    SnpMeasure {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// UEFI variable stores (blank, microsoft, custom) as uefi-vars JSON and raw OVMF_VARS.
     #[command(disable_help_flag = true)]
     Varstore {
@@ -225,6 +231,7 @@ fn real_main() -> Result<()> {
         Cmd::Inspect { args } => uki_cli("inspect", args)?,
         Cmd::Stub => uki_cli("stub", Vec::new())?,
         Cmd::Varstore { args } => nekos_packaging::varstore::cli_main(args)?,
+        Cmd::SnpMeasure { args } => nekos_packaging::snpmeasure::cli_main(args)?,
     }
     Ok(())
 }
