@@ -204,3 +204,50 @@ fn orientation_6_jpeg() -> Result<Vec<u8>> {
     out.extend_from_slice(&jpeg[2..]);
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nekos-cats-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn photos_that_do_not_decode_are_left_out() {
+        let dir = scratch("mixed");
+        let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cats/chelsea.png");
+        fs::copy(&good, dir.join("good.png")).unwrap();
+        fs::write(dir.join("bad.jpg"), b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+        fs::write(dir.join("notes.txt"), b"not a photo").unwrap();
+        let photos = collect_photos(&dir).unwrap();
+        let names: Vec<_> = photos.iter().map(|(p, _)| p.name.as_str()).collect();
+        assert_eq!(names, ["good.png"]);
+        assert_eq!((photos[0].0.width, photos[0].0.height), (451, 300));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_directory_without_usable_photos_is_an_error_naming_it() {
+        let dir = scratch("none");
+        fs::write(dir.join("bad.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+        let err = collect_photos(&dir).unwrap_err().to_string();
+        assert!(err.contains(&dir.display().to_string()) && err.contains("no usable photo"), "{err}");
+        let missing = collect_photos(&dir.join("missing")).unwrap_err();
+        assert!(format!("{missing:#}").contains("missing"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_orientation_test_photo_carries_exif_orientation_6() {
+        let photos = test_photos().unwrap();
+        let (_, jpeg) = &photos[0];
+        let mut decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg)).unwrap();
+        use image::ImageDecoder;
+        assert_eq!(decoder.orientation().unwrap(), image::metadata::Orientation::Rotate90);
+    }
+}

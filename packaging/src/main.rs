@@ -165,9 +165,8 @@ fn real_main() -> Result<()> {
     let root = util::workspace_root()?;
     match cli.command {
         Cmd::Build { build: args, variants } => {
-            let m = build(&root, &args.options(variants))?;
+            build(&root, &args.options(variants))?;
             eprintln!("nekos: manifest {}", manifest_path(&root).display());
-            let _ = m;
         }
         Cmd::Run { deployment, build: args, variant, append, kvm, memory } => {
             let dep = deployments::find(&deployment)?;
@@ -187,8 +186,8 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::Test { args } => {
-            let manifest = build(&root, &BuildOptions { variants: vec![Variant::Production, Variant::Test], ..BuildOptions::default() })?;
-            let _ = manifest;
+            // Both variants: the QEMU tests boot the test initramfs for test-only programs.
+            build(&root, &BuildOptions { variants: vec![Variant::Production, Variant::Test], ..BuildOptions::default() })?;
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.current_dir(&root)
                 .args(["test", "--workspace", "--locked"])
