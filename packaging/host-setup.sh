@@ -48,6 +48,8 @@ packages=(
   sbsigntool python3-pefile
   # the firmware of the fw,… deployments until the project's own OVMF lands (Secure Boot off)
   ovmf
+  # pinned PyPI judges live in their own venvs (ensure_venv below)
+  python3-venv
 )
 
 missing=()
@@ -74,6 +76,18 @@ if [ "$ossl_ok" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -t bookworm-backports osslsigncode
 fi
+# ensure_venv DIR PACKAGE VERSION [EXTRA PINS…]: a venv at DIR holding PACKAGE==VERSION
+# (and the extra pins), created or updated only when the installed version differs.
+ensure_venv() {
+  local dir=$1 package=$2 version=$3
+  shift 3
+  if ! "$dir/bin/pip" show "$package" 2>/dev/null | grep -qx "Version: $version"; then
+    mkdir -p "$(dirname "$dir")"
+    [ -x "$dir/bin/python" ] || /usr/bin/python3 -m venv "$dir"
+    "$dir/bin/pip" install -q "$package==$version" "$@"
+  fi
+}
+
 # --- BEGIN snpmeasure (packaging/src/snpmeasure, packaging/tests/snpmeasure*.rs) ---
 # Debian sid at pin priority 1: nothing is ever installed or upgraded from it; it is only a
 # source for `apt-get download ovmf-amdsev` (OVMF.amdsev.fd, the SNP launch-digest test
@@ -98,28 +112,13 @@ done
 if [ "$snp_changed" = 1 ] || ! apt-cache show ovmf-amdsev >/dev/null 2>&1; then
   apt-get update -q
 fi
-SNP_MEASURE_VERSION=0.0.13
-if ! /opt/nekos/snp-venv/bin/pip show sev-snp-measure 2>/dev/null | grep -qx "Version: $SNP_MEASURE_VERSION"; then
-  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "ok installed" || \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
-  mkdir -p /opt/nekos
-  [ -x /opt/nekos/snp-venv/bin/python ] || /usr/bin/python3 -m venv /opt/nekos/snp-venv
-  /opt/nekos/snp-venv/bin/pip install -q "sev-snp-measure==$SNP_MEASURE_VERSION" \
-    "cryptography==50.0.2" "cffi==2.1.1" "pycparser==3.12"
-fi
+ensure_venv /opt/nekos/snp-venv sev-snp-measure 0.0.13 \
+  "cryptography==50.0.2" "cffi==2.1.1" "pycparser==3.12"
 # --- END snpmeasure ---
 # --- BEGIN varstore (packaging/src/varstore, packaging/tests/varstore*.rs) ---
 # The judge of generated UEFI variable stores: virt-fw-vars from PyPI virt-firmware, pinned
 # (the same release as Debian trixie's python3-virt-firmware, whose certificates the
 # microsoft preset uses), in its own venv. The tests look for /opt/nekos/venv/bin/virt-fw-vars.
-VIRT_FIRMWARE_VERSION=24.11
-if ! /opt/nekos/venv/bin/pip show virt-firmware 2>/dev/null | grep -qx "Version: $VIRT_FIRMWARE_VERSION"; then
-  dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "ok installed" || \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
-  mkdir -p /opt/nekos
-  [ -x /opt/nekos/venv/bin/python ] || /usr/bin/python3 -m venv /opt/nekos/venv
-  /opt/nekos/venv/bin/pip install -q "virt-firmware==$VIRT_FIRMWARE_VERSION" \
-    "cryptography==50.0.2" "pefile==2024.8.26"
-fi
+ensure_venv /opt/nekos/venv virt-firmware 24.11 "cryptography==50.0.2" "pefile==2024.8.26"
 # --- END varstore ---
 echo "host-setup: ok"
