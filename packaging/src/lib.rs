@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod host;
 pub mod initramfs;
 pub mod kernel;
+pub mod measurements;
 pub mod keys;
 pub mod pe;
 pub mod progress;

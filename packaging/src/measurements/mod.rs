@@ -1,0 +1,304 @@
+//! `measurements.json`: everything a verifier needs to check a NekOS boot, computed from the
+//! build manifest alone (no QEMU, no TPM).
+//!
+//! The document (object keys sorted, so the bytes depend only on the inputs):
+//!
+//! - `format`: `"nekos-measurements/1"`.
+//! - `artifacts`: `"<kind>.<name>"` → `{sha256, size}` for every file the manifest lists:
+//!   `kernel` (bzImage), `kernel.config`, `userland.<binary>`, `initramfs.<variant>`,
+//!   `uki.<variant>.unsigned`, `uki.<variant>.signed`. The hashes are of the files as read
+//!   now; a file that no longer matches the manifest's recorded sha256 is an error (stale
+//!   manifest). `cats`: photo name → sha256 as the manifest recorded it (they live inside
+//!   the initramfs). Paths are left out: they differ between machines.
+//! - `uki`: the production UKI — `cmdline` (as recorded), `authenticode_sha256` (the same
+//!   for the signed and unsigned file), `linux_authenticode_sha256` (its `.linux` section,
+//!   which the stub loads with LoadImage), `pcr11_sha256` ([`crate::uki::predict_pcr11`]),
+//!   `signer_certificate_sha256` (SHA-256 of the DER of the certificate in its signature).
+//! - `pcrs`: per variable-store preset (`blank`, `custom`, `microsoft`), booting the
+//!   production UKI as OVMF's first boot option (`-nic none`), SHA-256 bank, each PCR
+//!   starting at zeros and extended as SHA256(old ‖ digest) ([`pcr`]):
+//!   - `secure_boot`: whether OVMF enforces Secure Boot with that store;
+//!   - `boots`: whether OVMF starts the NekOS-signed UKI; if not, `refused` says why and
+//!     `pcr4`/`pcr11` are `null` (the Microsoft store: NekOS is not signed by Microsoft);
+//!   - `pcr4`, `pcr7`, `pcr11`: predicted values (hex) once the stub has run (before any
+//!     userspace extends). For a refused image `pcr7` holds the configuration events and
+//!     the separator only (no authority event) — not judged on QEMU;
+//!   - `events`: `{pcr4: [...], pcr7: [...]}`, each `{event, digest}` in extend order;
+//!   - `authority` (Secure Boot on and booting): `{owner_guid, certificate_sha256}` of the
+//!     db entry measured as the EV_EFI_VARIABLE_AUTHORITY;
+//!   - `store_sha256`: SHA-256 of the store's QEMU `uefi-vars` JSON (identifies the inputs).
+//! - `sev_snp`: SEV-SNP launch digests (SHA-384, hex) of `-kernel/-initrd/-append` boots
+//!   from the pinned AmdSev OVMF ([`crate::snpmeasure::judge::pinned_ovmf_amdsev`]) with the
+//!   production kernel, the production initramfs and the UKI's command line, hashed
+//!   verbatim (never trimmed): `ovmf` `{package, version, sha256}`, `kernel_sha256`,
+//!   `initramfs_sha256`, `cmdline`, `guest_features`, and `launch_digests`:
+//!   CPU type (`EPYC-v4`, `EPYC-Milan`, `EPYC-Genoa`) → vCPU count (`"1"`, `"2"`, `"4"`) →
+//!   digest.
+//!
+//! `compute` needs the keys directory (for the custom store: PK.crt, KEK.crt, db.crt,
+//! GUID) and the pinned Debian packages (Microsoft certificates, OVMF.amdsev.fd), which are
+//! fetched once and cached like everywhere else in the host tools.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod pcr;
+
+use crate::artifacts::{FileArtifact, Manifest};
+use crate::snpmeasure::{self, VcpuType};
+use crate::util::sha256_hex;
+use crate::varstore::{self, Preset, Store};
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+
+/// The `format` field.
+pub const FORMAT: &str = "nekos-measurements/1";
+/// The UKI variant measured.
+pub const VARIANT: &str = "production";
+/// The presets predicted, in output order (keys are sorted anyway).
+pub const PRESETS: [&str; 3] = ["blank", "custom", "microsoft"];
+/// SEV-SNP vCPU counts.
+pub const SNP_VCPUS: [u32; 3] = [1, 2, 4];
+/// SEV-SNP CPU types (QEMU `-cpu` names).
+pub const SNP_CPU_TYPES: [&str; 3] = ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa"];
+/// The default output file name under `target/nekos/`.
+pub const FILE_NAME: &str = "measurements.json";
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `{sha256, size}` of a file, checked against the sha256 the manifest recorded.
+fn file_entry(what: &str, path: &Path, recorded: Option<&str>) -> Result<(Value, Vec<u8>)> {
+    let bytes = read(path).with_context(|| format!("artifact {what}"))?;
+    let sha = sha256_hex(&bytes);
+    if let Some(r) = recorded
+        && r != sha
+    {
+        bail!(
+            "artifact {what} ({}) has sha256 {sha} but the manifest records {r}: the manifest \
+             is stale (run `cargo nekos build`)",
+            path.display()
+        );
+    }
+    Ok((json!({"sha256": sha, "size": bytes.len()}), bytes))
+}
+
+fn artifact(what: &str, a: &FileArtifact) -> Result<Value> {
+    Ok(file_entry(what, &a.path, Some(&a.sha256))?.0)
+}
+
+/// Rebuilds every object with its keys inserted in sorted order, so the serialized bytes
+/// are the same whether or not serde_json preserves insertion order.
+pub fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out = Map::new();
+            for (k, v) in entries {
+                out.insert(k, sorted(v));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// The store of a preset name (`custom` from `keys_dir`).
+pub fn preset_store(name: &str, keys_dir: &Path) -> Result<Store> {
+    let preset = Preset::from_name(name, Some(keys_dir.to_path_buf()))?;
+    varstore::build(&preset).with_context(|| format!("building the {name} variable store"))
+}
+
+/// The `pcrs.<preset>` object for one store and the signed UKI.
+pub fn pcr_entry(store: &Store, signed_uki: &[u8]) -> Result<Value> {
+    let p = pcr::predict(store, signed_uki)?;
+    let events = |evs: &[pcr::Event]| -> Value {
+        Value::Array(
+            evs.iter()
+                .map(|e| json!({"event": e.what, "digest": hex::encode(e.digest)}))
+                .collect(),
+        )
+    };
+    let value = |evs: &[pcr::Event]| hex::encode(pcr::replay(evs.iter().map(|e| &e.digest)));
+    let mut m = Map::new();
+    m.insert("secure_boot".into(), json!(p.secure_boot));
+    m.insert("boots".into(), json!(p.refused.is_none()));
+    m.insert("store_sha256".into(), json!(sha256_hex(&store.to_json())));
+    m.insert("events".into(), json!({"pcr4": events(&p.pcr4), "pcr7": events(&p.pcr7)}));
+    m.insert("pcr7".into(), json!(value(&p.pcr7)));
+    match &p.refused {
+        Some(why) => {
+            m.insert("refused".into(), json!(why));
+            m.insert("pcr4".into(), Value::Null);
+            m.insert("pcr11".into(), Value::Null);
+        }
+        None => {
+            m.insert("pcr4".into(), json!(value(&p.pcr4)));
+            m.insert("pcr11".into(), json!(p.pcr11.map(hex::encode)));
+        }
+    }
+    if let Some(a) = &p.authority {
+        m.insert(
+            "authority".into(),
+            json!({"owner_guid": a.owner.to_text(), "certificate_sha256": sha256_hex(&a.data)}),
+        );
+    }
+    Ok(Value::Object(m))
+}
+
+/// The SEV-SNP part (see the module docs). `ovmf` is the AmdSev firmware image.
+pub fn sev_snp_entry(ovmf: &[u8], kernel: &[u8], initrd: &[u8], cmdline: &str) -> Result<Value> {
+    let fw = snpmeasure::firmware_digest(ovmf)?;
+    let mut digests = Map::new();
+    for cpu in SNP_CPU_TYPES {
+        let vcpu_type = VcpuType::from_name(cpu).with_context(|| format!("unknown CPU type {cpu}"))?;
+        let mut per = Map::new();
+        for vcpus in SNP_VCPUS {
+            let d = snpmeasure::launch_digest_prehashed(
+                &snpmeasure::Inputs {
+                    ovmf,
+                    kernel: Some(kernel),
+                    initrd: Some(initrd),
+                    append: Some(cmdline),
+                    vcpus,
+                    vcpu_type,
+                    guest_features: snpmeasure::DEFAULT_GUEST_FEATURES,
+                },
+                &fw,
+            )?;
+            per.insert(vcpus.to_string(), json!(hex::encode(d)));
+        }
+        digests.insert(cpu.to_string(), Value::Object(per));
+    }
+    Ok(json!({
+        "kernel_sha256": sha256_hex(kernel),
+        "initramfs_sha256": sha256_hex(initrd),
+        "cmdline": cmdline,
+        "guest_features": format!("{:#x}", snpmeasure::DEFAULT_GUEST_FEATURES),
+        "launch_digests": digests,
+    }))
+}
+
+/// Computes the whole document (see the module docs) for `manifest`; `keys_dir` holds the
+/// custom store's certificates.
+pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
+    let mut artifacts = Map::new();
+    let kernel = manifest.kernel.as_ref().context("the manifest has no kernel (run `cargo nekos build`)")?;
+    let (kv, kernel_bytes) = file_entry("kernel", &kernel.bzimage, Some(&kernel.sha256))?;
+    artifacts.insert("kernel".into(), kv);
+    artifacts.insert("kernel.config".into(), file_entry("kernel.config", &kernel.config, None)?.0);
+    for (name, a) in &manifest.userland {
+        let k = format!("userland.{name}");
+        artifacts.insert(k.clone(), artifact(&k, a)?);
+    }
+    for (name, a) in &manifest.initramfs {
+        let k = format!("initramfs.{name}");
+        artifacts.insert(k.clone(), artifact(&k, a)?);
+    }
+    for (name, u) in &manifest.uki {
+        for (kind, a) in [("unsigned", &u.unsigned), ("signed", &u.signed)] {
+            let k = format!("uki.{name}.{kind}");
+            artifacts.insert(k.clone(), artifact(&k, a)?);
+        }
+    }
+
+    let uki = manifest
+        .uki
+        .get(VARIANT)
+        .with_context(|| format!("the manifest has no {VARIANT} UKI (run `cargo nekos build`)"))?;
+    let signed = read(&uki.signed.path)?;
+    let unsigned = read(&uki.unsigned.path)?;
+    let auth = hex::encode(crate::authenticode::authenticode_sha256(&signed)?);
+    let auth_unsigned = hex::encode(crate::authenticode::authenticode_sha256(&unsigned)?);
+    if auth != auth_unsigned || auth != uki.authenticode_sha256 {
+        bail!(
+            "Authenticode hashes disagree: signed {auth}, unsigned {auth_unsigned}, manifest {} \
+             (stale manifest? run `cargo nekos build`)",
+            uki.authenticode_sha256
+        );
+    }
+    let signer = crate::authenticode::verify(&signed, None).context("the signed UKI's signature")?;
+    let pcr11 = crate::uki::predict_pcr11(&signed)?;
+    let uki_value = json!({
+        "variant": VARIANT,
+        "cmdline": uki.cmdline,
+        "authenticode_sha256": auth,
+        "linux_authenticode_sha256": hex::encode(pcr::linux_authenticode_sha256(&signed)?),
+        "pcr11_sha256": hex::encode(pcr11),
+        "signer_certificate_sha256": sha256_hex(&signer.signer_cert_der),
+    });
+
+    let mut pcrs = Map::new();
+    for name in PRESETS {
+        let store = preset_store(name, keys_dir)?;
+        pcrs.insert(name.into(), pcr_entry(&store, &signed).with_context(|| format!("preset {name}"))?);
+    }
+
+    let ovmf_path = snpmeasure::judge::pinned_ovmf_amdsev()?;
+    let ovmf = read(&ovmf_path)?;
+    let initrd = read(manifest.initramfs_path(VARIANT)?)?;
+    let mut snp = sev_snp_entry(&ovmf, &kernel_bytes, &initrd, &uki.cmdline)?;
+    let (pkg, ver, _) = snpmeasure::judge::OVMF_AMDSEV_DEB;
+    snp["ovmf"] = json!({"package": pkg, "version": ver, "sha256": sha256_hex(&ovmf)});
+
+    Ok(sorted(json!({
+        "format": FORMAT,
+        "artifacts": artifacts,
+        "cats": manifest.cats,
+        "uki": uki_value,
+        "pcrs": pcrs,
+        "sev_snp": snp,
+    })))
+}
+
+/// The serialized document: pretty JSON (2-space indent, sorted keys), trailing newline.
+pub fn to_bytes(value: &Value) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(&sorted(value.clone()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes the document atomically (temporary file + rename).
+pub fn write(path: &Path, value: &Value) -> Result<()> {
+    crate::util::write_atomic(path, &to_bytes(value)?)
+}
+
+/// The default output: `target/nekos/measurements.json` of the workspace.
+pub fn default_out(root: &Path) -> PathBuf {
+    crate::artifacts::out_dir(root).join(FILE_NAME)
+}
+
+pub const USAGE: &str = "usage: cargo nekos measure [--out FILE] [--keys DIR]
+  Writes measurements.json (default target/nekos/measurements.json): artifact hashes, the
+  UKI's Authenticode hash, predicted PCR 4/7/11 per variable-store preset, SEV-SNP launch
+  digests. Reads the build manifest (NEKOS_MANIFEST overrides); --keys defaults to the
+  NekOS keys directory (NEKOS_KEYS_DIR or ~/.config/nekos/keys).";
+
+/// `cargo nekos measure [--out FILE] [--keys DIR]` (arguments after the verb).
+pub fn cli_main(args: Vec<String>) -> Result<()> {
+    let mut out: Option<PathBuf> = None;
+    let mut keys: Option<PathBuf> = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" | "-o" => out = Some(it.next().context("--out needs a file")?.into()),
+            "--keys" => keys = Some(it.next().context("--keys needs a directory")?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unexpected argument {other:?}\n{USAGE}"),
+        }
+    }
+    let root = crate::util::workspace_root()?;
+    let manifest = Manifest::load(&crate::artifacts::manifest_path(&root))?;
+    let keys = keys.unwrap_or_else(crate::keys::default_keys_dir);
+    let value = compute(&manifest, &keys)?;
+    let out = out.unwrap_or_else(|| default_out(&root));
+    write(&out, &value)?;
+    println!("{}", out.display());
+    Ok(())
+}
