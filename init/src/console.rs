@@ -7,9 +7,12 @@
 //! rate-limits writers to a burst of 10 records per 5 s, and the boot markers
 //! alone would use that up and hide real log messages.
 //!
-//! The kmsg logger is a few lines of our own instead of a crate: it must work
-//! from the panic hook (no locks: `&File` writes are atomic per record) and
-//! fall back to the console when /dev/kmsg is missing.
+//! `log` records go to /dev/kmsg through the `kernlog` crate, re-targeted so
+//! every record reads `<pri>nekos-init[pid]: …` (kernlog prints the record's
+//! target, which would otherwise be a module path). The panic hook does not
+//! use it: kernlog holds a mutex while writing, so the hook writes through
+//! `kmsg_raw` on a second, lock-free descriptor instead. Without /dev/kmsg,
+//! warnings and errors fall back to the console.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -18,6 +21,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static KMSG: OnceLock<File> = OnceLock::new();
+static KERNLOG: OnceLock<kernlog::KernelLog> = OnceLock::new();
 
 /// True while the prompt runs: then an `nekos# ` may be sitting on the
 /// current console line, so markers start with a newline to stay at column 0.
@@ -72,6 +76,11 @@ pub fn init_logger() {
     {
         let _ = KMSG.set(f);
     }
+    if let Ok(k) = kernlog::KernelLog::with_level(log::LevelFilter::Trace) {
+        let _ = KERNLOG.set(k);
+        // kernlog opens /dev/kmsg without O_CLOEXEC; services must not inherit it.
+        crate::sys::set_cloexec_on_open("/dev/kmsg");
+    }
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
 }
@@ -102,11 +111,18 @@ impl log::Log for KmsgLogger {
             log::Level::Info => 6,
             log::Level::Debug | log::Level::Trace => 7,
         };
-        let msg = record.args().to_string();
-        if KMSG.get().is_some() {
-            kmsg_raw(priority, &msg);
+        if let Some(kernlog) = KERNLOG.get() {
+            kernlog.log(
+                &log::Record::builder()
+                    .args(*record.args())
+                    .level(record.level())
+                    .target("nekos-init")
+                    .build(),
+            );
+        } else if KMSG.get().is_some() {
+            kmsg_raw(priority, &record.args().to_string());
         } else if priority <= 4 {
-            write_stdout(format!("nekos-init: {msg}\n").as_bytes());
+            write_stdout(format!("nekos-init: {}\n", record.args()).as_bytes());
         }
     }
 

@@ -89,6 +89,8 @@ fn prompt_runs_programs_and_shows_their_status() {
     }
     let out = vm.run_at_prompt("dmesg", STEP).or_fail();
     assert!(out.contains("Linux version"), "{out}");
+    // init's own log records (log + kernlog) reach the kernel log under its name.
+    assert!(out.contains("nekos-init[1]: "), "{out}");
     let out = vm.run_at_prompt("help", STEP).or_fail();
     for b in ["ls", "cat", "dmesg", "ps", "mounts", "uptime", "reboot", "poweroff"] {
         assert!(out.contains(b), "help lacks {b}:\n{out}");

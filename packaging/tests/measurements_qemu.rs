@@ -1,0 +1,146 @@
+//! `measurements.json`'s blank-store PCR prediction judged by a real boot: the
+//! `fw,kernel,initramfs,uki` deployment (Debian OVMF_CODE_4M.fd, a copy of the blank
+//! OVMF_VARS_4M.fd) with an swtpm TPM 2.0 on tpm-tis; PCR 4, 7 and 11 read at the prompt
+//! from sysfs must equal the prediction. Needs the built artifacts (`NEKOS_MANIFEST`, as
+//! `cargo nekos test` sets it), qemu-system-x86_64 and swtpm.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use nekos_packaging::deployments;
+use nekos_packaging::measurements;
+use nekos_packaging::qemu::{self, BootOptions, Frontend};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Kills (and reaps) a child on drop.
+struct Reaped(Child);
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Serial = Arc<(Mutex<(String, bool)>, Condvar)>;
+
+fn read_into(mut r: impl Read + Send + 'static, serial: Serial, mark_stderr: bool) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = r.read(&mut buf).unwrap_or(0);
+            let (lock, cvar) = &*serial;
+            let mut s = lock.lock().unwrap();
+            if n == 0 {
+                if !mark_stderr {
+                    s.1 = true;
+                }
+                cvar.notify_all();
+                return;
+            }
+            let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+            if mark_stderr {
+                s.0.push_str(&format!("\n[qemu stderr] {chunk}\n"));
+            } else {
+                s.0.push_str(&chunk);
+            }
+            cvar.notify_all();
+        }
+    });
+}
+
+/// Waits for `marker` after byte `from`; returns the offset just past it.
+fn wait_from(serial: &Serial, from: usize, marker: &str, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    let (lock, cvar) = &**serial;
+    let mut s = lock.lock().unwrap();
+    loop {
+        if let Some(p) = s.0.get(from..).and_then(|t| t.find(marker)) {
+            return from + p + marker.len();
+        }
+        let now = Instant::now();
+        if s.1 || now >= deadline {
+            panic!(
+                "{} waiting for {marker:?}; serial tail:\n{}",
+                if s.1 { "QEMU exited" } else { "timed out" },
+                nekos_packaging::util::tail_lines(&s.0, 40)
+            );
+        }
+        s = cvar.wait_timeout(s, deadline - now).unwrap().0;
+    }
+}
+
+fn wait_for_socket(path: &Path, swtpm: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        if let Some(st) = swtpm.try_wait().unwrap() {
+            panic!("swtpm exited early: {st}");
+        }
+        assert!(Instant::now() < deadline, "swtpm did not create {}", path.display());
+        // swtpm signals readiness only by creating the socket; poll for it briefly.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn blank_store_pcrs_match_swtpm() {
+    let manifest = common::manifest();
+    let keys = nekos_packaging::keys::default_keys_dir();
+    let predicted = measurements::compute(&manifest, &keys).unwrap();
+    let blank = &predicted["pcrs"]["blank"];
+
+    let dir = std::env::temp_dir().join(format!("nekos-meas-qemu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tpm")).unwrap();
+    let ctrl = dir.join("swtpm.sock");
+    let mut swtpm = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--terminate"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", dir.join("tpm").display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", ctrl.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("swtpm is missing (Debian packages swtpm swtpm-tools)");
+    wait_for_socket(&ctrl, &mut swtpm);
+    let _swtpm = Reaped(swtpm);
+
+    let dep = deployments::find("fw,kernel,initramfs,uki").unwrap();
+    let opts = BootOptions::default();
+    let mut cmd = qemu::command(dep, &manifest, &opts, Frontend::Headless, &dir, None).unwrap();
+    cmd.arg("-chardev")
+        .arg(format!("socket,id=chrtpm,path={}", ctrl.display()))
+        .args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("qemu-system-x86_64");
+    let serial: Serial = Arc::new((Mutex::new((String::new(), false)), Condvar::new()));
+    read_into(child.stdout.take().unwrap(), serial.clone(), false);
+    read_into(child.stderr.take().unwrap(), serial.clone(), true);
+    let mut stdin = child.stdin.take().unwrap();
+    let _qemu = Reaped(child);
+
+    wait_from(&serial, 0, "nekos: boot ok", common::BOOT);
+    let mut at = wait_from(&serial, 0, "nekos# ", common::BOOT);
+    for n in [4, 7, 11] {
+        let from = at;
+        writeln!(stdin, "cat /sys/class/tpm/tpm0/pcr-sha256/{n}").unwrap();
+        stdin.flush().unwrap();
+        // Past the echoed command line, then up to the next prompt.
+        let start = wait_from(&serial, from, &format!("pcr-sha256/{n}"), common::STEP);
+        at = wait_from(&serial, start, "nekos# ", common::STEP);
+        let out = serial.0.lock().unwrap().0[start..at].to_string();
+        let got: Vec<String> = out
+            .split_whitespace()
+            .filter(|t| t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
+        let want = blank[format!("pcr{n}")].as_str().unwrap();
+        assert_eq!(got, [want], "PCR {n}: measured (output {out:?}) vs predicted (blank store)\n{blank:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
