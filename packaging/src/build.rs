@@ -50,11 +50,19 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
     let with_tests = opts.variants.contains(&Variant::Test);
     let programs = crate::userland::build(root, with_tests)?;
     manifest.userland.clear();
+    // What every binary is a function of: the toolchain, the locked dependency graph, the
+    // flags. (The sources themselves are cargo's business; the binary hash covers them.)
+    let mut userland_inputs = BTreeMap::new();
+    userland_inputs.insert("rustc".to_string(), util::tool_version("rustc").unwrap_or_default());
+    userland_inputs.insert("Cargo.lock.sha256".to_string(), util::sha256_file(&root.join("Cargo.lock"))?);
+    userland_inputs.insert("target".to_string(), crate::host::MUSL_TARGET.to_string());
+    userland_inputs.insert("profile".to_string(), "release".to_string());
+    userland_inputs.insert("rustflags".to_string(), crate::userland::reproducible_rustflags(root));
     for (name, path) in &programs {
         let bytes = fs::read(path)?;
         manifest.userland.insert(
             name.clone(),
-            FileArtifact { path: path.clone(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs: BTreeMap::new() },
+            FileArtifact { path: path.clone(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs: userland_inputs.clone() },
         );
     }
     let cats_dir = opts.cats.clone().unwrap_or_else(|| root.join("cats"));
