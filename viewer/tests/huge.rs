@@ -1,6 +1,5 @@
 //! A 12000×9000 JPEG is shown (decoded at 1/8 scale) without a big allocation.
-//! Slow in debug builds, so ignored by default:
-//! `cargo test --release -p nekos-viewer --test huge -- --ignored`
+//! (The image crates and the viewer are optimised in test builds: see the root Cargo.toml.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use image::codecs::jpeg::JpegEncoder;
@@ -14,7 +13,6 @@ fn peak_rss_kib() -> u64 {
 }
 
 #[test]
-#[ignore]
 fn huge_jpeg_is_shown_with_little_memory() {
     let (w, h) = (12000u32, 9000u32);
     let jpg = {
