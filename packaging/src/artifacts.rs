@@ -42,6 +42,9 @@ pub struct UkiArtifact {
     pub authenticode_sha256: String,
     /// What make-uki recorded (sections, stub, signer certificate hash).
     pub make_uki: serde_json::Value,
+    /// Hash of everything the UKIs are made from; unchanged inputs skip make-uki.
+    #[serde(default)]
+    pub input_hash: String,
 }
 
 pub fn out_dir(root: &Path) -> PathBuf {

@@ -76,7 +76,8 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
     if let Some(kernel) = manifest.kernel.clone() {
         for variant in &opts.variants {
             let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
-            let uki = make_uki(root, &kernel.bzimage, &initramfs, *variant)?;
+            let previous = manifest.uki.get(variant.name());
+            let uki = make_uki(root, &kernel.bzimage, &initramfs, *variant, previous)?;
             manifest.uki.insert(variant.name().to_string(), uki);
         }
     }
@@ -96,10 +97,36 @@ fn signing_keys_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `make-uki` on the built kernel and initramfs: `nekos.efi` and `nekos.signed.efi`.
-fn make_uki(root: &Path, kernel: &Path, initramfs: &Path, variant: Variant) -> Result<crate::artifacts::UkiArtifact> {
+/// `make-uki` on the built kernel and initramfs: `nekos.efi` and `nekos.signed.efi`;
+/// skipped when its inputs (and so its outputs) are those of the previous build.
+fn make_uki(
+    root: &Path,
+    kernel: &Path,
+    initramfs: &Path,
+    variant: Variant,
+    previous: Option<&crate::artifacts::UkiArtifact>,
+) -> Result<crate::artifacts::UkiArtifact> {
     let out_dir = out_dir(root).join(variant.name()).join("uki");
     let cmdline = crate::deployments::UKI_CMDLINE.to_string();
+    let keys_dir = signing_keys_dir()?;
+    let mut inputs = crate::cache::InputHash::default();
+    inputs
+        .add("kernel", &util::sha256_file(kernel)?)
+        .add("initramfs", &util::sha256_file(initramfs)?)
+        .add("cmdline", &cmdline)
+        .add("os-release", &sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()))
+        .add("stub", &util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?)
+        .add("db.crt", &util::sha256_file(&keys_dir.join("db.crt"))?)
+        .add("db.key", &util::sha256_file(&keys_dir.join("db.key"))?)
+        .add("packaging", env!("CARGO_PKG_VERSION"));
+    let input_hash = inputs.hex();
+    if let Some(prev) = previous {
+        let intact = |a: &FileArtifact| util::sha256_file(&a.path).is_ok_and(|s| s == a.sha256);
+        if prev.input_hash == input_hash && intact(&prev.unsigned) && intact(&prev.signed) {
+            eprintln!("nekos: UKI {} up to date", variant.name());
+            return Ok(prev.clone());
+        }
+    }
     let out = crate::uki::make_uki(&crate::uki::MakeUkiOptions {
         kernel: kernel.to_path_buf(),
         initramfs: initramfs.to_path_buf(),
@@ -109,7 +136,7 @@ fn make_uki(root: &Path, kernel: &Path, initramfs: &Path, variant: Variant) -> R
         uname: None,
         stub: None,
         sbat: None,
-        keys_dir: Some(signing_keys_dir()?),
+        keys_dir: Some(keys_dir),
         out_dir,
     })?;
     let file = |path: &Path| -> Result<FileArtifact> {
@@ -124,6 +151,7 @@ fn make_uki(root: &Path, kernel: &Path, initramfs: &Path, variant: Variant) -> R
         signed: file(signed)?,
         authenticode_sha256: authenticode,
         make_uki: out.manifest_json,
+        input_hash,
     };
     eprintln!(
         "nekos: UKI {}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
