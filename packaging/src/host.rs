@@ -62,12 +62,35 @@ pub fn ensure_tools(root: &Path) -> Result<()> {
             return Ok(());
         }
     }
+    let missing = missing_tools();
     let mut msg = String::from("missing host tools:\n");
-    for (tool, package, why) in missing_tools() {
+    for (tool, package, why) in &missing {
         msg.push_str(&format!("  {tool} — Debian package {package} ({why})\n"));
     }
-    msg.push_str(&format!("install them as root with: bash {}\n", script.display()));
+    msg.push_str(&format!("{}\n", apt_line(&missing)));
+    msg.push_str(&format!("or run, as root, {} (it also adds the apt sources)\n", script.display()));
     bail!(msg)
+}
+
+/// The exact apt-get command(s) for the missing tools; backports packages need `-t`.
+pub fn apt_line(missing: &[&(&str, &str, &str)]) -> String {
+    let mut plain = Vec::new();
+    let mut backports = Vec::new();
+    for (_, package, _) in missing {
+        let name = package.split_whitespace().next().unwrap_or(package);
+        let list = if package.contains("backports") { &mut backports } else { &mut plain };
+        if !list.contains(&name) {
+            list.push(name);
+        }
+    }
+    let mut lines = Vec::new();
+    if !plain.is_empty() {
+        lines.push(format!("apt-get install --no-install-recommends {}", plain.join(" ")));
+    }
+    if !backports.is_empty() {
+        lines.push(format!("apt-get install --no-install-recommends -t bookworm-backports {}", backports.join(" ")));
+    }
+    format!("install them as root with:\n  {}", lines.join("\n  "))
 }
 
 /// The musl target must be installed for the pinned toolchain; the error gives the command.
@@ -84,5 +107,20 @@ pub fn ensure_musl_target(root: &Path) -> Result<()> {
             root.display()
         ),
         Err(e) => bail!("cannot run rustup ({e}); install rustup, then: rustup target add {MUSL_TARGET}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apt_line_names_packages_and_backports() {
+        let a = ("make", "make", "kernel build");
+        let b = ("qemu-system-x86_64", "qemu-system-x86 (from bookworm-backports)", "boots");
+        let c = ("gcc", "gcc", "kernel build");
+        let line = apt_line(&[&a, &b, &c]);
+        assert!(line.contains("apt-get install --no-install-recommends make gcc"), "{line}");
+        assert!(line.contains("-t bookworm-backports qemu-system-x86"), "{line}");
     }
 }

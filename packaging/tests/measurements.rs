@@ -6,7 +6,7 @@
 
 use nekos_packaging::artifacts::{FileArtifact, Manifest, UkiArtifact};
 use nekos_packaging::authenticode;
-use nekos_packaging::kernel::{KernelArtifact, SourceLock};
+use nekos_packaging::kernel::KernelArtifact;
 use nekos_packaging::keys::{self, KeyFileSigner, Role};
 use nekos_packaging::measurements::{self, pcr};
 use nekos_packaging::pe;
@@ -63,31 +63,28 @@ fn fixture(tag: &str) -> Fixture {
     let bz = file(&dir, "bzImage", &linux);
     let config = file(&dir, "config", b"CONFIG_NEKOS=y\n");
     let mut manifest = Manifest { schema: 1, source_date_epoch: 1, ..Manifest::default() };
-    manifest.kernel = Some(KernelArtifact {
-        bzimage: bz.path.clone(),
-        config: config.path,
-        sha256: bz.sha256.clone(),
-        source: SourceLock { package: "p".into(), version: "v".into(), sha256: "s".into() },
-        gcc: "gcc".into(),
-        binutils: "ld".into(),
-        input_hash: "x".into(),
-        inputs: BTreeMap::new(),
-        clean_build_seconds: 1.0,
-        cached: true,
-    });
+    // Built through serde so fields the manifest gains later (with defaults) do not break
+    // this fixture.
+    let kernel: KernelArtifact = serde_json::from_value(serde_json::json!({
+        "bzimage": bz.path, "config": config.path, "sha256": bz.sha256,
+        "source": {"package": "p", "version": "v", "sha256": "s"},
+        "gcc": "gcc", "binutils": "ld", "input_hash": "x", "inputs": {},
+        "clean_build_seconds": 1.0, "cached": true,
+    }))
+    .unwrap();
+    manifest.kernel = Some(kernel);
     manifest.userland.insert("nekos-init".into(), file(&dir, "init", b"\x7fELF init"));
     manifest.initramfs.insert("production".into(), file(&dir, "initramfs.cpio", &initrd));
     manifest.cats.insert("chelsea.png".into(), sha256_hex(b"cat"));
-    manifest.uki.insert(
-        "production".into(),
-        UkiArtifact {
-            cmdline: cmdline.into(),
-            unsigned: file(&dir, "nekos.efi", &unsigned),
-            signed: file(&dir, "nekos.signed.efi", &signed),
-            authenticode_sha256: hex::encode(authenticode::authenticode_sha256(&signed).unwrap()),
-            make_uki: serde_json::Value::Null,
-        },
-    );
+    let uki_artifact: UkiArtifact = serde_json::from_value(serde_json::json!({
+        "cmdline": cmdline,
+        "unsigned": file(&dir, "nekos.efi", &unsigned),
+        "signed": file(&dir, "nekos.signed.efi", &signed),
+        "authenticode_sha256": hex::encode(authenticode::authenticode_sha256(&signed).unwrap()),
+        "make_uki": null,
+    }))
+    .unwrap();
+    manifest.uki.insert("production".into(), uki_artifact);
     Fixture { dir, manifest, keys: keys_dir, signed }
 }
 
@@ -134,6 +131,10 @@ fn blank_store_pcr7_hand_computed() {
     let linux_hash = authenticode::authenticode_sha256(&linux).unwrap();
     let want = pcr::replay([&action, &pcr::separator(), &uki_hash, &linux_hash]);
     assert_eq!(pcr::replay(p.pcr4.iter().map(|e| &e.digest)), want);
+    // QEMU -kernel: the image is measured before the action and the separator.
+    let q = p.pcr4_qemu_kernel.as_ref().unwrap();
+    let want_q = pcr::replay([&uki_hash, &action, &pcr::separator(), &linux_hash]);
+    assert_eq!(pcr::replay(q.iter().map(|e| &e.digest)), want_q);
 }
 
 #[test]
@@ -185,7 +186,9 @@ fn compute_is_deterministic_and_consistent() {
     let ms = &a["pcrs"]["microsoft"];
     assert_eq!(ms["secure_boot"], true);
     assert_eq!(ms["boots"], false);
-    assert!(ms["pcr4"].is_null() && ms["pcr11"].is_null());
+    assert!(ms["pcr4"].is_null() && ms["pcr11"].is_null() && ms["pcr4_qemu_kernel"].is_null());
+    assert!(a["pcrs"]["custom"]["pcr4_qemu_kernel"].is_null());
+    assert!(a["pcrs"]["blank"]["pcr4_qemu_kernel"].is_string());
     assert!(ms["refused"].as_str().unwrap().contains("refuses"));
 
     // Authenticode and artifacts.

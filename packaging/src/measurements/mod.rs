@@ -23,7 +23,11 @@
 //!   - `pcr4`, `pcr7`, `pcr11`: predicted values (hex) once the stub has run (before any
 //!     userspace extends). For a refused image `pcr7` holds the configuration events and
 //!     the separator only (no authority event) — not judged on QEMU;
-//!   - `events`: `{pcr4: [...], pcr7: [...]}`, each `{event, digest}` in extend order;
+//!   - `pcr4_qemu_kernel`: PCR 4 when the UKI is passed with QEMU `-kernel` instead (the
+//!     `fw,kernel,initramfs,uki` deployments): OVMF measures the image before the
+//!     EV_EFI_ACTION and the separator ([`pcr`]); Secure Boot off only, else `null`;
+//!   - `events`: `{pcr4: [...], pcr7: [...]}` (plus `pcr4_qemu_kernel` when predicted),
+//!     each `{event, digest}` in extend order;
 //!   - `authority` (Secure Boot on and booting): `{owner_guid, certificate_sha256}` of the
 //!     db entry measured as the EV_EFI_VARIABLE_AUTHORITY;
 //!   - `store_sha256`: SHA-256 of the store's QEMU `uefi-vars` JSON (identifies the inputs).
@@ -127,7 +131,17 @@ pub fn pcr_entry(store: &Store, signed_uki: &[u8]) -> Result<Value> {
     m.insert("secure_boot".into(), json!(p.secure_boot));
     m.insert("boots".into(), json!(p.refused.is_none()));
     m.insert("store_sha256".into(), json!(sha256_hex(&store.to_json())));
-    m.insert("events".into(), json!({"pcr4": events(&p.pcr4), "pcr7": events(&p.pcr7)}));
+    let mut ev = Map::new();
+    ev.insert("pcr4".into(), events(&p.pcr4));
+    ev.insert("pcr7".into(), events(&p.pcr7));
+    if let Some(q) = &p.pcr4_qemu_kernel {
+        ev.insert("pcr4_qemu_kernel".into(), events(q));
+    }
+    m.insert("events".into(), Value::Object(ev));
+    m.insert(
+        "pcr4_qemu_kernel".into(),
+        p.pcr4_qemu_kernel.as_deref().map_or(Value::Null, |q| json!(value(q))),
+    );
     m.insert("pcr7".into(), json!(value(&p.pcr7)));
     match &p.refused {
         Some(why) => {

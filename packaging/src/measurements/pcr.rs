@@ -13,6 +13,11 @@
 //!   Secure Boot on one EV_EFI_VARIABLE_AUTHORITY: UEFI_VARIABLE_DATA of `db` whose data is
 //!   the EFI_SIGNATURE_DATA (owner GUID ‖ certificate DER) that verified the image.
 //! - PCR 11: systemd-stub's section measurements ([`crate::uki::predict_pcr11`]).
+//!
+//! QEMU `-kernel` (the `fw,kernel,initramfs,uki` deployments, OVMF's fw_cfg kernel loader)
+//! is not a boot option: OVMF loads (and measures) the UKI *before* it signals ReadyToBoot,
+//! so PCR 4 there is: UKI Authenticode hash, EV_EFI_ACTION, separator, `.linux` (Secure
+//! Boot off; checked with swtpm on the blank store, packaging/tests/measurements_qemu.rs).
 
 use crate::varstore::{self, Guid, Store};
 use anyhow::{Context, Result, anyhow, bail};
@@ -189,6 +194,9 @@ pub struct Prediction {
     /// then `pcr4`/`pcr7` hold only the events before the image and `pcr11` is `None`.
     pub refused: Option<String>,
     pub pcr4: Vec<Event>,
+    /// PCR 4 when QEMU `-kernel` hands the UKI to OVMF (see the module docs); predicted
+    /// only with Secure Boot off (the deployments that boot this way).
+    pub pcr4_qemu_kernel: Option<Vec<Event>>,
     pub pcr7: Vec<Event>,
     /// The db entry that verified the image (Secure Boot on).
     pub authority: Option<SigEntry>,
@@ -226,30 +234,40 @@ pub fn predict(store: &Store, signed_uki: &[u8]) -> Result<Prediction> {
                     .into(),
             ),
             pcr4,
+            pcr4_qemu_kernel: None,
             pcr7,
             authority: None,
             pcr11: None,
         });
     }
-    pcr4.push(Event::new(
+    let uki_event = Event::new(
         "EV_EFI_BOOT_SERVICES_APPLICATION UKI",
         crate::authenticode::authenticode_sha256(signed_uki)?,
-    ));
+    );
+    let before_boot = pcr4.clone();
+    pcr4.push(uki_event.clone());
+    let mut pcr4_qemu_kernel = None;
     if let Some(e) = &authority {
         let mut sig = e.owner.0.to_vec();
         sig.extend_from_slice(&e.data);
         let bytes = uefi_variable_data(&variable_guid("db")?, "db", &sig);
         pcr7.push(Event::new("EV_EFI_VARIABLE_AUTHORITY db", Sha256::digest(&bytes).into()));
     } else {
-        pcr4.push(Event::new(
+        let linux = Event::new(
             "EV_EFI_BOOT_SERVICES_APPLICATION .linux",
             linux_authenticode_sha256(signed_uki)?,
-        ));
+        );
+        pcr4.push(linux.clone());
+        let mut q = vec![uki_event];
+        q.extend(before_boot);
+        q.push(linux);
+        pcr4_qemu_kernel = Some(q);
     }
     Ok(Prediction {
         secure_boot: sb,
         refused: None,
         pcr4,
+        pcr4_qemu_kernel,
         pcr7,
         authority,
         pcr11: Some(crate::uki::predict_pcr11(signed_uki)?),
