@@ -50,6 +50,8 @@ packages=(
   ovmf
   # pinned PyPI judges live in their own venvs (ensure_venv below)
   python3-venv
+  # a software TPM for the measured-boot judges (packaging/tests/measurements_qemu.rs)
+  swtpm swtpm-tools
 )
 
 missing=()

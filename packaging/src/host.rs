@@ -25,6 +25,7 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
     ("sbverify", "sbsigntool", "judging signed UKIs in tests"),
     ("osslsigncode", "osslsigncode (2.9, from bookworm-backports)", "judging signed UKIs in tests"),
     ("/usr/lib/python3/dist-packages/pefile.py", "python3-pefile", "running ukify 257 as the UKI judge"),
+    ("swtpm", "swtpm", "a software TPM for the measured-boot tests"),
 ];
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

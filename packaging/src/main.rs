@@ -112,6 +112,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write measurements.json: artifact hashes, predicted PCR 4/7/11 per store, SNP digests.
+    #[command(disable_help_flag = true)]
+    Measure {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// UEFI variable stores (blank, microsoft, custom) as uefi-vars JSON and raw OVMF_VARS.
     #[command(disable_help_flag = true)]
     Varstore {
@@ -188,6 +194,8 @@ fn real_main() -> Result<()> {
         Cmd::Test { args } => {
             // Both variants: the QEMU tests boot the test initramfs for test-only programs.
             build(&root, &BuildOptions { variants: vec![Variant::Production, Variant::Test], ..BuildOptions::default() })?;
+            // The measure step: what a verifier should expect from this build.
+            nekos_packaging::measurements::cli_main(Vec::new())?;
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.current_dir(&root)
                 .args(["test", "--workspace", "--locked"])
@@ -231,6 +239,7 @@ fn real_main() -> Result<()> {
         Cmd::Stub => uki_cli("stub", Vec::new())?,
         Cmd::Varstore { args } => nekos_packaging::varstore::cli_main(args)?,
         Cmd::SnpMeasure { args } => nekos_packaging::snpmeasure::cli_main(args)?,
+        Cmd::Measure { args } => nekos_packaging::measurements::cli_main(args)?,
     }
     Ok(())
 }

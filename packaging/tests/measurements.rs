@@ -32,7 +32,12 @@ impl Drop for Fixture {
 fn file(dir: &Path, name: &str, bytes: &[u8]) -> FileArtifact {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    FileArtifact { path, sha256: sha256_hex(bytes), size: bytes.len() as u64, inputs: BTreeMap::new() }
+    FileArtifact {
+        path,
+        sha256: sha256_hex(bytes),
+        size: bytes.len() as u64,
+        inputs: BTreeMap::new(),
+    }
 }
 
 fn fixture(tag: &str) -> Fixture {
@@ -62,7 +67,11 @@ fn fixture(tag: &str) -> Fixture {
 
     let bz = file(&dir, "bzImage", &linux);
     let config = file(&dir, "config", b"CONFIG_NEKOS=y\n");
-    let mut manifest = Manifest { schema: 1, source_date_epoch: 1, ..Manifest::default() };
+    let mut manifest = Manifest {
+        schema: 1,
+        source_date_epoch: 1,
+        ..Manifest::default()
+    };
     // Built through serde so fields the manifest gains later (with defaults) do not break
     // this fixture.
     let kernel: KernelArtifact = serde_json::from_value(serde_json::json!({
@@ -73,9 +82,15 @@ fn fixture(tag: &str) -> Fixture {
     }))
     .unwrap();
     manifest.kernel = Some(kernel);
-    manifest.userland.insert("nekos-init".into(), file(&dir, "init", b"\x7fELF init"));
-    manifest.initramfs.insert("production".into(), file(&dir, "initramfs.cpio", &initrd));
-    manifest.cats.insert("chelsea.png".into(), sha256_hex(b"cat"));
+    manifest
+        .userland
+        .insert("nekos-init".into(), file(&dir, "init", b"\x7fELF init"));
+    manifest
+        .initramfs
+        .insert("production".into(), file(&dir, "initramfs.cpio", &initrd));
+    manifest
+        .cats
+        .insert("chelsea.png".into(), sha256_hex(b"cat"));
     let uki_artifact: UkiArtifact = serde_json::from_value(serde_json::json!({
         "cmdline": cmdline,
         "unsigned": file(&dir, "nekos.efi", &unsigned),
@@ -85,7 +100,12 @@ fn fixture(tag: &str) -> Fixture {
     }))
     .unwrap();
     manifest.uki.insert("production".into(), uki_artifact);
-    Fixture { dir, manifest, keys: keys_dir, signed }
+    Fixture {
+        dir,
+        manifest,
+        keys: keys_dir,
+        signed,
+    }
 }
 
 #[test]
@@ -93,7 +113,10 @@ fn extend_known_vector() {
     // python3: sha256(bytes(32) + sha256(b"abc").digest())
     let mut p = [0u8; 32];
     pcr::extend(&mut p, &Sha256::digest(b"abc").into());
-    assert_eq!(hex::encode(p), "589f9ffed4c477966bfb8d41f37895b08c69047df8f911d6f3b57fbe08faee8d");
+    assert_eq!(
+        hex::encode(p),
+        "589f9ffed4c477966bfb8d41f37895b08c69047df8f911d6f3b57fbe08faee8d"
+    );
     assert_eq!(pcr::replay([&Sha256::digest(b"abc").into()]), p);
     assert_eq!(
         hex::encode(pcr::separator()),
@@ -123,7 +146,10 @@ fn blank_store_pcr7_hand_computed() {
     assert!(!p.secure_boot);
     assert!(p.refused.is_none());
     let pcr7 = pcr::replay(p.pcr7.iter().map(|e| &e.digest));
-    assert_eq!(hex::encode(pcr7), "65caf8dd1e0ea7a6347b635d2b379c93b9a1351edc2afc3ecda700e534eb3068");
+    assert_eq!(
+        hex::encode(pcr7),
+        "65caf8dd1e0ea7a6347b635d2b379c93b9a1351edc2afc3ecda700e534eb3068"
+    );
     // PCR 4 with Secure Boot off: action, separator, UKI, .linux.
     let action: [u8; 32] = Sha256::digest(b"Calling EFI Application from Boot Option").into();
     let uki_hash = authenticode::authenticode_sha256(&f.signed).unwrap();
@@ -142,7 +168,10 @@ fn compute_is_deterministic_and_consistent() {
     let f = fixture("det");
     let a = measurements::compute(&f.manifest, &f.keys).unwrap();
     let b = measurements::compute(&f.manifest, &f.keys).unwrap();
-    let (ba, bb) = (measurements::to_bytes(&a).unwrap(), measurements::to_bytes(&b).unwrap());
+    let (ba, bb) = (
+        measurements::to_bytes(&a).unwrap(),
+        measurements::to_bytes(&b).unwrap(),
+    );
     assert_eq!(ba, bb);
 
     // Written atomically, read back identical; keys sorted at every level.
@@ -177,11 +206,38 @@ fn compute_is_deterministic_and_consistent() {
     assert_eq!(a["pcrs"]["custom"]["secure_boot"], true);
     // Custom: authority is the db certificate; no .linux event in PCR 4 (3 events).
     let db_der = keys::load_certificate(&f.keys.join("db.crt")).unwrap();
-    assert_eq!(a["pcrs"]["custom"]["authority"]["certificate_sha256"], sha256_hex(&db_der).as_str());
-    assert_eq!(a["pcrs"]["custom"]["events"]["pcr4"].as_array().unwrap().len(), 3);
-    assert_eq!(a["pcrs"]["custom"]["events"]["pcr7"].as_array().unwrap().len(), 7);
-    assert_eq!(a["pcrs"]["blank"]["events"]["pcr4"].as_array().unwrap().len(), 4);
-    assert_eq!(a["pcrs"]["blank"]["events"]["pcr7"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        a["pcrs"]["custom"]["authority"]["certificate_sha256"],
+        sha256_hex(&db_der).as_str()
+    );
+    assert_eq!(
+        a["pcrs"]["custom"]["events"]["pcr4"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        a["pcrs"]["custom"]["events"]["pcr7"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    assert_eq!(
+        a["pcrs"]["blank"]["events"]["pcr4"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        a["pcrs"]["blank"]["events"]["pcr7"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
     // Microsoft: the NekOS-signed UKI is refused.
     let ms = &a["pcrs"]["microsoft"];
     assert_eq!(ms["secure_boot"], true);
@@ -196,10 +252,22 @@ fn compute_is_deterministic_and_consistent() {
     assert_eq!(a["uki"]["authenticode_sha256"], auth.as_str());
     for (k, fa) in [
         ("kernel", &f.manifest.kernel.as_ref().unwrap().sha256),
-        ("initramfs.production", &f.manifest.initramfs["production"].sha256),
-        ("userland.nekos-init", &f.manifest.userland["nekos-init"].sha256),
-        ("uki.production.signed", &f.manifest.uki["production"].signed.sha256),
-        ("uki.production.unsigned", &f.manifest.uki["production"].unsigned.sha256),
+        (
+            "initramfs.production",
+            &f.manifest.initramfs["production"].sha256,
+        ),
+        (
+            "userland.nekos-init",
+            &f.manifest.userland["nekos-init"].sha256,
+        ),
+        (
+            "uki.production.signed",
+            &f.manifest.uki["production"].signed.sha256,
+        ),
+        (
+            "uki.production.unsigned",
+            &f.manifest.uki["production"].unsigned.sha256,
+        ),
     ] {
         assert_eq!(a["artifacts"][k]["sha256"], fa.as_str(), "{k}");
     }
@@ -207,17 +275,24 @@ fn compute_is_deterministic_and_consistent() {
     // SEV-SNP: 3 CPU types × 3 vCPU counts, all distinct, cmdline verbatim.
     let d = a["sev_snp"]["launch_digests"].as_object().unwrap();
     assert_eq!(d.len(), 3);
-    let mut all: Vec<&str> = d.values().flat_map(|m| m.as_object().unwrap().values().map(|v| v.as_str().unwrap())).collect();
+    let mut all: Vec<&str> = d
+        .values()
+        .flat_map(|m| m.as_object().unwrap().values().map(|v| v.as_str().unwrap()))
+        .collect();
     assert_eq!(all.len(), 9);
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 9);
-    assert_eq!(a["sev_snp"]["cmdline"], "panic=-1 console=tty0 console=ttyS0");
+    assert_eq!(
+        a["sev_snp"]["cmdline"],
+        "panic=-1 console=tty0 console=ttyS0"
+    );
 }
 
 #[test]
 fn snp_cmdline_is_not_trimmed() {
-    let ovmf = std::fs::read(nekos_packaging::snpmeasure::judge::pinned_ovmf_amdsev().unwrap()).unwrap();
+    let ovmf =
+        std::fs::read(nekos_packaging::snpmeasure::judge::pinned_ovmf_amdsev().unwrap()).unwrap();
     let a = measurements::sev_snp_entry(&ovmf, b"kernel", b"initrd", "console=ttyS0").unwrap();
     let b = measurements::sev_snp_entry(&ovmf, b"kernel", b"initrd", "console=ttyS0 ").unwrap();
     assert_ne!(a["launch_digests"], b["launch_digests"]);

@@ -79,21 +79,30 @@ fn wait_for_socket(path: &Path, swtpm: &mut Child) {
         if let Some(st) = swtpm.try_wait().unwrap() {
             panic!("swtpm exited early: {st}");
         }
-        assert!(Instant::now() < deadline, "swtpm did not create {}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "swtpm did not create {}",
+            path.display()
+        );
         // swtpm signals readiness only by creating the socket; poll for it briefly.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-#[test]
-fn blank_store_pcrs_match_swtpm() {
-    let manifest = common::manifest();
-    let keys = nekos_packaging::keys::default_keys_dir();
-    let predicted = measurements::compute(&manifest, &keys).unwrap();
-    let blank = &predicted["pcrs"]["blank"];
+/// QEMU arguments for an swtpm listening on `ctrl`.
+fn tpm_args(ctrl: &Path) -> Vec<String> {
+    vec![
+        "-chardev".into(),
+        format!("socket,id=chrtpm,path={}", ctrl.display()),
+        "-tpmdev".into(),
+        "emulator,id=tpm0,chardev=chrtpm".into(),
+        "-device".into(),
+        "tpm-tis,tpmdev=tpm0".into(),
+    ]
+}
 
-    let dir = std::env::temp_dir().join(format!("nekos-meas-qemu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// Starts swtpm (TPM 2.0) with its state in `dir`; returns it and its control socket.
+fn start_swtpm(dir: &Path) -> (Reaped, std::path::PathBuf) {
     std::fs::create_dir_all(dir.join("tpm")).unwrap();
     let ctrl = dir.join("swtpm.sock");
     let mut swtpm = Command::new("swtpm")
@@ -108,37 +117,24 @@ fn blank_store_pcrs_match_swtpm() {
         .spawn()
         .expect("swtpm is missing (Debian packages swtpm swtpm-tools)");
     wait_for_socket(&ctrl, &mut swtpm);
-    let _swtpm = Reaped(swtpm);
+    (Reaped(swtpm), ctrl)
+}
 
-    // Boot a private copy of the UKI the prediction was made from (another build may
-    // replace target/nekos/ meanwhile).
-    let mut manifest = manifest;
-    let uki = manifest.uki.get_mut("production").unwrap();
-    let copy = dir.join("nekos.efi");
-    std::fs::copy(&uki.unsigned.path, &copy).unwrap();
-    assert_eq!(
-        nekos_packaging::util::sha256_file(&copy).unwrap(),
-        uki.unsigned.sha256,
-        "the UKI changed after the prediction (a concurrent `cargo nekos build`?)"
-    );
-    uki.unsigned.path = copy;
-
-    let dep = deployments::find("fw,kernel,initramfs,uki").unwrap();
-    let opts = BootOptions::default();
-    let mut cmd = qemu::command(dep, &manifest, &opts, Frontend::Headless, &dir, None).unwrap();
-    cmd.arg("-chardev")
-        .arg(format!("socket,id=chrtpm,path={}", ctrl.display()))
-        .args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+/// Runs `cmd` (a QEMU whose serial line is stdio), waits for the prompt and reads PCR 4,
+/// 7 and 11 (lowercase hex) from sysfs.
+fn read_pcrs(mut cmd: Command) -> std::collections::BTreeMap<u32, String> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("qemu-system-x86_64");
     let serial: Serial = Arc::new((Mutex::new((String::new(), false)), Condvar::new()));
     read_into(child.stdout.take().unwrap(), serial.clone(), false);
     read_into(child.stderr.take().unwrap(), serial.clone(), true);
     let mut stdin = child.stdin.take().unwrap();
     let _qemu = Reaped(child);
-
     wait_from(&serial, 0, "nekos: boot ok", common::BOOT);
     let mut at = wait_from(&serial, 0, "nekos# ", common::BOOT);
+    let mut out_map = std::collections::BTreeMap::new();
     for n in [4, 7, 11] {
         let from = at;
         writeln!(stdin, "cat /sys/class/tpm/tpm0/pcr-sha256/{n}").unwrap();
@@ -152,10 +148,119 @@ fn blank_store_pcrs_match_swtpm() {
             .filter(|t| t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()))
             .map(|t| t.to_ascii_lowercase())
             .collect();
-        // -kernel is not a boot option: PCR 4 follows the QEMU -kernel order.
-        let key = if n == 4 { "pcr4_qemu_kernel".to_string() } else { format!("pcr{n}") };
-        let want = blank[&key].as_str().unwrap();
-        assert_eq!(got, [want], "PCR {n}: measured (output {out:?}) vs predicted (blank store)\n{blank:#}");
+        assert_eq!(got.len(), 1, "PCR {n}: no single value in {out:?}");
+        out_map.insert(n, got[0].clone());
     }
+    out_map
+}
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nekos-meas-qemu-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies a manifest file into `dir`, checking it is still the file the prediction used.
+fn private_copy(from: &Path, sha256: &str, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    assert_eq!(
+        nekos_packaging::util::sha256_file(to).unwrap(),
+        sha256,
+        "{} changed after the prediction (a concurrent `cargo nekos build`?)",
+        from.display()
+    );
+}
+
+fn check(got: &std::collections::BTreeMap<u32, String>, want: &serde_json::Value, pcr4_key: &str) {
+    for n in [4, 7, 11] {
+        let key = if n == 4 {
+            pcr4_key.to_string()
+        } else {
+            format!("pcr{n}")
+        };
+        let w = want[&key].as_str().unwrap();
+        assert_eq!(got[&n], w, "PCR {n}: measured vs predicted {key}\n{want:#}");
+    }
+}
+
+/// The `fw,kernel,initramfs,uki` deployment (QEMU `-kernel`, Debian OVMF_CODE_4M.fd, a
+/// copy of the blank OVMF_VARS_4M.fd): `pcr4_qemu_kernel`, `pcr7`, `pcr11` of `blank`.
+#[test]
+fn blank_store_qemu_kernel_pcrs_match_swtpm() {
+    let mut manifest = common::manifest();
+    let predicted =
+        measurements::compute(&manifest, &nekos_packaging::keys::default_keys_dir()).unwrap();
+    let dir = scratch("kernel");
+    let (_swtpm, ctrl) = start_swtpm(&dir);
+    // Boot a private copy of the UKI the prediction was made from (another build may
+    // replace target/nekos/ meanwhile).
+    let uki = manifest.uki.get_mut("production").unwrap();
+    let copy = dir.join("nekos.efi");
+    private_copy(&uki.unsigned.path, &uki.unsigned.sha256, &copy);
+    uki.unsigned.path = copy;
+
+    let dep = deployments::find("fw,kernel,initramfs,uki").unwrap();
+    let opts = BootOptions::default();
+    let mut cmd = qemu::command(dep, &manifest, &opts, Frontend::Headless, &dir, None).unwrap();
+    cmd.args(tpm_args(&ctrl));
+    let got = read_pcrs(cmd);
+    // -kernel is not a boot option: PCR 4 follows the QEMU -kernel order.
+    check(&got, &predicted["pcrs"]["blank"], "pcr4_qemu_kernel");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The signed production UKI as the first (only) boot option: the removable-media path of
+/// a read-only vvfat ESP, Debian's SMM Secure Boot OVMF, the preset's raw store.
+fn esp_boot(tag: &str, preset: &str) {
+    let manifest = common::manifest();
+    let keys = nekos_packaging::keys::default_keys_dir();
+    let predicted = measurements::compute(&manifest, &keys).unwrap();
+    let want = &predicted["pcrs"][preset];
+    assert_eq!(want["boots"], true, "{want:#}");
+    let dir = scratch(tag);
+    let (_swtpm, ctrl) = start_swtpm(&dir);
+    let uki = &manifest.uki["production"];
+    std::fs::create_dir_all(dir.join("esp/EFI/BOOT")).unwrap();
+    private_copy(
+        &uki.signed.path,
+        &uki.signed.sha256,
+        &dir.join("esp/EFI/BOOT/BOOTX64.EFI"),
+    );
+    let store = measurements::preset_store(preset, &keys).unwrap();
+    let vars = dir.join("vars.fd");
+    std::fs::write(&vars, store.to_raw_4m().unwrap()).unwrap();
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-nodefaults", "-no-user-config", "-no-reboot"])
+        .args(["-machine", "q35,smm=on,accel=tcg", "-m", "512", "-smp", "1"])
+        .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+        .args(["-global", "ICH9-LPC.disable_s3=1"])
+        .arg("-drive")
+        .arg("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file=fat:{},format=raw,if=virtio,readonly=on",
+            dir.join("esp").display()
+        ))
+        .args(["-display", "none", "-nic", "none", "-vga", "none"])
+        .args(["-serial", "stdio", "-monitor", "none"])
+        .args(tpm_args(&ctrl));
+    let got = read_pcrs(cmd);
+    check(&got, want, "pcr4");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn blank_store_boot_option_pcrs_match_swtpm() {
+    esp_boot("esp-blank", "blank");
+}
+
+#[test]
+fn custom_store_boot_option_pcrs_match_swtpm() {
+    esp_boot("esp-custom", "custom");
 }

@@ -39,6 +39,11 @@
 //!   CPU type (`EPYC-v4`, `EPYC-Milan`, `EPYC-Genoa`) → vCPU count (`"1"`, `"2"`, `"4"`) →
 //!   digest.
 //!
+//! Judged in packaging/tests/measurements_qemu.rs with swtpm (PCRs read from sysfs at the
+//! prompt): `blank` and `custom` via a vvfat ESP boot option on Debian's SMM Secure Boot
+//! OVMF, `blank`'s `pcr4_qemu_kernel` via the `fw,kernel,initramfs,uki` deployment. The
+//! Microsoft store's refusal and its `pcr7` are not judged there.
+//!
 //! `compute` needs the keys directory (for the custom store: PK.crt, KEK.crt, db.crt,
 //! GUID) and the pinned Debian packages (Microsoft certificates, OVMF.amdsev.fd), which are
 //! fetched once and cached like everywhere else in the host tools.
@@ -140,7 +145,9 @@ pub fn pcr_entry(store: &Store, signed_uki: &[u8]) -> Result<Value> {
     m.insert("events".into(), Value::Object(ev));
     m.insert(
         "pcr4_qemu_kernel".into(),
-        p.pcr4_qemu_kernel.as_deref().map_or(Value::Null, |q| json!(value(q))),
+        p.pcr4_qemu_kernel
+            .as_deref()
+            .map_or(Value::Null, |q| json!(value(q))),
     );
     m.insert("pcr7".into(), json!(value(&p.pcr7)));
     match &p.refused {
@@ -168,7 +175,8 @@ pub fn sev_snp_entry(ovmf: &[u8], kernel: &[u8], initrd: &[u8], cmdline: &str) -
     let fw = snpmeasure::firmware_digest(ovmf)?;
     let mut digests = Map::new();
     for cpu in SNP_CPU_TYPES {
-        let vcpu_type = VcpuType::from_name(cpu).with_context(|| format!("unknown CPU type {cpu}"))?;
+        let vcpu_type =
+            VcpuType::from_name(cpu).with_context(|| format!("unknown CPU type {cpu}"))?;
         let mut per = Map::new();
         for vcpus in SNP_VCPUS {
             let d = snpmeasure::launch_digest_prehashed(
@@ -200,10 +208,16 @@ pub fn sev_snp_entry(ovmf: &[u8], kernel: &[u8], initrd: &[u8], cmdline: &str) -
 /// custom store's certificates.
 pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
     let mut artifacts = Map::new();
-    let kernel = manifest.kernel.as_ref().context("the manifest has no kernel (run `cargo nekos build`)")?;
+    let kernel = manifest
+        .kernel
+        .as_ref()
+        .context("the manifest has no kernel (run `cargo nekos build`)")?;
     let (kv, kernel_bytes) = file_entry("kernel", &kernel.bzimage, Some(&kernel.sha256))?;
     artifacts.insert("kernel".into(), kv);
-    artifacts.insert("kernel.config".into(), file_entry("kernel.config", &kernel.config, None)?.0);
+    artifacts.insert(
+        "kernel.config".into(),
+        file_entry("kernel.config", &kernel.config, None)?.0,
+    );
     for (name, a) in &manifest.userland {
         let k = format!("userland.{name}");
         artifacts.insert(k.clone(), artifact(&k, a)?);
@@ -234,7 +248,8 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
             uki.authenticode_sha256
         );
     }
-    let signer = crate::authenticode::verify(&signed, None).context("the signed UKI's signature")?;
+    let signer =
+        crate::authenticode::verify(&signed, None).context("the signed UKI's signature")?;
     let pcr11 = crate::uki::predict_pcr11(&signed)?;
     let uki_value = json!({
         "variant": VARIANT,
@@ -248,7 +263,10 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
     let mut pcrs = Map::new();
     for name in PRESETS {
         let store = preset_store(name, keys_dir)?;
-        pcrs.insert(name.into(), pcr_entry(&store, &signed).with_context(|| format!("preset {name}"))?);
+        pcrs.insert(
+            name.into(),
+            pcr_entry(&store, &signed).with_context(|| format!("preset {name}"))?,
+        );
     }
 
     let ovmf_path = snpmeasure::judge::pinned_ovmf_amdsev()?;

@@ -106,7 +106,10 @@ pub fn pcr7_config_events(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
         } else {
             data_of(store, name).to_vec()
         };
-        out.push((name.to_string(), uefi_variable_data(&variable_guid(name)?, name, &data)));
+        out.push((
+            name.to_string(),
+            uefi_variable_data(&variable_guid(name)?, name, &data),
+        ));
     }
     Ok(out)
 }
@@ -122,11 +125,15 @@ pub struct SigEntry {
 /// Parses the EFI_SIGNATURE_LISTs of a signature database (db, dbx, …).
 pub fn signature_entries(mut data: &[u8]) -> Result<Vec<SigEntry>> {
     let u32_at = |b: &[u8], o: usize| -> Result<usize> {
-        let s = b.get(o..o + 4).ok_or_else(|| anyhow!("signature list truncated"))?;
+        let s = b
+            .get(o..o + 4)
+            .ok_or_else(|| anyhow!("signature list truncated"))?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
     };
     let guid_at = |b: &[u8], o: usize| -> Result<Guid> {
-        let s = b.get(o..o + 16).ok_or_else(|| anyhow!("signature list truncated"))?;
+        let s = b
+            .get(o..o + 16)
+            .ok_or_else(|| anyhow!("signature list truncated"))?;
         let mut g = [0u8; 16];
         g.copy_from_slice(s);
         Ok(Guid(g))
@@ -141,11 +148,15 @@ pub fn signature_entries(mut data: &[u8]) -> Result<Vec<SigEntry>> {
             bail!("malformed EFI_SIGNATURE_LIST (size {list_size}, signature size {sig_size})");
         }
         let body = &data[28 + header_size..list_size];
-        if body.len() % sig_size != 0 {
+        if !body.len().is_multiple_of(sig_size) {
             bail!("EFI_SIGNATURE_LIST body is not a multiple of its signature size");
         }
         for e in body.chunks(sig_size) {
-            out.push(SigEntry { type_guid, owner: guid_at(e, 0)?, data: e[16..].to_vec() });
+            out.push(SigEntry {
+                type_guid,
+                owner: guid_at(e, 0)?,
+                data: e[16..].to_vec(),
+            });
         }
         data = &data[list_size..];
     }
@@ -182,7 +193,10 @@ pub struct Event {
 
 impl Event {
     fn new(what: impl Into<String>, digest: [u8; 32]) -> Event {
-        Event { what: what.into(), digest }
+        Event {
+            what: what.into(),
+            digest,
+        }
     }
 }
 
@@ -207,7 +221,9 @@ pub struct Prediction {
 /// passes them to `LoadImage`).
 pub fn linux_authenticode_sha256(uki: &[u8]) -> Result<[u8; 32]> {
     let pe = crate::pe::PeFile::parse(uki)?;
-    let s = pe.section(".linux").context("the UKI has no .linux section")?;
+    let s = pe
+        .section(".linux")
+        .context("the UKI has no .linux section")?;
     crate::authenticode::authenticode_sha256(s.content(uki)).context("the .linux section")
 }
 
@@ -217,14 +233,26 @@ pub fn predict(store: &Store, signed_uki: &[u8]) -> Result<Prediction> {
     let sb = secure_boot(store);
     let mut pcr7: Vec<Event> = pcr7_config_events(store)?
         .into_iter()
-        .map(|(name, bytes)| Event::new(format!("EV_EFI_VARIABLE_DRIVER_CONFIG {name}"), Sha256::digest(&bytes).into()))
+        .map(|(name, bytes)| {
+            Event::new(
+                format!("EV_EFI_VARIABLE_DRIVER_CONFIG {name}"),
+                Sha256::digest(&bytes).into(),
+            )
+        })
         .collect();
     pcr7.push(Event::new("EV_SEPARATOR", separator()));
     let mut pcr4 = vec![
-        Event::new("EV_EFI_ACTION", Sha256::digest(CALLING_EFI_APPLICATION.as_bytes()).into()),
+        Event::new(
+            "EV_EFI_ACTION",
+            Sha256::digest(CALLING_EFI_APPLICATION.as_bytes()).into(),
+        ),
         Event::new("EV_SEPARATOR", separator()),
     ];
-    let authority = if sb { authorizing_db_entry(store, signed_uki)? } else { None };
+    let authority = if sb {
+        authorizing_db_entry(store, signed_uki)?
+    } else {
+        None
+    };
     if sb && authority.is_none() {
         return Ok(Prediction {
             secure_boot: sb,
@@ -251,7 +279,10 @@ pub fn predict(store: &Store, signed_uki: &[u8]) -> Result<Prediction> {
         let mut sig = e.owner.0.to_vec();
         sig.extend_from_slice(&e.data);
         let bytes = uefi_variable_data(&variable_guid("db")?, "db", &sig);
-        pcr7.push(Event::new("EV_EFI_VARIABLE_AUTHORITY db", Sha256::digest(&bytes).into()));
+        pcr7.push(Event::new(
+            "EV_EFI_VARIABLE_AUTHORITY db",
+            Sha256::digest(&bytes).into(),
+        ));
     } else {
         let linux = Event::new(
             "EV_EFI_BOOT_SERVICES_APPLICATION .linux",
