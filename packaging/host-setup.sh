@@ -10,10 +10,18 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
+# put_file DEST: writes stdin to DEST only if it differs; sets apt_changed=1 when it did.
+apt_changed=0
+put_file() {
+  local dest=$1
+  cat > "$dest.new"
+  if cmp -s "$dest.new" "$dest"; then rm -f "$dest.new"; else mv "$dest.new" "$dest"; apt_changed=1; fi
+}
+
 # bookworm-backports: QEMU 10 (uefi-vars-x64 device, used by the firmware work).
 # trixie at priority 100: only packages we ask for by name with -t trixie (ovmf, the
 # systemd-boot-efi stub, the edk2 orig tarball); nothing is upgraded from it implicitly.
-cat > /etc/apt/sources.list.d/nekos.sources.new <<'SRC'
+put_file /etc/apt/sources.list.d/nekos.sources <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
@@ -26,15 +34,12 @@ Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-cat > /etc/apt/preferences.d/nekos-trixie.new <<'PIN'
+put_file /etc/apt/preferences.d/nekos-trixie <<'PIN'
 Package: *
 Pin: release n=trixie
 Pin-Priority: 100
 PIN
-changed=0
-for f in /etc/apt/sources.list.d/nekos.sources /etc/apt/preferences.d/nekos-trixie; do
-  if ! cmp -s "$f.new" "$f"; then mv "$f.new" "$f"; changed=1; else rm -f "$f.new"; fi
-done
+changed=$apt_changed
 
 # The packages, one per purpose (keep in sync with HOST_TOOLS in packaging/src/host.rs,
 # which names the package for each tool it finds missing).
@@ -95,23 +100,20 @@ ensure_venv() {
 # source for `apt-get download ovmf-amdsev` (OVMF.amdsev.fd, the SNP launch-digest test
 # firmware; version + sha256 pinned in packaging/src/snpmeasure/judge.rs).
 # The judge: PyPI sev-snp-measure, pinned, in its own venv.
-snp_changed=0
-cat > /etc/apt/sources.list.d/nekos-sid.sources.new <<'SRC'
+apt_changed=0
+put_file /etc/apt/sources.list.d/nekos-sid.sources <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: sid
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-cat > /etc/apt/preferences.d/nekos-sid.new <<'PIN'
+put_file /etc/apt/preferences.d/nekos-sid <<'PIN'
 Package: *
 Pin: release n=sid
 Pin-Priority: 1
 PIN
-for f in /etc/apt/sources.list.d/nekos-sid.sources /etc/apt/preferences.d/nekos-sid; do
-  if ! cmp -s "$f.new" "$f"; then mv "$f.new" "$f"; snp_changed=1; else rm -f "$f.new"; fi
-done
-if [ "$snp_changed" = 1 ] || ! apt-cache show ovmf-amdsev >/dev/null 2>&1; then
+if [ "$apt_changed" = 1 ] || ! apt-cache show ovmf-amdsev >/dev/null 2>&1; then
   apt-get update -q
 fi
 ensure_venv /opt/nekos/snp-venv sev-snp-measure 0.0.13 \
