@@ -19,6 +19,27 @@ use crate::words;
 pub const DEFAULT_DISPLAY_WAIT_MS: u64 = 5000;
 /// Longer waits are almost certainly typos; cap so boot cannot hang on them.
 pub const MAX_DISPLAY_WAIT_MS: u64 = 600_000;
+/// How long stboot (stage 1) keeps retrying before it reboots.
+pub const DEFAULT_STBOOT_DEADLINE_S: u64 = 120;
+pub const MAX_STBOOT_DEADLINE_S: u64 = 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootFlow {
+    /// Booted by the firmware (the default; also when nothing says otherwise).
+    Firmware,
+    /// Started by stboot through kexec (`nekos.bootflow=stboot`, which the
+    /// host tooling puts into the signed manifest cmdline).
+    Stboot,
+}
+
+impl BootFlow {
+    pub fn word(self) -> &'static str {
+        match self {
+            BootFlow::Firmware => "firmware",
+            BootFlow::Stboot => "stboot",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisplayMode {
@@ -45,6 +66,8 @@ pub struct Config {
     /// NEKOS_* variables for the compositor/viewer (BTreeMap: deterministic
     /// order and no random hasher seed at startup).
     pub viewer_env: BTreeMap<&'static str, String>,
+    pub bootflow: BootFlow,
+    pub stboot_deadline_s: u64,
 }
 
 impl Default for Config {
@@ -56,6 +79,8 @@ impl Default for Config {
             display_wait_ms: DEFAULT_DISPLAY_WAIT_MS,
             loglevel: LogLevel::Info,
             viewer_env: BTreeMap::new(),
+            bootflow: BootFlow::Firmware,
+            stboot_deadline_s: DEFAULT_STBOOT_DEADLINE_S,
         }
     }
 }
@@ -78,6 +103,8 @@ pub const KNOWN: &[&str] = &[
     "nekos.interval",
     "nekos.order",
     "nekos.scale",
+    "nekos.bootflow",
+    "nekos.stboot_deadline",
 ];
 
 /// Split a command line into parameters the way the kernel does: whitespace
@@ -208,6 +235,23 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), String> {
                 return Err("expected fit, fill or actual".into());
             }
             config.viewer_env.insert("NEKOS_SCALE", value.to_string());
+        }
+        "nekos.bootflow" => {
+            config.bootflow = match value {
+                "firmware" => BootFlow::Firmware,
+                "stboot" => BootFlow::Stboot,
+                _ => return Err("expected firmware or stboot".into()),
+            }
+        }
+        "nekos.stboot_deadline" => {
+            config.stboot_deadline_s = match value.parse::<u64>() {
+                Ok(s) if s <= MAX_STBOOT_DEADLINE_S => s,
+                _ => {
+                    return Err(format!(
+                        "expected a whole number of seconds from 0 to {MAX_STBOOT_DEADLINE_S}"
+                    ));
+                }
+            }
         }
         _ => {
             return Err(format!("unknown option (known: {})", KNOWN.join(", ")));
@@ -380,6 +424,22 @@ mod tests {
         assert!(p.warnings[0].starts_with("nekos.foo=1: unknown option (known: nekos.service"));
         assert!(p.warnings[1].starts_with("nekos.shell: missing value"));
         assert!(p.warnings[2].starts_with("nekos.: missing value"));
+    }
+
+    #[test]
+    fn bootflow_and_stboot_deadline() {
+        let p = parse("nekos.bootflow=stboot nekos.stboot-deadline=30");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.config.bootflow, BootFlow::Stboot);
+        assert_eq!(p.config.bootflow.word(), "stboot");
+        assert_eq!(p.config.stboot_deadline_s, 30);
+        assert_eq!(Config::default().bootflow.word(), "firmware");
+        assert_eq!(Config::default().stboot_deadline_s, 120);
+        let p = parse("nekos.bootflow=pxe nekos.stboot_deadline=3601");
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("expected firmware or stboot"));
+        assert!(p.warnings[1].contains("seconds from 0 to 3600"));
+        assert_eq!(p.config, Config::default());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::backoff::{Backoff, Decision, Policy};
 use crate::cmdline::{self, Config, DisplayMode, LogLevel};
 use crate::shutdown::{self, Action};
 use crate::sys::{self, ChildSetup};
-use crate::{console, mounts, probe, status};
+use crate::{console, mounts, probe, status, stboot};
 
 const COMPOSITOR: &str = "/bin/compositor";
 const DRM_CARD: &str = "/dev/dri/card0";
@@ -198,6 +198,7 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
         "started {} ms after kernel start",
         probe::boot_ms()
     ));
+    console::say(&format!("started by {}", config.bootflow.word()));
 
     if let Err(e) = nix::unistd::sethostname("nekos") {
         log::warn!("sethostname: {e}");
@@ -247,6 +248,14 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
         })
     {
         log::warn!("input rescan timer: {e}");
+    }
+
+    // Stage 1 of the network boot: no services, no prompt; the stboot
+    // thread ends in a shutdown request (kexec, or reboot after its deadline).
+    if stboot::selected() {
+        console::say("stboot: trust policy found, running stage 1");
+        stboot::start(&handle, Duration::from_secs(config.stboot_deadline_s))?;
+        return Ok(state);
     }
 
     // Services start from the loop's first iteration, i.e. after "boot ok",
@@ -320,7 +329,7 @@ pub fn power_pressed(buf: &[u8]) -> bool {
 }
 
 impl Init {
-    fn request(&mut self, action: Action, reason: String) {
+    pub(crate) fn request(&mut self, action: Action, reason: String) {
         if self.request.is_none() {
             self.request = Some((action, reason));
         }

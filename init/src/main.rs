@@ -10,6 +10,7 @@ mod nsh;
 mod probe;
 mod shutdown;
 mod status;
+mod stboot;
 mod sys;
 mod words;
 

@@ -34,6 +34,8 @@ pub enum Action {
     Poweroff,
     Reboot,
     Halt,
+    /// Into the kernel that stboot loaded with kexec_file_load.
+    Kexec,
 }
 
 impl Action {
@@ -42,6 +44,7 @@ impl Action {
             Action::Poweroff => "poweroff",
             Action::Reboot => "reboot",
             Action::Halt => "halt",
+            Action::Kexec => "kexec",
         }
     }
 
@@ -50,6 +53,7 @@ impl Action {
             Action::Poweroff => RebootMode::RB_POWER_OFF,
             Action::Reboot => RebootMode::RB_AUTOBOOT,
             Action::Halt => RebootMode::RB_HALT_SYSTEM,
+            Action::Kexec => RebootMode::RB_KEXEC,
         }
     }
 }
@@ -226,7 +230,15 @@ fn unescape_mount_path(s: &str) -> String {
 fn finish(action: Action) -> ! {
     console::say(&format!("{} now", action.word()));
     let Err(e) = nix::sys::reboot::reboot(action.mode());
-    console::warn(&format!("reboot syscall failed: {e}; sleeping forever"));
+    if action == Action::Kexec {
+        // Nothing loaded after all: a plain reboot is the recovery.
+        console::warn(&format!("kexec failed: {e}; rebooting instead"));
+        console::say("reboot now");
+        let Err(e) = nix::sys::reboot::reboot(RebootMode::RB_AUTOBOOT);
+        console::warn(&format!("reboot syscall failed: {e}; sleeping forever"));
+    } else {
+        console::warn(&format!("reboot syscall failed: {e}; sleeping forever"));
+    }
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
@@ -242,6 +254,7 @@ mod tests {
         assert_eq!(Action::Poweroff.word(), "poweroff");
         assert_eq!(Action::Reboot.word(), "reboot");
         assert_eq!(Action::Halt.word(), "halt");
+        assert_eq!(Action::Kexec.word(), "kexec");
     }
 
     #[test]

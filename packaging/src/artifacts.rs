@@ -31,6 +31,17 @@ pub struct Manifest {
     /// Variant → the UKI made from the kernel and that initramfs by `make-uki`.
     #[serde(default)]
     pub uki: BTreeMap<String, UkiArtifact>,
+    /// The project's OVMF builds (cached by input hash, firmware/).
+    #[serde(default)]
+    pub firmware: Option<crate::firmware::FirmwareArtifact>,
+    /// Reproducible ESP disk images holding a UKI as EFI/BOOT/BOOTX64.EFI, by name
+    /// ("<variant>-signed", "<variant>-unsigned", attack images…).
+    #[serde(default)]
+    pub esp: BTreeMap<String, FileArtifact>,
+    /// Variable stores by file name: `<preset>.json` (QEMU uefi-vars, what the project's
+    /// firmware boots with) and `<preset>.fd` (raw 4 MiB OVMF_VARS for SMM firmware).
+    #[serde(default)]
+    pub varstores: BTreeMap<String, FileArtifact>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -83,6 +94,17 @@ impl Manifest {
             .get(variant)
             .with_context(|| format!("the manifest has no {variant} UKI (run `cargo nekos build`)"))?;
         Ok(if signed { uki.signed.path.as_path() } else { uki.unsigned.path.as_path() })
+    }
+
+    pub fn firmware(&self) -> Result<&crate::firmware::FirmwareArtifact> {
+        self.firmware.as_ref().context("the manifest has no firmware (run `cargo nekos build`)")
+    }
+
+    pub fn varstore_path(&self, file: &str) -> Result<&Path> {
+        self.varstores
+            .get(file)
+            .map(|a| a.path.as_path())
+            .with_context(|| format!("the manifest has no variable store {file} (run `cargo nekos build`)"))
     }
 
     pub fn initramfs_path(&self, variant: &str) -> Result<&Path> {

@@ -25,6 +25,8 @@ pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f6
     let marker = match dep.outcome {
         Outcome::BootOk => "nekos: boot ok",
         Outcome::RootFsPanic => "Unable to mount root fs",
+        // Time to the refusal: when the firmware has given up on every boot option.
+        Outcome::Refused => crate::deployments::FIRMWARE_GAVE_UP,
     };
     let mut out = Vec::new();
     for _ in 0..runs {
@@ -45,6 +47,16 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
             "cached_build_seconds": started.elapsed().as_secs_f64(),
             "bzimage_bytes": std::fs::metadata(&k.bzimage)?.len(),
             "sha256": k.sha256,
+        });
+    }
+    if let Some(fw) = &manifest.firmware {
+        let started = Instant::now();
+        crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
+        report["firmware"] = json!({
+            "clean_build_seconds": fw.clean_build_seconds,
+            "cached_build_seconds": started.elapsed().as_secs_f64(),
+            "pv_vars_sha256": fw.pv_vars_sha256,
+            "amdsev_sha256": fw.amdsev_sha256,
         });
     }
     let mut sizes = json!({});

@@ -18,6 +18,8 @@ pub struct BuildOptions {
     /// Photo directory; `cats/` of the workspace by default.
     pub cats: Option<PathBuf>,
     pub kernel: bool,
+    /// Build (or take from the cache) the project's OVMF.
+    pub firmware: bool,
 }
 
 impl Default for BuildOptions {
@@ -28,6 +30,7 @@ impl Default for BuildOptions {
             compression: Compression::None,
             cats: None,
             kernel: true,
+            firmware: true,
         }
     }
 }
@@ -46,6 +49,16 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
             &k.sha256[..16]
         );
         manifest.kernel = Some(k);
+    }
+    if opts.firmware {
+        let fw = crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
+        eprintln!(
+            "nekos: firmware {} ({}, sha256 {})",
+            if fw.cached { "up to date" } else { "built" },
+            fw.pv_vars.display(),
+            &fw.pv_vars_sha256[..16]
+        );
+        manifest.firmware = Some(fw);
     }
     let with_tests = opts.variants.contains(&Variant::Test);
     let programs = crate::userland::build(root, with_tests)?;
@@ -81,8 +94,69 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
             manifest.uki.insert(variant.name().to_string(), uki);
         }
     }
+    write_varstores(root, &mut manifest)?;
+    if manifest.kernel.is_some() {
+        for variant in &opts.variants {
+            let uki = manifest.uki_path(variant.name(), true)?.to_path_buf();
+            let art = write_esp(root, &uki, &format!("{}-signed", variant.name()), manifest.source_date_epoch)?;
+            manifest.esp.insert(format!("{}-signed", variant.name()), art);
+        }
+    }
     manifest.save(&manifest_path(root))?;
     Ok(manifest)
+}
+
+/// The three variable stores as QEMU uefi-vars JSON and raw OVMF_VARS, the custom one from
+/// the keys that sign the UKIs (target/nekos/varstores/).
+fn write_varstores(root: &Path, manifest: &mut Manifest) -> Result<()> {
+    let dir = out_dir(root).join("varstores");
+    fs::create_dir_all(&dir)?;
+    let keys = signing_keys_dir()?;
+    for name in ["blank", "custom", "microsoft"] {
+        let store = crate::measurements::preset_store(name, &keys)?;
+        let json = dir.join(format!("{name}.json"));
+        let raw = dir.join(format!("{name}.fd"));
+        crate::varstore::write_outputs(&store, Some(&json), Some(&raw), None)?;
+        for path in [json, raw] {
+            let bytes = fs::read(&path)?;
+            let mut inputs = BTreeMap::new();
+            inputs.insert("preset".to_string(), name.to_string());
+            if name == "custom" {
+                inputs.insert("PK.crt".to_string(), util::sha256_file(&keys.join("PK.crt"))?);
+                inputs.insert("KEK.crt".to_string(), util::sha256_file(&keys.join("KEK.crt"))?);
+                inputs.insert("db.crt".to_string(), util::sha256_file(&keys.join("db.crt"))?);
+            }
+            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            manifest.varstores.insert(
+                file,
+                FileArtifact { path: path.clone(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The seed of every ESP image's GUIDs and volume id: images differ only by content.
+pub const ESP_SEED: &str = "nekos";
+
+/// A GPT disk with the UKI as the ESP's EFI/BOOT/BOOTX64.EFI (target/nekos/esp/<name>.img).
+pub fn write_esp(root: &Path, uki: &Path, name: &str, source_date_epoch: u64) -> Result<FileArtifact> {
+    let bytes = esp_image_bytes(&fs::read(uki).with_context(|| format!("cannot read {}", uki.display()))?, source_date_epoch)?;
+    let path = out_dir(root).join("esp").join(format!("{name}.img"));
+    if fs::read(&path).map(|old| old != bytes).unwrap_or(true) {
+        util::write_atomic(&path, &bytes)?;
+    }
+    let mut inputs = BTreeMap::new();
+    inputs.insert("EFI/BOOT/BOOTX64.EFI".to_string(), util::sha256_file(uki)?);
+    inputs.insert("seed".to_string(), ESP_SEED.to_string());
+    inputs.insert("timestamp".to_string(), source_date_epoch.to_string());
+    Ok(FileArtifact { path, sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs })
+}
+
+/// The ESP disk image bytes for one UKI: a function of the UKI bytes and the timestamp only.
+pub fn esp_image_bytes(uki: &[u8], source_date_epoch: u64) -> Result<Vec<u8>> {
+    let files = [crate::esp::EspFile { path: "EFI/BOOT/BOOTX64.EFI".into(), bytes: uki.to_vec() }];
+    crate::esp::build_esp_image(&files, &crate::esp::EspOptions::from_seed(ESP_SEED, source_date_epoch))
 }
 
 /// The Secure Boot keys used for signing: the user's hierarchy in the documented keys

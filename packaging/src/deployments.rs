@@ -10,6 +10,8 @@ pub enum Machine {
     Pc,
     /// `-M microvm`: no PCI display, serial only; needs `tsc_early_khz` under TCG.
     Microvm,
+    /// `-M q35,smm=on` with secure pflash: what an SMM Secure Boot firmware needs.
+    Q35Smm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,8 +20,30 @@ pub enum Payload {
     Kernel,
     /// Kernel + initramfs given to QEMU directly (`-kernel`/`-initrd`).
     KernelInitramfs,
-    /// UEFI firmware loads the UKI (kernel + initramfs + embedded cmdline) given as `-kernel`.
+    /// UEFI firmware loads a UKI (kernel + initramfs + embedded cmdline); which image and
+    /// how it reaches the firmware are the deployment's `uki` and `medium`.
     Uki,
+}
+
+/// A UEFI variable store preset (packaging/src/varstore), as written by `cargo nekos build`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// No keys: Secure Boot off.
+    Blank,
+    /// The project's PK/KEK/db (the keys that sign the UKIs): Secure Boot on.
+    Custom,
+    /// Microsoft's KEK/db with a distribution PK: Secure Boot on, NekOS's db key absent.
+    Microsoft,
+}
+
+impl Store {
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Blank => "blank",
+            Store::Custom => "custom",
+            Store::Microsoft => "microsoft",
+        }
+    }
 }
 
 /// The UEFI firmware a deployment boots through.
@@ -27,9 +51,40 @@ pub enum Payload {
 pub enum Firmware {
     /// Direct kernel boot: QEMU's own loader, no UEFI.
     None,
+    /// The project's OVMF (firmware/: QEMU_PV_VARS, Secure Boot, TPM2, no SMM). QEMU keeps
+    /// the variables (`-device uefi-vars-x64,jsonfile=` a fresh copy of the store's JSON);
+    /// the launcher never starts this firmware without that device (it would hang silently).
+    Nekos(Store),
     /// Debian's OVMF (`ovmf` package, 4 MiB, no Secure Boot) with a fresh copy of its blank
-    /// variable store per boot.
+    /// variable store per boot: the comparison for the project's firmware.
     DebianOvmf,
+    /// Debian's SMM Secure Boot OVMF (`OVMF_CODE_4M.secboot.fd`) with the store as a raw
+    /// 4 MiB OVMF_VARS image in pflash: what users of older QEMU would run.
+    DebianSmmSecboot(Store),
+}
+
+/// Which UKI the firmware is given. The attack images are made from the built UKIs at boot
+/// time (qemu.rs), each modelling one way to get an unapproved image past Secure Boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UkiImage {
+    /// The UKI without a signature.
+    Unsigned,
+    /// The UKI signed with the project's db key.
+    Signed,
+    /// The signed UKI with one byte of its `.initrd` section flipped after signing.
+    TamperedInitrd,
+    /// The UKI signed by a key that is not in db (a valid signature from the wrong signer).
+    WrongKey,
+}
+
+/// How the UKI reaches the firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// QEMU `-kernel`: OVMF's QEMU kernel loader (fw_cfg).
+    KernelArg,
+    /// A reproducible GPT disk whose ESP holds the UKI as `EFI/BOOT/BOOTX64.EFI` (virtio-blk),
+    /// found by the firmware's boot manager as a real machine would.
+    EspDisk,
 }
 
 /// The command line embedded in the UKI's `.cmdline` (the firmware passes none).
@@ -54,7 +109,19 @@ pub enum Outcome {
     RootFsPanic,
     /// init prints `nekos: boot ok`.
     BootOk,
+    /// The firmware refuses the UKI (Secure Boot); the kernel never starts.
+    Refused,
 }
+
+/// What the firmware prints once it has given up on every boot option (both media).
+pub const FIRMWARE_GAVE_UP: &str = "No bootable option or device was found";
+/// OVMF's refusal of a UKI on a disk: `BdsDxe: failed to load Boot0001 … Access Denied`.
+pub const REFUSED_FROM_DISK: &str = "Access Denied";
+/// OVMF's refusal of a UKI given with `-kernel`.
+pub const REFUSED_FROM_KERNEL_ARG: &str = "Secure boot image verification failed";
+/// OVMF's fallback for `-kernel` images it could not verify. Printed on every refusal; a
+/// boot that *reaches the kernel* after it would be a Secure Boot bypass.
+pub const LEGACY_LOADER: &str = "Using legacy linux kernel loader";
 
 #[derive(Clone, Copy, Debug)]
 pub struct Deployment {
@@ -65,71 +132,144 @@ pub struct Deployment {
     pub firmware: Firmware,
     pub display: Display,
     pub outcome: Outcome,
+    /// For `Payload::Uki`: which image.
+    pub uki: UkiImage,
+    /// For `Payload::Uki`: how it reaches the firmware.
+    pub medium: Medium,
 }
+
+/// Defaults the table below overrides: direct boot on `-M pc` with stdvga.
+const DIRECT: Deployment = Deployment {
+    name: "",
+    about: "",
+    machine: Machine::Pc,
+    payload: Payload::KernelInitramfs,
+    firmware: Firmware::None,
+    display: Display::StdVga,
+    outcome: Outcome::BootOk,
+    uki: UkiImage::Signed,
+    medium: Medium::KernelArg,
+};
+
+/// A signed UKI from an ESP disk through the project's firmware with the custom store.
+const SECURE_BOOT: Deployment = Deployment {
+    payload: Payload::Uki,
+    firmware: Firmware::Nekos(Store::Custom),
+    medium: Medium::EspDisk,
+    ..DIRECT
+};
 
 pub const DEPLOYMENTS: &[Deployment] = &[
     Deployment {
         name: "kernel",
         about: "kernel only, with a display: boots to the expected root-fs panic",
-        machine: Machine::Pc,
         payload: Payload::Kernel,
-        firmware: Firmware::None,
-        display: Display::StdVga,
         outcome: Outcome::RootFsPanic,
+        ..DIRECT
     },
     Deployment {
         name: "kernel,serialonly",
         about: "kernel only, no display device: the root-fs panic on the serial line",
-        machine: Machine::Pc,
         payload: Payload::Kernel,
-        firmware: Firmware::None,
         display: Display::SerialOnly,
         outcome: Outcome::RootFsPanic,
+        ..DIRECT
     },
-    Deployment {
-        name: "kernel,initramfs",
-        about: "kernel + initramfs on stdvga (bochs-drm): init, prompt, cats",
-        machine: Machine::Pc,
-        payload: Payload::KernelInitramfs,
-        firmware: Firmware::None,
-        display: Display::StdVga,
-        outcome: Outcome::BootOk,
-    },
+    Deployment { name: "kernel,initramfs", about: "kernel + initramfs on stdvga (bochs-drm): init, prompt, cats", ..DIRECT },
     Deployment {
         name: "kernel,initramfs,virtio",
         about: "as kernel,initramfs on virtio-gpu",
-        machine: Machine::Pc,
-        payload: Payload::KernelInitramfs,
-        firmware: Firmware::None,
         display: Display::VirtioGpu,
-        outcome: Outcome::BootOk,
+        ..DIRECT
     },
     Deployment {
         name: "microvm,kernel,initramfs,serialonly",
         about: "QEMU microvm, serial console only",
         machine: Machine::Microvm,
-        payload: Payload::KernelInitramfs,
-        firmware: Firmware::None,
         display: Display::SerialOnly,
-        outcome: Outcome::BootOk,
+        ..DIRECT
+    },
+    Deployment {
+        name: "fw,kernel",
+        about: "the project's OVMF (blank store) + kernel only: the root-fs panic",
+        payload: Payload::Kernel,
+        firmware: Firmware::Nekos(Store::Blank),
+        outcome: Outcome::RootFsPanic,
+        ..DIRECT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs",
+        about: "the project's OVMF (blank store) + kernel + initramfs, not a UKI: cats",
+        firmware: Firmware::Nekos(Store::Blank),
+        ..DIRECT
     },
     Deployment {
         name: "fw,kernel,initramfs,uki",
-        about: "OVMF (Secure Boot off) boots the UKI; its embedded cmdline is in effect",
-        machine: Machine::Pc,
-        payload: Payload::Uki,
-        firmware: Firmware::DebianOvmf,
-        display: Display::StdVga,
-        outcome: Outcome::BootOk,
+        about: "the project's OVMF, blank store (Secure Boot off), the UKI from an ESP disk: cats",
+        firmware: Firmware::Nekos(Store::Blank),
+        ..SECURE_BOOT
     },
     Deployment {
         name: "fw,kernel,initramfs,uki,simpledrm",
-        about: "as fw,kernel,initramfs,uki on ramfb: the UEFI framebuffer through simpledrm",
-        machine: Machine::Pc,
-        payload: Payload::Uki,
-        firmware: Firmware::DebianOvmf,
+        about: "as fw,kernel,initramfs,uki (-kernel) on ramfb: the UEFI framebuffer through simpledrm",
+        firmware: Firmware::Nekos(Store::Blank),
         display: Display::Ramfb,
-        outcome: Outcome::BootOk,
+        medium: Medium::KernelArg,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,sb-pass",
+        about: "custom store (Secure Boot on), the signed UKI from an ESP disk: secureboot=on, cats",
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,sb-pass,virtio",
+        about: "as sb-pass on virtio-gpu",
+        display: Display::VirtioGpu,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,sb-fail",
+        about: "Microsoft store: the NekOS-signed UKI is refused (its db key is not in db)",
+        firmware: Firmware::Nekos(Store::Microsoft),
+        outcome: Outcome::Refused,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,sb-tampered-initrd",
+        about: "attack: one byte of the signed UKI's .initrd flipped after signing — refused",
+        uki: UkiImage::TamperedInitrd,
+        outcome: Outcome::Refused,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,sb-wrong-key",
+        about: "attack: the UKI validly signed by a key that is not in db — refused",
+        uki: UkiImage::WrongKey,
+        outcome: Outcome::Refused,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,uki,sb-unsigned",
+        about: "attack: the UKI without any signature — refused",
+        uki: UkiImage::Unsigned,
+        outcome: Outcome::Refused,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "debian-fw,kernel,initramfs,uki",
+        about: "comparison: Debian's OVMF (pflash, Secure Boot off) boots the unsigned UKI (-kernel)",
+        firmware: Firmware::DebianOvmf,
+        uki: UkiImage::Unsigned,
+        medium: Medium::KernelArg,
+        ..SECURE_BOOT
+    },
+    Deployment {
+        name: "debian-smm-fw,kernel,initramfs,uki,sb-pass",
+        about: "comparison: Debian's SMM Secure Boot OVMF, raw custom store, signed UKI from the ESP disk",
+        machine: Machine::Q35Smm,
+        firmware: Firmware::DebianSmmSecboot(Store::Custom),
+        ..SECURE_BOOT
     },
 ];
 
@@ -142,6 +282,15 @@ pub fn find(name: &str) -> Result<&'static Deployment> {
 }
 
 impl Deployment {
+    /// What init must report as `secureboot=`: on exactly when a Secure Boot store is loaded.
+    pub fn secure_boot(&self) -> Option<bool> {
+        match self.firmware {
+            Firmware::None => None,
+            Firmware::DebianOvmf | Firmware::Nekos(Store::Blank) | Firmware::DebianSmmSecboot(Store::Blank) => Some(false),
+            Firmware::Nekos(_) | Firmware::DebianSmmSecboot(_) => Some(true),
+        }
+    }
+
     /// The kernel command line. `console=ttyS0` comes last so it becomes /dev/console and
     /// userspace output reaches the serial log.
     pub fn cmdline(&self, extra: &[String]) -> String {
@@ -189,6 +338,25 @@ mod tests {
         // Nothing but UEFI firmware sets up a framebuffer on ramfb.
         for d in DEPLOYMENTS {
             assert!(d.display != Display::Ramfb || d.firmware != Firmware::None, "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn secure_boot_firmware_has_its_machine() {
+        // SMM firmware needs q35 with SMM; nothing else may ask for it.
+        for d in DEPLOYMENTS {
+            let smm = matches!(d.firmware, Firmware::DebianSmmSecboot(_));
+            assert_eq!(smm, d.machine == Machine::Q35Smm, "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn refusals_are_uki_boots_under_secure_boot() {
+        // A refusal can only be asserted where the firmware verifies an image: a UKI with a
+        // Secure Boot store (a plain bzImage would slip through the legacy loader).
+        for d in DEPLOYMENTS.iter().filter(|d| d.outcome == Outcome::Refused) {
+            assert_eq!(d.payload, Payload::Uki, "{}", d.name);
+            assert!(matches!(d.firmware, Firmware::Nekos(Store::Custom | Store::Microsoft)), "{}", d.name);
         }
     }
 

@@ -2,16 +2,20 @@
 //! the tests drive the same code paths as users.
 
 pub mod artifacts;
+pub mod attacks;
 pub mod authenticode;
 pub mod bench;
 pub mod build;
 pub mod cache;
 pub mod cpio;
 pub mod deployments;
+pub mod esp;
+pub mod firmware;
 pub mod host;
 pub mod initramfs;
 pub mod kernel;
 pub mod measurements;
+pub mod ospkg_cli;
 pub mod keys;
 pub mod pe;
 pub mod progress;

@@ -59,6 +59,16 @@ enum Cmd {
         #[arg(long = "deployment")]
         deployments: Vec<String>,
     },
+    /// Build the project's OVMF (pv-vars + AmdSev) from pinned edk2 source, or print the cached one.
+    Firmware {
+        /// Directory with the nine QEMU_PV_VARS patches (default: NEKOS_EDK2_PATCHES or
+        /// ../shared/vendor/edk2-qemu-pv-vars).
+        #[arg(long)]
+        edk2_patches: Option<PathBuf>,
+        /// edk2 build threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// List the deployments.
     Deployments,
     /// Install host packages and apt sources (root): runs packaging/host-setup.sh.
@@ -118,6 +128,18 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// System Transparency OS packages: create | sign | verify | inspect (stmgr-compatible).
+    #[command(disable_help_flag = true)]
+    Ospkg {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Keys for OS package signing: `keygen ospkg-cert` (Ed25519 root or leaf certificate).
+    #[command(disable_help_flag = true)]
+    Keygen {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// UEFI variable stores (blank, microsoft, custom) as uefi-vars JSON and raw OVMF_VARS.
     #[command(disable_help_flag = true)]
     Varstore {
@@ -139,12 +161,17 @@ struct BuildArgs {
     /// Do not build the kernel (userland and initramfs only).
     #[arg(long)]
     no_kernel: bool,
+    /// Do not build the firmware (the fw,… deployments need it).
+    #[arg(long)]
+    no_firmware: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
 enum ReproTarget {
     Kernel,
     Initramfs,
+    /// Both OVMF images, two clean builds (~20 min on 2 cores).
+    Firmware,
 }
 
 impl BuildArgs {
@@ -155,6 +182,7 @@ impl BuildArgs {
             compression: self.compression,
             cats: self.cats.clone(),
             kernel: !self.no_kernel,
+            firmware: !self.no_firmware,
         }
     }
 }
@@ -229,6 +257,14 @@ fn real_main() -> Result<()> {
             }
             host::ensure_musl_target(&root)?;
         }
+        Cmd::Firmware { edk2_patches, jobs } => {
+            let fw = nekos_packaging::firmware::ensure(&root, &nekos_packaging::firmware::FirmwareOptions { patches: edk2_patches, jobs })?;
+            println!("{}", serde_json::to_string_pretty(&fw)?);
+        }
+        Cmd::Repro { what: ReproTarget::Firmware } => {
+            let (pv, sev) = nekos_packaging::firmware::repro(&root, &Default::default())?;
+            println!("reproducible: {} {pv}, {} {sev}", nekos_packaging::firmware::PV_VARS_FD, nekos_packaging::firmware::AMDSEV_FD);
+        }
         Cmd::Repro { what } => repro(&root, what)?,
         Cmd::Keys { args } => uki_cli("keys", args)?,
         Cmd::MakeUki { args } => uki_cli("make-uki", args)?,
@@ -237,6 +273,8 @@ fn real_main() -> Result<()> {
         Cmd::Verify { args } => uki_cli("verify", args)?,
         Cmd::Inspect { args } => uki_cli("inspect", args)?,
         Cmd::Stub => uki_cli("stub", Vec::new())?,
+        Cmd::Ospkg { args } => nekos_packaging::ospkg_cli::ospkg_main(&args)?,
+        Cmd::Keygen { args } => nekos_packaging::ospkg_cli::keygen_main(&args)?,
         Cmd::Varstore { args } => nekos_packaging::varstore::cli_main(args)?,
         Cmd::SnpMeasure { args } => nekos_packaging::snpmeasure::cli_main(args)?,
         Cmd::Measure { args } => nekos_packaging::measurements::cli_main(args)?,
@@ -276,10 +314,11 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
                 eprintln!("nekos: kernel built in {} ({secs:.0}s): sha256 {sha}", dir.display());
                 hashes.push(sha);
             }
+            ReproTarget::Firmware => bail!("the firmware comparison runs in firmware::repro"),
             ReproTarget::Initramfs => {
                 nekos_packaging::build::copy_workspace(root, dir)?;
                 let status = Command::new(std::env::current_exe()?)
-                    .args(["build", "--no-kernel", "--variant", "production"])
+                    .args(["build", "--no-kernel", "--no-firmware", "--variant", "production"])
                     .env("NEKOS_WORKSPACE", dir)
                     .env("CARGO_TARGET_DIR", dir.join("target"))
                     .env_remove("NEKOS_MANIFEST")

@@ -2,7 +2,7 @@
 //! wait for (never sleeps); users get QEMU in the foreground.
 
 use crate::artifacts::Manifest;
-use crate::deployments::{Deployment, Display, Firmware, Machine, Payload};
+use crate::deployments::{Deployment, Display, Firmware, Machine, Medium, Payload};
 use crate::qmp::Qmp;
 use anyhow::{Context, Result, bail};
 use std::fs;
@@ -23,6 +23,8 @@ pub struct BootOptions {
     pub accel: Accel,
     /// Where to keep the serial log (a copy of everything the guest printed).
     pub log: Option<PathBuf>,
+    /// Give the UKI through this medium instead of the deployment's (tests cover both).
+    pub medium: Option<Medium>,
 }
 
 impl Default for BootOptions {
@@ -33,6 +35,7 @@ impl Default for BootOptions {
             memory_mib: 256,
             accel: Accel::Tcg,
             log: None,
+            medium: None,
         }
     }
 }
@@ -54,6 +57,7 @@ pub enum Frontend {
 
 pub const DEBIAN_OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const DEBIAN_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+pub const DEBIAN_OVMF_SECBOOT_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 
 /// The QEMU command for a deployment. `scratch` is this boot's own directory: it receives
 /// a fresh copy of the variable store (QEMU writes to it).
@@ -74,6 +78,12 @@ pub fn command(
     match dep.machine {
         Machine::Pc => cmd.args(["-M", "pc"]),
         Machine::Microvm => cmd.args(["-M", "microvm"]),
+        Machine::Q35Smm => cmd
+            .args(["-M", "q35,smm=on"])
+            // The variable store's pflash is writable only from SMM: what makes an SMM
+            // Secure Boot firmware's variables tamper-proof from the OS.
+            .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+            .args(["-global", "ICH9-LPC.disable_s3=1"]),
     };
     match dep.display {
         Display::SerialOnly => {}
@@ -104,12 +114,29 @@ pub fn command(
     }
     match dep.firmware {
         Firmware::None => {}
+        Firmware::Nekos(store) => {
+            let fw = manifest.firmware()?;
+            let vars = scratch.join("vars.json");
+            let template = manifest.varstore_path(&format!("{}.json", store.name()))?;
+            fs::copy(template, &vars).with_context(|| format!("cannot copy {}", template.display()))?;
+            // One arm, both flags: this firmware keeps no variables itself and hangs silently
+            // without QEMU's variable device, so it is never started without it.
+            cmd.arg("-bios").arg(&fw.pv_vars);
+            cmd.arg("-device").arg(format!("uefi-vars-x64,jsonfile={}", vars.display()));
+        }
         Firmware::DebianOvmf => {
             let vars = scratch.join("OVMF_VARS.fd");
             fs::copy(DEBIAN_OVMF_VARS, &vars).with_context(|| {
                 format!("cannot copy {DEBIAN_OVMF_VARS} (Debian package ovmf)")
             })?;
             cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_CODE}"));
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+        }
+        Firmware::DebianSmmSecboot(store) => {
+            let vars = scratch.join("OVMF_VARS.fd");
+            let template = manifest.varstore_path(&format!("{}.fd", store.name()))?;
+            fs::copy(template, &vars).with_context(|| format!("cannot copy {}", template.display()))?;
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_SECBOOT_CODE}"));
             cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
         }
     }
@@ -124,9 +151,21 @@ pub fn command(
             cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
         }
         Payload::Uki => {
-            // No -append and no -initrd: OVMF then passes no load options and the stub uses
-            // the UKI's own .cmdline and .initrd.
-            cmd.arg("-kernel").arg(manifest.uki_path(&opts.variant, false)?);
+            let uki = crate::attacks::uki_bytes(dep.uki, manifest, &opts.variant)?;
+            match opts.medium.unwrap_or(dep.medium) {
+                Medium::KernelArg => {
+                    // No -append and no -initrd: OVMF then passes no load options and the
+                    // stub uses the UKI's own .cmdline and .initrd.
+                    let path = scratch.join("nekos.efi");
+                    fs::write(&path, &uki)?;
+                    cmd.arg("-kernel").arg(path);
+                }
+                Medium::EspDisk => {
+                    let path = scratch.join("esp.img");
+                    fs::write(&path, crate::build::esp_image_bytes(&uki, manifest.source_date_epoch)?)?;
+                    cmd.arg("-drive").arg(format!("file={},format=raw,if=virtio,readonly=on", path.display()));
+                }
+            }
         }
     }
     Ok(cmd)

@@ -18,6 +18,12 @@ fn kernel_only_ends_in_root_fs_panic() {
 }
 
 #[test]
+fn fw_kernel_ends_in_root_fs_panic() {
+    // The project's firmware hands the bare kernel (its EFI stub) the -append line.
+    assert_root_fs_panic("fw,kernel");
+}
+
+#[test]
 fn kernel_serialonly_ends_in_root_fs_panic() {
     assert_root_fs_panic("kernel,serialonly");
 }

@@ -6,67 +6,8 @@ mod common;
 use common::*;
 use nekos_viewer::ScaleMode;
 use nekos_viewer::order::{Browser, OrderMode};
-use std::path::PathBuf;
 
 const SEED: u64 = 7;
-
-fn cats_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cats")
-}
-
-fn photo_names() -> Vec<String> {
-    nekos_viewer::config::list_photos(&cats_dir())
-        .unwrap()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect()
-}
-
-struct Shot {
-    width: u32,
-    height: u32,
-    rgba: Vec<u8>,
-}
-
-fn screendump(vm: &nekos_packaging::qemu::Vm, name: &str) -> Shot {
-    let path = vm.scratch_dir().join(format!("{name}.png"));
-    vm.qmp().or_fail().screendump_png(&path).or_fail();
-    let img = image::open(&path).unwrap().to_rgba8();
-    // Keep a copy next to the serial logs for humans (and the README screenshot).
-    let keep = log_path(name).with_extension("png");
-    let _ = std::fs::copy(&path, &keep);
-    Shot { width: img.width(), height: img.height(), rgba: img.into_raw() }
-}
-
-/// Compares a screendump with the host rendering. The tolerance is computed from the
-/// rendering itself: the viewer in the guest runs the same scaling code as the host, so
-/// every pixel should be equal; we allow what one step of 8-bit rounding can change
-/// (|Δ| ≤ 1 per channel) and fail on anything more.
-fn assert_same_picture(shot: &Shot, expected: &[u8], what: &str) {
-    assert_eq!(shot.rgba.len(), expected.len(), "{what}: size differs");
-    let mut off = 0usize;
-    let mut worst = 0u8;
-    for (a, b) in shot.rgba.chunks_exact(4).zip(expected.chunks_exact(4)) {
-        let d = (0..3).map(|i| a[i].abs_diff(b[i])).max().unwrap_or(0);
-        worst = worst.max(d);
-        if d > 1 {
-            off += 1;
-        }
-    }
-    assert_eq!(off, 0, "{what}: {off} pixels differ by more than 1 (worst {worst})");
-}
-
-fn render(name: &str, shot: &Shot) -> Vec<u8> {
-    let bytes = std::fs::read(cats_dir().join(name)).unwrap();
-    nekos_viewer::render_frame(&bytes, shot.width, shot.height, ScaleMode::Fit).unwrap()
-}
-
-fn showing(vm: &nekos_packaging::qemu::Vm, from: usize) -> (String, usize) {
-    let end = vm.wait_from(from, "viewer: showing ", BOOT).or_fail();
-    let line_end = vm.wait_from(end, "\n", STEP).or_fail();
-    let text = vm.transcript();
-    (text[end..line_end - 1].trim().to_string(), line_end)
-}
 
 fn slideshow_follows_the_seed_on(deployment: &str, test: &str) {
     let names = photo_names();
@@ -111,35 +52,6 @@ fn stdvga_shows_the_seeded_first_cat_and_the_next_on_right() {
 #[test]
 fn virtio_gpu_shows_the_seeded_first_cat_and_the_next_on_right() {
     slideshow_follows_the_seed_on("kernel,initramfs,virtio", "cats-virtio");
-}
-
-/// The photo the viewer announced last after byte `from` of the transcript.
-fn latest_shown(vm: &nekos_packaging::qemu::Vm, from: usize) -> Option<String> {
-    let text = vm.transcript();
-    let tail = text.get(from..)?;
-    let line = tail.lines().filter(|l| l.contains("viewer: showing ")).last()?;
-    Some(line.split("viewer: showing ").nth(1)?.trim().to_string())
-}
-
-/// Screendumps until the screen equals the host rendering of the photo the viewer says it
-/// is showing (the slideshow may advance meanwhile); bounded by STEP.
-fn wait_for_announced_picture(vm: &nekos_packaging::qemu::Vm, from: usize, shot_name: &str) -> String {
-    let deadline = std::time::Instant::now() + STEP;
-    loop {
-        if let Some(name) = latest_shown(vm, from) {
-            let shot = screendump(vm, shot_name);
-            let expected = render(&name, &shot);
-            let matches = shot.rgba.len() == expected.len()
-                && shot.rgba.chunks_exact(4).zip(expected.chunks_exact(4)).all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
-            if matches {
-                return name;
-            }
-            if std::time::Instant::now() >= deadline {
-                assert_same_picture(&shot, &expected, &name);
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no photo announced and shown within {STEP:?}");
-    }
 }
 
 #[test]

@@ -200,7 +200,7 @@ fn blank_store_qemu_kernel_pcrs_match_swtpm() {
     private_copy(&uki.unsigned.path, &uki.unsigned.sha256, &copy);
     uki.unsigned.path = copy;
 
-    let dep = deployments::find("fw,kernel,initramfs,uki").unwrap();
+    let dep = deployments::find("debian-fw,kernel,initramfs,uki").unwrap();
     let opts = BootOptions::default();
     let mut cmd = qemu::command(dep, &manifest, &opts, Frontend::Headless, &dir, None).unwrap();
     cmd.args(tpm_args(&ctrl));
