@@ -264,3 +264,31 @@ fn blank_store_boot_option_pcrs_match_swtpm() {
 fn custom_store_boot_option_pcrs_match_swtpm() {
     esp_boot("esp-custom", "custom");
 }
+
+/// The project's firmware (QEMU_PV_VARS OVMF, TPM2) through the deployments users boot: the
+/// signed UKI from the ESP disk image (a boot option: `pcr4`) or via `-kernel`
+/// (`pcr4_qemu_kernel`), with the preset's JSON store in QEMU's uefi-vars device.
+fn nekos_firmware_boot(tag: &str, deployment: &str, medium: deployments::Medium, preset: &str, pcr4_key: &str) {
+    let manifest = common::manifest();
+    let keys = nekos_packaging::keys::default_keys_dir();
+    let predicted = measurements::compute(&manifest, &keys).unwrap();
+    let dir = scratch(tag);
+    let (_swtpm, ctrl) = start_swtpm(&dir);
+    let dep = deployments::find(deployment).unwrap();
+    let opts = BootOptions { medium: Some(medium), ..BootOptions::default() };
+    let mut cmd = qemu::command(dep, &manifest, &opts, Frontend::Headless, &dir, None).unwrap();
+    cmd.args(tpm_args(&ctrl));
+    let got = read_pcrs(cmd);
+    check(&got, &predicted["pcrs"][preset], pcr4_key);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn project_firmware_custom_store_esp_boot_pcrs_match_swtpm() {
+    nekos_firmware_boot("nekos-fw-custom-esp", "fw,kernel,initramfs,uki,sb-pass", deployments::Medium::EspDisk, "custom", "pcr4");
+}
+
+#[test]
+fn project_firmware_blank_store_kernel_arg_pcrs_match_swtpm() {
+    nekos_firmware_boot("nekos-fw-blank-kernel", "fw,kernel,initramfs,uki", deployments::Medium::KernelArg, "blank", "pcr4_qemu_kernel");
+}

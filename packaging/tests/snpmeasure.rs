@@ -396,3 +396,39 @@ fn bench_reports_a_ratio() {
     eprintln!("snpmeasure bench: {v}");
     assert!(v["judge_over_ours"].as_f64().unwrap() > 0.0, "{v}");
 }
+
+/// The project's own AmdSevX64 build (firmware/, recorded in the build manifest): it has the
+/// SNP layout, and sev-snp-measure agrees with us on it for the production kernel, initramfs
+/// and cmdline — the digests measurements.json publishes.
+#[test]
+fn matches_sev_snp_measure_on_the_project_amdsev_build() {
+    let Ok(path) = std::env::var("NEKOS_MANIFEST") else {
+        eprintln!("snpmeasure: NEKOS_MANIFEST unset (run through `cargo nekos test`), skipping");
+        return;
+    };
+    let m = nekos_packaging::artifacts::Manifest::load(Path::new(&path)).unwrap();
+    let fw = m.firmware().unwrap();
+    let data = std::fs::read(&fw.amdsev).unwrap();
+    let o = snpmeasure::Ovmf::parse(&data).unwrap();
+    for k in [SectionType::SnpSecMem, SectionType::SnpSecrets, SectionType::Cpuid, SectionType::SnpKernelHashes] {
+        assert!(o.has_section(k), "{k:?} missing in {}: {:?}", fw.amdsev.display(), o.sections());
+    }
+    let kernel = m.kernel_path().unwrap().to_path_buf();
+    let initrd = m.initramfs_path("production").unwrap().to_path_buf();
+    let jx = judge_exe();
+    let mut cases = Vec::new();
+    for (vcpus, t) in [(1, VcpuType::EpycV4), (2, VcpuType::EpycMilan), (4, VcpuType::EpycGenoa)] {
+        cases.push(FileInputs {
+            ovmf: &fw.amdsev,
+            kernel: Some(&kernel),
+            initrd: Some(&initrd),
+            append: Some(nekos_packaging::deployments::UKI_CMDLINE),
+            vcpus,
+            vcpu_type: t,
+            guest_features: snpmeasure::DEFAULT_GUEST_FEATURES,
+        });
+    }
+    let (ok, bad) = compare(&jx, &cases);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_eq!(ok, cases.len());
+}

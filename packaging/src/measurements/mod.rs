@@ -32,9 +32,11 @@
 //!     db entry measured as the EV_EFI_VARIABLE_AUTHORITY;
 //!   - `store_sha256`: SHA-256 of the store's QEMU `uefi-vars` JSON (identifies the inputs).
 //! - `sev_snp`: SEV-SNP launch digests (SHA-384, hex) of `-kernel/-initrd/-append` boots
-//!   from the pinned AmdSev OVMF ([`crate::snpmeasure::judge::pinned_ovmf_amdsev`]) with the
+//!   from the project's AmdSevX64 build (firmware/; Debian sid's pinned prebuilt image
+//!   [`crate::snpmeasure::judge::pinned_ovmf_amdsev`] when the manifest has no firmware) with the
 //!   production kernel, the production initramfs and the UKI's command line, hashed
-//!   verbatim (never trimmed): `ovmf` `{package, version, sha256}`, `kernel_sha256`,
+//!   verbatim (never trimmed): `ovmf` `{build, input_hash, sha256}` (or `{package, version,
+//!   sha256}` for Debian's), `kernel_sha256`,
 //!   `initramfs_sha256`, `cmdline`, `guest_features`, and `launch_digests`:
 //!   CPU type (`EPYC-v4`, `EPYC-Milan`, `EPYC-Genoa`) → vCPU count (`"1"`, `"2"`, `"4"`) →
 //!   digest.
@@ -269,12 +271,29 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
         );
     }
 
-    let ovmf_path = snpmeasure::judge::pinned_ovmf_amdsev()?;
-    let ovmf = read(&ovmf_path)?;
+    // The project's own AmdSevX64 build when the manifest has one (firmware/), else Debian
+    // sid's prebuilt image: the digest is only meaningful for the firmware actually launched.
     let initrd = read(manifest.initramfs_path(VARIANT)?)?;
-    let mut snp = sev_snp_entry(&ovmf, &kernel_bytes, &initrd, &uki.cmdline)?;
-    let (pkg, ver, _) = snpmeasure::judge::OVMF_AMDSEV_DEB;
-    snp["ovmf"] = json!({"package": pkg, "version": ver, "sha256": sha256_hex(&ovmf)});
+    let mut snp = match &manifest.firmware {
+        Some(fw) => {
+            let ovmf = read(&fw.amdsev)?;
+            let mut snp = sev_snp_entry(&ovmf, &kernel_bytes, &initrd, &uki.cmdline)?;
+            snp["ovmf"] = json!({
+                "build": "nekos firmware/ (edk2 2025.02-8+deb13u1 + QEMU_PV_VARS patches), AmdSevX64",
+                "input_hash": fw.input_hash,
+                "sha256": sha256_hex(&ovmf),
+            });
+            snp
+        }
+        None => {
+            let ovmf = read(&snpmeasure::judge::pinned_ovmf_amdsev()?)?;
+            let mut snp = sev_snp_entry(&ovmf, &kernel_bytes, &initrd, &uki.cmdline)?;
+            let (pkg, ver, _) = snpmeasure::judge::OVMF_AMDSEV_DEB;
+            snp["ovmf"] = json!({"package": pkg, "version": ver, "sha256": sha256_hex(&ovmf)});
+            snp
+        }
+    };
+    snp["ovmf"]["direct_boot"] = json!(true);
 
     Ok(sorted(json!({
         "format": FORMAT,
