@@ -26,7 +26,9 @@ use crate::backoff::{Backoff, Decision, Policy};
 use crate::cmdline::{self, Config, DisplayMode, LogLevel};
 use crate::shutdown::{self, Action};
 use crate::sys::{self, ChildSetup};
-use crate::{console, mounts, probe, status, stboot};
+use crate::{console, mounts, probe, status};
+#[cfg(feature = "stboot")]
+use crate::stboot;
 
 const COMPOSITOR: &str = "/bin/compositor";
 const DRM_CARD: &str = "/dev/dri/card0";
@@ -252,6 +254,11 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
 
     // Stage 1 of the network boot: no services, no prompt; the stboot
     // thread ends in a shutdown request (kexec, or reboot after its deadline).
+    #[cfg(not(feature = "stboot"))]
+    if Path::new("/etc/trust_policy/trust_policy.json").exists() {
+        console::warn("trust policy found, but this init was built without stage 1 (feature stboot); booting normally");
+    }
+    #[cfg(feature = "stboot")]
     if stboot::selected() {
         console::say("stboot: trust policy found, running stage 1");
         stboot::start(&handle, Duration::from_secs(config.stboot_deadline_s))?;

@@ -10,6 +10,7 @@ mod nsh;
 mod probe;
 mod shutdown;
 mod status;
+#[cfg(feature = "stboot")]
 mod stboot;
 mod sys;
 mod words;

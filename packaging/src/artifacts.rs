@@ -42,6 +42,9 @@ pub struct Manifest {
     /// firmware boots with) and `<preset>.fd` (raw 4 MiB OVMF_VARS for SMM firmware).
     #[serde(default)]
     pub varstores: BTreeMap<String, FileArtifact>,
+    /// The network boot (stboot.rs): stage-1 initramfs and UKI, the OS package.
+    #[serde(default)]
+    pub stboot: Option<crate::stboot::StbootArtifact>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

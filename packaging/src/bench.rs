@@ -22,17 +22,27 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 /// Seconds from QEMU start to the deployment's success marker, `runs` times.
 pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f64>> {
     let dep = crate::deployments::find(name)?;
+    let stboot = dep.payload == crate::deployments::Payload::StbootUki;
     let marker = match dep.outcome {
         Outcome::BootOk => "nekos: boot ok",
         Outcome::RootFsPanic => "Unable to mount root fs",
         // Time to the refusal: when the firmware has given up on every boot option.
         Outcome::Refused => crate::deployments::FIRMWARE_GAVE_UP,
+        // Time to stage 1's reason line.
+        Outcome::Stage1Refused(reason) => reason,
     };
     let mut out = Vec::new();
     for _ in 0..runs {
         let vm = Vm::start(dep, manifest, &BootOptions::default())?;
-        let t = vm.wait_for(marker, Duration::from_secs(120))?;
-        out.push(t.as_secs_f64());
+        let limit = Duration::from_secs(if stboot { 300 } else { 120 });
+        // Stage 1's init also says `boot ok`: for the network boot, the second kernel's.
+        let from = if stboot && dep.outcome == Outcome::BootOk {
+            vm.wait_from(0, crate::deployments::STARTED_BY_STBOOT, limit)?
+        } else {
+            0
+        };
+        vm.wait_from(from, marker, limit)?;
+        out.push(vm.started.elapsed().as_secs_f64());
     }
     Ok(out)
 }

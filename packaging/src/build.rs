@@ -90,9 +90,17 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
         for variant in &opts.variants {
             let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
             let previous = manifest.uki.get(variant.name());
-            let uki = make_uki(root, &kernel.bzimage, &initramfs, *variant, previous)?;
+            let out = out_dir(root).join(variant.name()).join("uki");
+            let uki = make_uki(root, &kernel.bzimage, &initramfs, &out, crate::deployments::UKI_CMDLINE, variant.name(), previous)?;
             manifest.uki.insert(variant.name().to_string(), uki);
         }
+    }
+    // The network boot: stage-1 UKI and the OS package made of the production kernel and
+    // initramfs (whenever both are built).
+    if manifest.kernel.is_some() && manifest.initramfs.contains_key("production") {
+        let previous = manifest.stboot.clone();
+        let art = crate::stboot::build(root, &manifest, previous.as_ref())?;
+        manifest.stboot = Some(art);
     }
     write_varstores(root, &mut manifest)?;
     if manifest.kernel.is_some() {
@@ -171,17 +179,20 @@ fn signing_keys_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `make-uki` on the built kernel and initramfs: `nekos.efi` and `nekos.signed.efi`;
-/// skipped when its inputs (and so its outputs) are those of the previous build.
-fn make_uki(
-    root: &Path,
+/// `make-uki` on the built kernel and an initramfs: `nekos.efi` and `nekos.signed.efi` in
+/// `out_dir`; skipped when its inputs (and so its outputs) are those of the previous build.
+/// `what` names the UKI in messages.
+pub fn make_uki(
+    _root: &Path,
     kernel: &Path,
     initramfs: &Path,
-    variant: Variant,
+    out_dir: &Path,
+    cmdline: &str,
+    what: &str,
     previous: Option<&crate::artifacts::UkiArtifact>,
 ) -> Result<crate::artifacts::UkiArtifact> {
-    let out_dir = out_dir(root).join(variant.name()).join("uki");
-    let cmdline = crate::deployments::UKI_CMDLINE.to_string();
+    let out_dir = out_dir.to_path_buf();
+    let cmdline = cmdline.to_string();
     let keys_dir = signing_keys_dir()?;
     let mut inputs = crate::cache::InputHash::default();
     inputs
@@ -197,7 +208,7 @@ fn make_uki(
     if let Some(prev) = previous {
         let intact = |a: &FileArtifact| util::sha256_file(&a.path).is_ok_and(|s| s == a.sha256);
         if prev.input_hash == input_hash && intact(&prev.unsigned) && intact(&prev.signed) {
-            eprintln!("nekos: UKI {} up to date", variant.name());
+            eprintln!("nekos: UKI {what} up to date");
             return Ok(prev.clone());
         }
     }
@@ -228,8 +239,7 @@ fn make_uki(
         input_hash,
     };
     eprintln!(
-        "nekos: UKI {}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
-        variant.name(),
+        "nekos: UKI {what}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
         &art.unsigned.sha256[..16],
         &art.signed.sha256[..16]
     );

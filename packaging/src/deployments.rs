@@ -2,6 +2,7 @@
 //! <name>` boots one interactively; the tests boot the same definitions and assert markers.
 //! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
 
+use crate::stboot::{Served, Server};
 use anyhow::{Result, bail};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,20 @@ pub enum Payload {
     /// UEFI firmware loads a UKI (kernel + initramfs + embedded cmdline); which image and
     /// how it reaches the firmware are the deployment's `uki` and `medium`.
     Uki,
+    /// UEFI firmware loads the stage-1 UKI (the same kernel + the stage-1 initramfs, see
+    /// stboot.rs): it fetches the OS package from the deployment's `server` over the
+    /// network, verifies it and kexecs its kernel. `uki` and `medium` as for `Uki`.
+    StbootUki,
+}
+
+/// The guest's network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// `-nic none` (also keeps the firmware's PXE ROM from looking for a boot server).
+    None,
+    /// QEMU user networking on virtio-net (DHCP; the host's loopback is 10.0.2.2) and a
+    /// virtio-rng (TLS needs the kernel CRNG ready). The NIC has no option ROM.
+    User,
 }
 
 /// A UEFI variable store preset (packaging/src/varstore), as written by `cargo nekos build`.
@@ -111,7 +126,15 @@ pub enum Outcome {
     BootOk,
     /// The firmware refuses the UKI (Secure Boot); the kernel never starts.
     Refused,
+    /// Stage 1 refuses the OS package: its console says why (this text is in the failure
+    /// line) and the package's kernel never starts (no kexec).
+    Stage1Refused(&'static str),
 }
+
+/// The second kernel's init says it was started by stage 1 (`nekos.bootflow=stboot`).
+pub const STARTED_BY_STBOOT: &str = "nekos: started by stboot";
+/// Stage 1's line after a failed attempt: the attempt is over and nothing was kexec'd.
+pub const STAGE1_RETRY: &str = "nekos: stboot: retry in ";
 
 /// What the firmware prints once it has given up on every boot option (both media).
 pub const FIRMWARE_GAVE_UP: &str = "No bootable option or device was found";
@@ -136,6 +159,10 @@ pub struct Deployment {
     pub uki: UkiImage,
     /// For `Payload::Uki`: how it reaches the firmware.
     pub medium: Medium,
+    pub network: Network,
+    /// For `Payload::StbootUki`: what the project's HTTPS server on 127.0.0.1 (the guest's
+    /// 10.0.2.2) serves during the boot.
+    pub server: Option<crate::stboot::Server>,
 }
 
 /// Defaults the table below overrides: direct boot on `-M pc` with stdvga.
@@ -149,6 +176,8 @@ const DIRECT: Deployment = Deployment {
     outcome: Outcome::BootOk,
     uki: UkiImage::Signed,
     medium: Medium::KernelArg,
+    network: Network::None,
+    server: None,
 };
 
 /// A signed UKI from an ESP disk through the project's firmware with the custom store.
@@ -158,6 +187,22 @@ const SECURE_BOOT: Deployment = Deployment {
     medium: Medium::EspDisk,
     ..DIRECT
 };
+
+/// The signed stage-1 UKI from an ESP disk, network on, the good package served: stboot
+/// with the blank store (Secure Boot off).
+const STBOOT: Deployment = Deployment {
+    payload: Payload::StbootUki,
+    firmware: Firmware::Nekos(Store::Blank),
+    medium: Medium::EspDisk,
+    network: Network::User,
+    server: Some(Server::Ospkg(Served::Good)),
+    ..DIRECT
+};
+
+/// An attack on the network boot: stage 1 (Secure Boot on) must refuse with `reason`.
+const fn stboot_attack(name: &'static str, about: &'static str, server: Option<Server>, reason: &'static str) -> Deployment {
+    Deployment { name, about, firmware: Firmware::Nekos(Store::Custom), server, outcome: Outcome::Stage1Refused(reason), ..STBOOT }
+}
 
 pub const DEPLOYMENTS: &[Deployment] = &[
     Deployment {
@@ -271,6 +316,59 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         firmware: Firmware::DebianSmmSecboot(Store::Custom),
         ..SECURE_BOOT
     },
+    Deployment {
+        name: "fw,kernel,initramfs,stboot",
+        about: "network boot: blank store, stage-1 UKI fetches the signed OS package over HTTPS, kexec: cats",
+        ..STBOOT
+    },
+    Deployment {
+        name: "fw,kernel,initramfs,stboot,sb-pass",
+        about: "network boot under Secure Boot (custom store, signed stage-1 UKI), kexec: cats",
+        firmware: Firmware::Nekos(Store::Custom),
+        ..STBOOT
+    },
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,ospkg-tampered-zip",
+        "attack: one byte of the OS package zip flipped after signing — stage 1 refuses",
+        Some(Server::Ospkg(Served::TamperedZip)),
+        "Ed25519 signature over the package digest does not verify",
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,ospkg-wrong-signer",
+        "attack: the package validly signed by keys under another root — stage 1 refuses",
+        Some(Server::Ospkg(Served::WrongSigner)),
+        "certificate is not issued by a trusted root",
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,ospkg-expired-cert",
+        "attack: signed by our root's signers whose certificates have expired — stage 1 refuses",
+        Some(Server::Ospkg(Served::ExpiredCert)),
+        "certificate expired at",
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,ospkg-below-threshold",
+        "attack: one valid signature where the trust policy wants two — stage 1 refuses",
+        Some(Server::Ospkg(Served::BelowThreshold)),
+        "1 valid signature(s) of 1, threshold is 2",
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,ospkg-malformed-descriptor",
+        "attack: a descriptor that is not valid JSON — stage 1 refuses",
+        Some(Server::Ospkg(Served::MalformedDescriptor)),
+        "descriptor https://10.0.2.2:18443/nekos.json: descriptor: not a JSON object",
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,https-untrusted-server",
+        "attack: the server's TLS certificate is from another CA — stage 1 refuses to talk to it",
+        Some(Server::UntrustedTls),
+        "fetch descriptor https://10.0.2.2:18443/nekos.json: certificate not trusted (UnknownIssuer)",
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,server-unreachable",
+        "nothing listens at the descriptor URL — stage 1 retries, never boots anything",
+        None,
+        "fetch descriptor https://10.0.2.2:18443/nekos.json: connect 10.0.2.2:18443: Connection refused",
+    ),
 ];
 
 pub fn find(name: &str) -> Result<&'static Deployment> {
@@ -282,6 +380,15 @@ pub fn find(name: &str) -> Result<&'static Deployment> {
 }
 
 impl Deployment {
+    /// Guest memory: at least what the deployment needs (stage 1 holds the downloaded zip,
+    /// the unpacked kernel and initramfs, and the kexec segments at once: 512 MiB).
+    pub fn memory_mib(&self, requested: u32) -> u32 {
+        match self.payload {
+            Payload::StbootUki => requested.max(512),
+            _ => requested,
+        }
+    }
+
     /// What init must report as `secureboot=`: on exactly when a Secure Boot store is loaded.
     pub fn secure_boot(&self) -> Option<bool> {
         match self.firmware {
@@ -294,7 +401,7 @@ impl Deployment {
     /// The kernel command line. `console=ttyS0` comes last so it becomes /dev/console and
     /// userspace output reaches the serial log.
     pub fn cmdline(&self, extra: &[String]) -> String {
-        if self.payload == Payload::Uki {
+        if matches!(self.payload, Payload::Uki | Payload::StbootUki) {
             // The UKI carries its command line; extra words would be ignored under Secure
             // Boot and would hide whether the embedded one is in effect, so none are added.
             return UKI_CMDLINE.to_string();
@@ -357,6 +464,16 @@ mod tests {
         for d in DEPLOYMENTS.iter().filter(|d| d.outcome == Outcome::Refused) {
             assert_eq!(d.payload, Payload::Uki, "{}", d.name);
             assert!(matches!(d.firmware, Firmware::Nekos(Store::Custom | Store::Microsoft)), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn network_only_for_stboot_and_stboot_always_has_it() {
+        for d in DEPLOYMENTS {
+            let stboot = d.payload == Payload::StbootUki;
+            assert_eq!(stboot, d.network == Network::User, "{}", d.name);
+            assert!(stboot || d.server.is_none(), "{}", d.name);
+            assert!(stboot || !matches!(d.outcome, Outcome::Stage1Refused(_)), "{}", d.name);
         }
     }
 

@@ -264,18 +264,17 @@ pub fn ensure(root: &Path, opts: &FirmwareOptions) -> Result<FirmwareArtifact> {
     let hash = inputs(root, &lock)?;
     let key = hash.hex();
     let entry = Entry::new("firmware", &key);
-    if entry.is_complete() {
-        if let Ok(text) = fs::read_to_string(entry.dir.join("firmware.json")) {
-            if let Ok(mut art) = serde_json::from_str::<FirmwareArtifact>(&text) {
-                if sha256_file(&art.pv_vars).ok().as_deref() == Some(art.pv_vars_sha256.as_str())
-                    && sha256_file(&art.amdsev).ok().as_deref() == Some(art.amdsev_sha256.as_str())
-                {
-                    art.cached = true;
-                    return Ok(art);
-                }
-                eprintln!("nekos: cached firmware in {} is damaged, rebuilding", entry.dir.display());
-            }
+    if entry.is_complete()
+        && let Ok(text) = fs::read_to_string(entry.dir.join("firmware.json"))
+        && let Ok(mut art) = serde_json::from_str::<FirmwareArtifact>(&text)
+    {
+        if sha256_file(&art.pv_vars).ok().as_deref() == Some(art.pv_vars_sha256.as_str())
+            && sha256_file(&art.amdsev).ok().as_deref() == Some(art.amdsev_sha256.as_str())
+        {
+            art.cached = true;
+            return Ok(art);
         }
+        eprintln!("nekos: cached firmware in {} is damaged, rebuilding", entry.dir.display());
     }
     let patches = verified_patches(&lock, &patch_dir(root, opts.patches.as_deref())?)?;
     let (orig, debian) = source_tarballs(&lock)?;

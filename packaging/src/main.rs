@@ -247,7 +247,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::Deployments => {
             for d in deployments::DEPLOYMENTS {
-                println!("{:40} {}", d.name, d.about);
+                println!("{:55} {}", d.name, d.about);
             }
         }
         Cmd::HostSetup => {
@@ -328,8 +328,11 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
                 }
                 let m = Manifest::load(&dir.join("target/nekos/manifest.json"))?;
                 let art = m.initramfs.get("production").context("no production initramfs")?;
-                eprintln!("nekos: initramfs built in {}: sha256 {}", dir.display(), art.sha256);
-                hashes.push(art.sha256.clone());
+                // The stage-1 init (feature stboot) too: the stage-1 initramfs and UKI are a
+                // pure function of it, the keys and the kernel (packaging/tests/stboot.rs).
+                let stage1 = util::sha256_file(&dir.join("target/nekos/stboot/nekos-init"))?;
+                eprintln!("nekos: initramfs built in {}: sha256 {}, stage-1 init sha256 {stage1}", dir.display(), art.sha256);
+                hashes.push(format!("{} (stage-1 init {stage1})", art.sha256));
             }
         }
     }

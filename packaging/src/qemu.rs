@@ -2,7 +2,7 @@
 //! wait for (never sleeps); users get QEMU in the foreground.
 
 use crate::artifacts::Manifest;
-use crate::deployments::{Deployment, Display, Firmware, Machine, Medium, Payload};
+use crate::deployments::{Deployment, Display, Firmware, Machine, Medium, Network, Payload, UkiImage};
 use crate::qmp::Qmp;
 use anyhow::{Context, Result, bail};
 use std::fs;
@@ -72,9 +72,20 @@ pub fn command(
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-nodefaults", "-no-user-config", "-no-reboot"]);
     cmd.args(["-accel", if opts.accel == Accel::Kvm { "kvm" } else { "tcg" }]);
-    cmd.args(["-smp", "1", "-m", &opts.memory_mib.to_string()]);
-    // No NIC: otherwise the PXE option ROM spends seconds looking for a boot server.
-    cmd.args(["-nic", "none"]);
+    cmd.args(["-smp", "1", "-m", &dep.memory_mib(opts.memory_mib).to_string()]);
+    match dep.network {
+        // No NIC: otherwise the PXE option ROM spends seconds looking for a boot server.
+        Network::None => {
+            cmd.args(["-nic", "none"]);
+        }
+        // User networking: DHCP from QEMU, the host's 127.0.0.1 as 10.0.2.2. The NIC has no
+        // option ROM (no PXE attempt); the rng feeds the guest's CRNG for TLS.
+        Network::User => {
+            cmd.args(["-netdev", "user,id=n0"]);
+            cmd.args(["-device", "virtio-net-pci,netdev=n0,romfile="]);
+            cmd.args(["-device", "virtio-rng-pci"]);
+        }
+    }
     match dep.machine {
         Machine::Pc => cmd.args(["-M", "pc"]),
         Machine::Microvm => cmd.args(["-M", "microvm"]),
@@ -150,8 +161,12 @@ pub fn command(
             cmd.arg("-initrd").arg(manifest.initramfs_path(&opts.variant)?);
             cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
         }
-        Payload::Uki => {
-            let uki = crate::attacks::uki_bytes(dep.uki, manifest, &opts.variant)?;
+        Payload::Uki | Payload::StbootUki => {
+            let uki = if dep.payload == Payload::StbootUki {
+                stage1_uki_bytes(dep.uki, manifest)?
+            } else {
+                crate::attacks::uki_bytes(dep.uki, manifest, &opts.variant)?
+            };
             match opts.medium.unwrap_or(dep.medium) {
                 Medium::KernelArg => {
                     // No -append and no -initrd: OVMF then passes no load options and the
@@ -171,6 +186,18 @@ pub fn command(
     Ok(cmd)
 }
 
+/// The stage-1 UKI as the deployment's `uki` says (the Secure Boot attacks apply to it too).
+pub fn stage1_uki_bytes(kind: UkiImage, manifest: &Manifest) -> Result<Vec<u8>> {
+    let uki = &manifest.stboot()?.uki;
+    let read = |a: &crate::artifacts::FileArtifact| fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()));
+    match kind {
+        UkiImage::Signed => read(&uki.signed),
+        UkiImage::Unsigned => read(&uki.unsigned),
+        UkiImage::TamperedInitrd => crate::attacks::flip_initrd_byte(&read(&uki.signed)?),
+        UkiImage::WrongKey => crate::attacks::sign_with_wrong_key(&read(&uki.unsigned)?),
+    }
+}
+
 #[derive(Default)]
 struct Serial {
     text: String,
@@ -187,6 +214,8 @@ pub struct Vm {
     pub started: Instant,
     qmp_path: PathBuf,
     log: Option<PathBuf>,
+    /// The deployment's HTTPS server (stboot), stopped after QEMU.
+    server: Option<crate::https_server::HttpsServer>,
 }
 
 static VM_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -201,6 +230,7 @@ impl Vm {
         fs::create_dir_all(&dir)?;
         let qmp_path = dir.join("qmp.sock");
         let mut cmd = command(dep, manifest, opts, Frontend::Headless, &dir, Some(&qmp_path))?;
+        let server = start_server(dep, manifest)?;
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd
@@ -262,6 +292,7 @@ impl Vm {
             started,
             qmp_path,
             log: opts.log.clone(),
+            server,
         })
     }
 
@@ -338,6 +369,11 @@ impl Vm {
         Qmp::connect(&self.qmp_path, Duration::from_secs(10))
     }
 
+    /// What the deployment's HTTPS server was asked so far (`GET /path -> status`, errors).
+    pub fn server_requests(&self) -> Vec<String> {
+        self.server.as_ref().map(|s| s.requests()).unwrap_or_default()
+    }
+
     pub fn scratch_dir(&self) -> &Path {
         &self.dir
     }
@@ -368,7 +404,16 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.server = None;
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The deployment's HTTPS server, if it has one (before QEMU starts: stage 1 fetches at once).
+fn start_server(dep: &Deployment, manifest: &Manifest) -> Result<Option<crate::https_server::HttpsServer>> {
+    match dep.server {
+        Some(server) => crate::stboot::start_server(server, manifest),
+        None => Ok(None),
     }
 }
 
@@ -378,8 +423,13 @@ pub fn run_interactive(dep: &Deployment, manifest: &Manifest, opts: &BootOptions
     let scratch = std::env::temp_dir().join(format!("nekos-run-{}", std::process::id()));
     fs::create_dir_all(&scratch)?;
     let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, &scratch, None)?;
+    let server = start_server(dep, manifest)?;
+    if let Some(s) = &server {
+        eprintln!("nekos: serving the OS package at https://{} (the guest's https://10.0.2.2:{})", s.addr(), crate::stboot::PORT);
+    }
     eprintln!("nekos: booting {} ({}){}", dep.name, dep.about, if window { "" } else { "; serial console below, Ctrl-A X quits" });
     let status = cmd.status().context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)");
+    drop(server);
     let _ = fs::remove_dir_all(&scratch);
     status
 }

@@ -17,6 +17,11 @@ pub const PROGRAMS: &[(&str, &str, &str, bool)] = &[
     ("nekos-testprogs", "nekos-hang", "bin/hang", true),
 ];
 
+/// The stage-1 init: nekos-init with the `stboot` feature (the production one has none).
+pub fn stage1_init_path(root: &Path) -> PathBuf {
+    crate::artifacts::out_dir(root).join("stboot").join("nekos-init")
+}
+
 pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
@@ -54,6 +59,25 @@ pub fn build(root: &Path, with_test_programs: bool) -> Result<Vec<(String, PathB
         bail!("cargo build of the userland ({}) failed", packages.join(", "));
     }
     let dir = target_dir(root).join(MUSL_TARGET).join("release");
+    // init was built with its default feature `stboot`: that binary is the stage-1 init.
+    // Keep a copy, then rebuild init without it for the production initramfs (no TLS or
+    // OS package code in the image that shows cats). Cargo keeps both builds, so the
+    // second step only relinks when nothing changed.
+    let built = dir.join("nekos-init");
+    check_static(&built)?;
+    let stage1 = stage1_init_path(root);
+    let bytes = std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
+    if std::fs::read(&stage1).map(|old| old != bytes).unwrap_or(true) {
+        crate::util::write_atomic_mode(&stage1, &bytes, 0o755)?;
+    }
+    let mut lean = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    lean.current_dir(root)
+        .args(["build", "--release", "--locked", "--target", MUSL_TARGET, "-p", "nekos-init", "--no-default-features"])
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", reproducible_rustflags(root));
+    let status = lean.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build of nekos-init without the stboot feature failed");
+    }
     let mut out = Vec::new();
     for (_, bin, _, test_only) in PROGRAMS {
         if *test_only && !with_test_programs {

@@ -31,6 +31,11 @@
 //!   - `authority` (Secure Boot on and booting): `{owner_guid, certificate_sha256}` of the
 //!     db entry measured as the EV_EFI_VARIABLE_AUTHORITY;
 //!   - `store_sha256`: SHA-256 of the store's QEMU `uefi-vars` JSON (identifies the inputs).
+//! - `stboot` (when the build has the network-boot artifacts): what stage 1 extends before
+//!   its kexec — `events` (`{pcr, digest, event}` in extend order: PCR 12 the OS package zip
+//!   and descriptor, PCR 13 the trust policy, each signing-root certificate (DER) and the TLS
+//!   roots, PCR 14 the host configuration) and the resulting `pcr12`, `pcr13`, `pcr14`
+//!   (SHA-256 bank, from zero; kexec keeps them, so the NekOS kernel can read them);
 //! - `sev_snp`: SEV-SNP launch digests (SHA-384, hex) of `-kernel/-initrd/-append` boots
 //!   from the project's AmdSevX64 build (firmware/; Debian sid's pinned prebuilt image
 //!   [`crate::snpmeasure::judge::pinned_ovmf_amdsev`] when the manifest has no firmware) with the
@@ -295,14 +300,73 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
     };
     snp["ovmf"]["direct_boot"] = json!(true);
 
-    Ok(sorted(json!({
+    let mut doc = json!({
         "format": FORMAT,
         "artifacts": artifacts,
         "cats": manifest.cats,
         "uki": uki_value,
         "pcrs": pcrs,
         "sev_snp": snp,
-    })))
+    });
+    if let Some(st) = &manifest.stboot {
+        doc["stboot"] = stboot_entry(st)?;
+    }
+    Ok(sorted(doc))
+}
+
+/// What stage 1 extends into PCR 12/13/14 before the kexec (init/src/stboot/measure.rs, in
+/// that order) for the built stage-1 image and OS package, and the resulting PCR values
+/// (SHA-256 bank, from zero). The file bytes are checked against the hashes the manifest
+/// recorded for the stage-1 initramfs, so a prediction can never describe other inputs.
+pub fn stboot_entry(st: &crate::stboot::StbootArtifact) -> Result<Value> {
+    use crate::stboot as sb;
+    let keys = st.keys()?;
+    let policy = sb::trust_policy_json();
+    let roots_pem = keys.read(sb::OSPKG_ROOT_CERT)?;
+    let tls_pem = keys.read(sb::TLS_CA_CERT)?;
+    let host = sb::host_configuration_json();
+    for (path, bytes) in [
+        ("/etc/trust_policy/trust_policy.json", &policy),
+        ("/etc/trust_policy/ospkg_signing_root.pem", &roots_pem),
+        ("/etc/trust_policy/tls_roots.pem", &tls_pem),
+        ("/etc/host_configuration.json", &host),
+    ] {
+        let recorded = st.initramfs.inputs.get(path).map(String::as_str).unwrap_or("(none)");
+        if recorded != sha256_hex(bytes) {
+            anyhow::bail!("stage-1 {path}: the manifest records sha256 {recorded}, the inputs now give {} (run `cargo nekos build`)", sha256_hex(bytes));
+        }
+    }
+    let mut events: Vec<(u32, [u8; 32], String)> = Vec::new();
+    let digest = |hex_text: &str| -> Result<[u8; 32]> {
+        let v = hex::decode(hex_text)?;
+        v.try_into().map_err(|_| anyhow::anyhow!("not a sha256: {hex_text}"))
+    };
+    events.push((12, digest(&st.ospkg_zip.sha256)?, format!("ospkg zip {}", sb::PACKAGE_URL)));
+    events.push((12, digest(&st.ospkg_descriptor.sha256)?, format!("ospkg descriptor {}", st.descriptor_url)));
+    events.push((13, nekos_ospkg::sha256(&policy), "trust policy".into()));
+    // Only CERTIFICATE blocks are measured, in file order (as stage 1 does).
+    let roots: Vec<_> = nekos_ospkg::pem_decode_all(&roots_pem).into_iter().filter(|b| b.label == "CERTIFICATE").collect();
+    if roots.is_empty() {
+        anyhow::bail!("{}: no CERTIFICATE block", keys.path(sb::OSPKG_ROOT_CERT).display());
+    }
+    for (i, block) in roots.iter().enumerate() {
+        events.push((13, nekos_ospkg::sha256(&block.der), format!("signing root {i} (DER)")));
+    }
+    events.push((13, nekos_ospkg::sha256(&tls_pem), "tls roots".into()));
+    events.push((14, nekos_ospkg::sha256(&host), "host configuration".into()));
+    let mut out = Map::new();
+    for n in [12u32, 13, 14] {
+        let evs: Vec<&(u32, [u8; 32], String)> = events.iter().filter(|e| e.0 == n).collect();
+        let value = pcr::replay(evs.iter().map(|e| &e.1));
+        out.insert(format!("pcr{n}"), json!(hex::encode(value)));
+    }
+    out.insert(
+        "events".into(),
+        Value::Array(events.iter().map(|(p, d, what)| json!({"pcr": p, "digest": hex::encode(d), "event": what})).collect()),
+    );
+    out.insert("descriptor_url".into(), json!(st.descriptor_url));
+    out.insert("threshold".into(), json!(st.threshold));
+    Ok(Value::Object(out))
 }
 
 /// The serialized document: pretty JSON (2-space indent, sorted keys), trailing newline.
