@@ -31,26 +31,6 @@ pub fn signing_key_to_pem(key: &SigningKey) -> Vec<u8> {
     pem::encode("PRIVATE KEY", &der)
 }
 
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *input.first()?;
-    let first = *input.get(1)?;
-    let (len, hdr) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*input.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    let body = input.get(hdr..end)?;
-    Some((tag, body, &input[end..]))
-}
 
 /// Reads an Ed25519 key from PKCS#8 PEM (`PRIVATE KEY`, v1 or v2). Other key types and
 /// other PEM blocks are refused with an error that says what was found.
@@ -141,4 +121,10 @@ mod tests {
             .unwrap_or_default();
         assert!(e.contains("RSA PRIVATE KEY"), "{e}");
     }
+}
+
+/// (tag, contents, rest) of the first DER TLV (the one parser lives in verify.rs).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (whole, body, rest) = crate::verify::der_tlv(input)?;
+    Some((*whole.first()?, body, rest))
 }

@@ -92,7 +92,7 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
 }
 
 /// A minimal DER TLV split: returns (whole TLV, contents, rest).
-fn der_tlv(input: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+pub(crate) fn der_tlv(input: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let tag = *input.first()?;
     if tag & 0x1f == 0x1f {
         return None; // multi-byte tags do not occur here

@@ -126,6 +126,18 @@ enum KeygenCmd {
     },
 }
 
+/// The parsed arguments, or None after printing the help text when help was asked for.
+fn parse_or_help<P: Parser>(name: &str, skip: &str, args: &[String]) -> Result<Option<P>> {
+    match parse_args(name, skip, args) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if is_help(args) => {
+            println!("{e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn parse_args<P: Parser>(name: &str, skip: &str, args: &[String]) -> Result<P> {
     // Accept the words after the subcommand, with or without the subcommand itself.
     let rest = match args.first() {
@@ -138,14 +150,7 @@ fn parse_args<P: Parser>(name: &str, skip: &str, args: &[String]) -> Result<P> {
 
 /// Entry point for `cargo nekos ospkg <create|sign|verify|inspect> …`.
 pub fn ospkg_main(args: &[String]) -> Result<()> {
-    let cli: OspkgCli = match parse_args("cargo nekos ospkg", "ospkg", args) {
-        Ok(c) => c,
-        Err(e) if is_help(args) => {
-            println!("{e}");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
+    let Some(cli) = parse_or_help::<OspkgCli>("cargo nekos ospkg", "ospkg", args)? else { return Ok(()) };
     match cli.command {
         OspkgCmd::Create {
             kernel,
@@ -181,14 +186,7 @@ pub fn ospkg_main(args: &[String]) -> Result<()> {
 
 /// Entry point for `cargo nekos keygen ospkg-cert …`.
 pub fn keygen_main(args: &[String]) -> Result<()> {
-    let cli: KeygenCli = match parse_args("cargo nekos keygen", "keygen", args) {
-        Ok(c) => c,
-        Err(e) if is_help(args) => {
-            println!("{e}");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
+    let Some(cli) = parse_or_help::<KeygenCli>("cargo nekos keygen", "keygen", args)? else { return Ok(()) };
     match cli.command {
         KeygenCmd::OspkgCert {
             is_ca,

@@ -25,6 +25,8 @@ pub struct BootOptions {
     pub log: Option<PathBuf>,
     /// Give the UKI through this medium instead of the deployment's (tests cover both).
     pub medium: Option<Medium>,
+    /// A software TPM: the control socket of a running `swtpm socket --tpm2` (tpm-tis).
+    pub tpm: Option<PathBuf>,
 }
 
 impl Default for BootOptions {
@@ -36,6 +38,7 @@ impl Default for BootOptions {
             accel: Accel::Tcg,
             log: None,
             medium: None,
+            tpm: None,
         }
     }
 }
@@ -182,6 +185,10 @@ pub fn command(
                 }
             }
         }
+    }
+    if let Some(ctrl) = &opts.tpm {
+        cmd.arg("-chardev").arg(format!("socket,id=chrtpm,path={}", ctrl.display()));
+        cmd.args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]);
     }
     Ok(cmd)
 }

@@ -122,6 +122,17 @@ fn start_swtpm(dir: &Path) -> (Reaped, std::path::PathBuf) {
 
 /// Runs `cmd` (a QEMU whose serial line is stdio), waits for the prompt and reads PCR 4,
 /// 7 and 11 (lowercase hex) from sysfs.
+/// The one SHA-256 value in what `cat /sys/class/tpm/tpm0/pcr-sha256/<n>` printed.
+fn single_pcr_value(out: &str, n: u32) -> String {
+    let got: Vec<String> = out
+        .split_whitespace()
+        .filter(|t| t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    assert_eq!(got.len(), 1, "PCR {n}: no single value in {out:?}");
+    got[0].clone()
+}
+
 fn read_pcrs(mut cmd: Command) -> std::collections::BTreeMap<u32, String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -143,13 +154,7 @@ fn read_pcrs(mut cmd: Command) -> std::collections::BTreeMap<u32, String> {
         let start = wait_from(&serial, from, &format!("pcr-sha256/{n}"), common::STEP);
         at = wait_from(&serial, start, "nekos# ", common::STEP);
         let out = serial.0.lock().unwrap().0[start..at].to_string();
-        let got: Vec<String> = out
-            .split_whitespace()
-            .filter(|t| t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()))
-            .map(|t| t.to_ascii_lowercase())
-            .collect();
-        assert_eq!(got.len(), 1, "PCR {n}: no single value in {out:?}");
-        out_map.insert(n, got[0].clone());
+        out_map.insert(n, single_pcr_value(&out, n));
     }
     out_map
 }
@@ -291,4 +296,29 @@ fn project_firmware_custom_store_esp_boot_pcrs_match_swtpm() {
 #[test]
 fn project_firmware_blank_store_kernel_arg_pcrs_match_swtpm() {
     nekos_firmware_boot("nekos-fw-blank-kernel", "fw,kernel,initramfs,uki", deployments::Medium::KernelArg, "blank", "pcr4_qemu_kernel");
+}
+
+/// Stage 1 (stboot) extends PCR 12/13/14 before its kexec and the TPM keeps them across it,
+/// so the package kernel's own prompt reads exactly what measurements.json predicts.
+#[test]
+fn stboot_pcrs_match_swtpm_after_the_kexec() {
+    use common::OrFail;
+    let manifest = common::manifest();
+    let predicted = measurements::compute(&manifest, &nekos_packaging::keys::default_keys_dir()).unwrap();
+    let want = &predicted["stboot"];
+    let dir = scratch("stboot");
+    let (_swtpm, ctrl) = start_swtpm(&dir);
+    let dep = deployments::find("fw,kernel,initramfs,stboot").unwrap();
+    let opts = BootOptions { tpm: Some(ctrl), log: Some(common::log_path("measurements-stboot")), ..BootOptions::default() };
+    let mut vm = qemu::Vm::start(dep, &manifest, &opts).or_fail();
+    let limit = Duration::from_secs(240);
+    vm.wait_for("nekos: stboot: measured PCR 12/13/14", limit).or_fail();
+    let kexec = vm.wait_from(0, "nekos: kexec now", limit).or_fail();
+    let started = vm.wait_from(kexec, "nekos: started by stboot", limit).or_fail();
+    vm.wait_from(started, "nekos# ", limit).or_fail();
+    for n in [12, 13, 14] {
+        let out = vm.run_at_prompt(&format!("cat /sys/class/tpm/tpm0/pcr-sha256/{n}"), common::STEP).or_fail();
+        assert_eq!(single_pcr_value(&out, n), want[format!("pcr{n}")].as_str().unwrap(), "PCR {n}: read vs predicted\n{want:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
