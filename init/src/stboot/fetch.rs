@@ -748,6 +748,26 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_stalls_is_a_timeout_not_a_hang() {
+        // Accepts, then never answers: every read must end at the io timeout and the whole
+        // GET well inside its deadline.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let held = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(s);
+        });
+        let u = Url::parse(&format!("http://127.0.0.1:{port}/stall")).unwrap();
+        let limits = Limits { io_timeout: Duration::from_millis(300), ..Limits::DESCRIPTOR };
+        let t = Instant::now();
+        let e = get(&u, &tls_dummy(), &limits).unwrap_err();
+        assert!(e.contains("timed out"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        held.join().unwrap();
+    }
+
+    #[test]
     fn refused_connection_is_one_line() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
