@@ -59,43 +59,32 @@ fn push_indent(out: &mut String, level: usize) {
     }
 }
 
+/// A non-null array as Go's MarshalIndent writes it: `[]` when empty, else one element per
+/// line at `level + 1`.
+fn push_list<T>(out: &mut String, items: &[T], level: usize, mut push_item: impl FnMut(&mut String, &T, usize)) {
+    if items.is_empty() {
+        out.push_str("[]");
+        return;
+    }
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_indent(out, level + 1);
+        push_item(out, item, level + 1);
+    }
+    push_indent(out, level);
+    out.push(']');
+}
+
 fn push_value(out: &mut String, v: &GoValue<'_>, level: usize) {
     match v {
         GoValue::Int(i) => out.push_str(&i.to_string()),
         GoValue::Str(s) => push_go_string(out, s),
         GoValue::Null | GoValue::StrList(None) | GoValue::ObjList(None) => out.push_str("null"),
-        GoValue::StrList(Some(items)) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_indent(out, level + 1);
-                push_go_string(out, item);
-            }
-            push_indent(out, level);
-            out.push(']');
-        }
-        GoValue::ObjList(Some(items)) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_indent(out, level + 1);
-                push_object(out, item, level + 1);
-            }
-            push_indent(out, level);
-            out.push(']');
-        }
+        GoValue::StrList(Some(items)) => push_list(out, items, level, |out, item, _| push_go_string(out, item)),
+        GoValue::ObjList(Some(items)) => push_list(out, items, level, |out, item, lvl| push_object(out, item, lvl)),
     }
 }
 

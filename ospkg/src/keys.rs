@@ -89,6 +89,12 @@ pub fn signing_key_from_pem(text: &[u8]) -> Result<SigningKey, KeyError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// (tag, contents, rest) of the first DER TLV (the one parser lives in verify.rs).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (whole, body, rest) = crate::verify::der_tlv(input)?;
+    Some((*whole.first()?, body, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,10 +130,4 @@ mod tests {
             .unwrap_or_default();
         assert!(e.contains("RSA PRIVATE KEY"), "{e}");
     }
-}
-
-/// (tag, contents, rest) of the first DER TLV (the one parser lives in verify.rs).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (whole, body, rest) = crate::verify::der_tlv(input)?;
-    Some((*whole.first()?, body, rest))
 }
