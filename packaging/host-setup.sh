@@ -131,8 +131,11 @@ ensure_venv /opt/nekos/snp-venv sev-snp-measure 0.0.13 \
 # --- END snpmeasure ---
 # --- BEGIN varstore (packaging/src/varstore, packaging/tests/varstore*.rs) ---
 # The judge of generated UEFI variable stores: virt-fw-vars from PyPI virt-firmware, pinned
-# (the same release as Debian trixie's python3-virt-firmware, whose certificates the
-# microsoft preset uses), in its own venv. The tests look for /opt/nekos/venv/bin/virt-fw-vars.
-ensure_venv /opt/nekos/venv virt-firmware 24.11 "cryptography==50.0.2" "pefile==2024.8.26"
+# to the release whose certificates the microsoft preset uses (packaging/varstore-certs/
+# certs.lock names the same version; `cargo nekos lock` moves both), in its own venv.
+# PyPI is ahead of Debian here (trixie 24.11, sid 26.9 lack the Option ROM UEFI CA 2023 in
+# --enroll-redhat's db). The tests look for /opt/nekos/venv/bin/virt-fw-vars.
+ensure_venv /opt/nekos/venv virt-firmware 26.10 "cryptography==50.0.2" "pefile==2024.8.26" \
+  "PyYAML==6.0.4" "requests==2.34.2"
 # --- END varstore ---
 echo "host-setup: ok"

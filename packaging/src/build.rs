@@ -10,6 +10,41 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The parts of a build, each on or off. A deployment asks for exactly what it boots
+/// ([`crate::deployments::Deployment::parts`]): `kernel,initramfs` never touches the
+/// firmware, whose first build takes minutes. `cargo nekos build` and the tests ask for all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    pub kernel: bool,
+    /// The userland and the initramfs of every requested variant.
+    pub initramfs: bool,
+    /// The project's OVMF (cached by input hash; ~10 min on 2 cores when built).
+    pub firmware: bool,
+    /// The UKIs (unsigned and signed) of every requested variant and their ESP disk images.
+    pub uki: bool,
+    /// The network boot: stage-1 initramfs and UKI, the OS package.
+    pub stboot: bool,
+    /// The UEFI variable stores (blank, custom, microsoft).
+    pub varstores: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts { kernel: true, initramfs: true, firmware: true, uki: true, stboot: true, varstores: true };
+    pub const NONE: Parts = Parts { kernel: false, initramfs: false, firmware: false, uki: false, stboot: false, varstores: false };
+
+    /// What two deployments need together (a bench run of several).
+    pub fn union(self, other: Parts) -> Parts {
+        Parts {
+            kernel: self.kernel || other.kernel,
+            initramfs: self.initramfs || other.initramfs,
+            firmware: self.firmware || other.firmware,
+            uki: self.uki || other.uki,
+            stboot: self.stboot || other.stboot,
+            varstores: self.varstores || other.varstores,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
     pub locked: bool,
@@ -17,9 +52,7 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// Photo directory; `cats/` of the workspace by default.
     pub cats: Option<PathBuf>,
-    pub kernel: bool,
-    /// Build (or take from the cache) the project's OVMF.
-    pub firmware: bool,
+    pub parts: Parts,
 }
 
 impl Default for BuildOptions {
@@ -29,18 +62,21 @@ impl Default for BuildOptions {
             variants: vec![Variant::Production],
             compression: Compression::None,
             cats: None,
-            kernel: true,
-            firmware: true,
+            parts: Parts::ALL,
         }
     }
 }
 
+/// The command line embedded in every UKI's `.cmdline` (the firmware passes none).
+pub const UKI_CMDLINE: &str = "panic=-1 console=tty0 console=ttyS0";
+
 pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
+    let parts = opts.parts;
     crate::host::ensure_tools(root)?;
     let mut manifest = Manifest::load(&manifest_path(root)).unwrap_or_default();
     manifest.schema = 1;
     manifest.source_date_epoch = util::source_date_epoch(root);
-    if opts.kernel {
+    if parts.kernel {
         let k = kernel::ensure(root, &KernelOptions { locked: opts.locked, jobs: None })?;
         eprintln!(
             "nekos: kernel {} ({}, sha256 {})",
@@ -50,7 +86,7 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
         );
         manifest.kernel = Some(k);
     }
-    if opts.firmware {
+    if parts.firmware {
         let fw = crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
         eprintln!(
             "nekos: firmware {} ({}, sha256 {})",
@@ -60,8 +96,51 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
         );
         manifest.firmware = Some(fw);
     }
+    if parts.initramfs {
+        build_initramfs(root, opts, &mut manifest)?;
+    }
+    // What is made from the kernel and an initramfs is rebuilt with them, or dropped from
+    // the manifest: an entry left from an earlier build would describe other bytes.
+    let remade = parts.kernel || parts.initramfs;
+    if parts.uki {
+        let kernel = manifest.kernel.clone().context("a UKI needs the kernel in the same build")?;
+        for variant in &opts.variants {
+            let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
+            let previous = manifest.uki.get(variant.name());
+            let out = out_dir(root).join(variant.name()).join("uki");
+            let uki = make_uki(root, &kernel.bzimage, &initramfs, &out, UKI_CMDLINE, variant.name(), previous)?;
+            manifest.uki.insert(variant.name().to_string(), uki);
+            let signed = manifest.uki_path(variant.name(), true)?.to_path_buf();
+            let esp_name = format!("{}-signed", variant.name());
+            let art = write_esp(root, &signed, &esp_name, manifest.source_date_epoch)?;
+            manifest.esp.insert(esp_name, art);
+        }
+    } else if remade {
+        for variant in &opts.variants {
+            manifest.uki.remove(variant.name());
+            manifest.esp.remove(&format!("{}-signed", variant.name()));
+        }
+    }
+    // The network boot: stage-1 UKI and the OS package made of the production kernel and
+    // initramfs.
+    if parts.stboot {
+        let previous = manifest.stboot.clone();
+        let art = crate::stboot::build(root, &manifest, previous.as_ref())?;
+        manifest.stboot = Some(art);
+    } else if remade {
+        manifest.stboot = None;
+    }
+    if parts.varstores {
+        write_varstores(root, &mut manifest)?;
+    }
+    manifest.save(&manifest_path(root))?;
+    Ok(manifest)
+}
+
+/// The userland (cargo) and the initramfs of every requested variant.
+fn build_initramfs(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) -> Result<()> {
     let with_tests = opts.variants.contains(&Variant::Test);
-    let programs = crate::userland::build(root, with_tests)?;
+    let programs = crate::userland::build(root, opts.parts.stboot, with_tests)?;
     manifest.userland.clear();
     // What every binary is a function of: the toolchain, the locked dependency graph, the
     // flags. (The sources themselves are cargo's business; the binary hash covers them.)
@@ -86,32 +165,7 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
         let art = write_initramfs(root, &programs, &photos, &os_release, *variant, opts.compression, manifest.source_date_epoch)?;
         manifest.initramfs.insert(variant.name().to_string(), art);
     }
-    if let Some(kernel) = manifest.kernel.clone() {
-        for variant in &opts.variants {
-            let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
-            let previous = manifest.uki.get(variant.name());
-            let out = out_dir(root).join(variant.name()).join("uki");
-            let uki = make_uki(root, &kernel.bzimage, &initramfs, &out, crate::deployments::UKI_CMDLINE, variant.name(), previous)?;
-            manifest.uki.insert(variant.name().to_string(), uki);
-        }
-    }
-    // The network boot: stage-1 UKI and the OS package made of the production kernel and
-    // initramfs (whenever both are built).
-    if manifest.kernel.is_some() && manifest.initramfs.contains_key("production") {
-        let previous = manifest.stboot.clone();
-        let art = crate::stboot::build(root, &manifest, previous.as_ref())?;
-        manifest.stboot = Some(art);
-    }
-    write_varstores(root, &mut manifest)?;
-    if manifest.kernel.is_some() {
-        for variant in &opts.variants {
-            let uki = manifest.uki_path(variant.name(), true)?.to_path_buf();
-            let art = write_esp(root, &uki, &format!("{}-signed", variant.name()), manifest.source_date_epoch)?;
-            manifest.esp.insert(format!("{}-signed", variant.name()), art);
-        }
-    }
-    manifest.save(&manifest_path(root))?;
-    Ok(manifest)
+    Ok(())
 }
 
 /// The three variable stores as QEMU uefi-vars JSON and raw OVMF_VARS, the custom one from

@@ -3,6 +3,7 @@
 //! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
 
 use crate::stboot::{Served, Server};
+use crate::build::Parts;
 use anyhow::{Result, bail};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,8 +103,8 @@ pub enum Medium {
     EspDisk,
 }
 
-/// The command line embedded in the UKI's `.cmdline` (the firmware passes none).
-pub const UKI_CMDLINE: &str = "panic=-1 console=tty0 console=ttyS0";
+/// The command line embedded in the UKI's `.cmdline` (defined with the build that embeds it).
+pub use crate::build::UKI_CMDLINE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Display {
@@ -371,6 +372,10 @@ pub const DEPLOYMENTS: &[Deployment] = &[
     ),
 ];
 
+/// What `cargo nekos run` boots without an argument: the project's main job — the signed
+/// UKI from the ESP disk under Secure Boot on the project's own firmware, cats on screen.
+pub const DEFAULT_DEPLOYMENT: &str = "fw,kernel,initramfs,uki,sb-pass";
+
 pub fn find(name: &str) -> Result<&'static Deployment> {
     if let Some(d) = DEPLOYMENTS.iter().find(|d| d.name == name) {
         return Ok(d);
@@ -380,6 +385,22 @@ pub fn find(name: &str) -> Result<&'static Deployment> {
 }
 
 impl Deployment {
+    /// The build parts this deployment boots from, and nothing more.
+    pub fn parts(&self) -> Parts {
+        let payload = match self.payload {
+            Payload::Kernel => Parts { kernel: true, ..Parts::NONE },
+            Payload::KernelInitramfs => Parts { kernel: true, initramfs: true, ..Parts::NONE },
+            Payload::Uki => Parts { kernel: true, initramfs: true, uki: true, ..Parts::NONE },
+            Payload::StbootUki => Parts { kernel: true, initramfs: true, stboot: true, ..Parts::NONE },
+        };
+        let firmware = match self.firmware {
+            Firmware::None | Firmware::DebianOvmf => Parts::NONE,
+            Firmware::Nekos(_) => Parts { firmware: true, varstores: true, ..Parts::NONE },
+            Firmware::DebianSmmSecboot(_) => Parts { varstores: true, ..Parts::NONE },
+        };
+        payload.union(firmware)
+    }
+
     /// Guest memory: at least what the deployment needs (stage 1 holds the downloaded zip,
     /// the unpacked kernel and initramfs, and the kexec segments at once: 512 MiB).
     pub fn memory_mib(&self, requested: u32) -> u32 {
@@ -475,6 +496,23 @@ mod tests {
             assert!(stboot || d.server.is_none(), "{}", d.name);
             assert!(stboot || !matches!(d.outcome, Outcome::Stage1Refused(_)), "{}", d.name);
         }
+    }
+
+    #[test]
+    fn direct_boots_never_build_the_firmware() {
+        for d in DEPLOYMENTS {
+            let uses_firmware = matches!(d.firmware, Firmware::Nekos(_));
+            assert_eq!(d.parts().firmware, uses_firmware, "{}", d.name);
+        }
+        assert_eq!(find("kernel,initramfs").unwrap().parts(), Parts { kernel: true, initramfs: true, ..Parts::NONE });
+        assert!(!find("kernel").unwrap().parts().initramfs);
+    }
+
+    #[test]
+    fn the_default_deployment_is_the_secure_boot_uki_from_the_esp() {
+        let d = find(DEFAULT_DEPLOYMENT).unwrap();
+        assert_eq!((d.payload, d.medium, d.firmware, d.outcome), (Payload::Uki, Medium::EspDisk, Firmware::Nekos(Store::Custom), Outcome::BootOk));
+        assert_eq!(d.secure_boot(), Some(true));
     }
 
     #[test]

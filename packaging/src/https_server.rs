@@ -19,6 +19,16 @@ pub struct HttpsServer {
     requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// What the server answers for one URL path (unknown paths get 404).
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 with this body.
+    Body(Vec<u8>),
+    /// 200 announcing `content_length` bytes, then only `body` and the connection drops (no TLS
+    /// close_notify): a download cut off half-way, for the clients' tests.
+    Truncated { body: Vec<u8>, content_length: usize },
+}
+
 /// The rustls server configuration for a certificate chain and key (both PEM).
 pub fn server_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -46,6 +56,11 @@ pub fn server_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls
 impl HttpsServer {
     /// Listens on `addr` (must be a loopback address) and serves `files` (URL path → body).
     pub fn start(addr: SocketAddr, cert_chain_pem: &[u8], key_pem: &[u8], files: BTreeMap<String, Vec<u8>>) -> Result<HttpsServer> {
+        Self::start_replies(addr, cert_chain_pem, key_pem, files.into_iter().map(|(path, body)| (path, Reply::Body(body))).collect())
+    }
+
+    /// As [`HttpsServer::start`], with a [`Reply`] per path (e.g. a truncated body).
+    pub fn start_replies(addr: SocketAddr, cert_chain_pem: &[u8], key_pem: &[u8], files: BTreeMap<String, Reply>) -> Result<HttpsServer> {
         if !addr.ip().is_loopback() {
             bail!("the test HTTPS server binds loopback addresses only, not {addr}");
         }
@@ -104,7 +119,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, files: &BTreeMap<String, Vec<u8>>, requests: &Mutex<Vec<String>>) -> Result<()> {
+fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, files: &BTreeMap<String, Reply>, requests: &Mutex<Vec<String>>) -> Result<()> {
     sock.set_read_timeout(Some(Duration::from_secs(30)))?;
     sock.set_write_timeout(Some(Duration::from_secs(60)))?;
     let conn = rustls::ServerConnection::new(config).map_err(|e| anyhow!("TLS: {e}"))?;
@@ -125,16 +140,25 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, files: &BTreeMap<St
     let line = head.lines().next().unwrap_or_default().to_string();
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let (status, body): (&str, &[u8]) = match (method, files.get(path)) {
-        ("GET", Some(body)) => ("200 OK", body),
-        ("GET", None) => ("404 Not Found", b"not found\n"),
-        _ => ("405 Method Not Allowed", b"GET only\n"),
+    // `cut`: the Content-Length a truncated reply announces instead of the body's own length.
+    let (status, body, cut): (&str, &[u8], Option<usize>) = match (method, files.get(path)) {
+        ("GET", Some(Reply::Body(body))) => ("200 OK", body, None),
+        ("GET", Some(Reply::Truncated { body, content_length })) => ("200 OK", body, Some(*content_length)),
+        ("GET", None) => ("404 Not Found", b"not found\n", None),
+        _ => ("405 Method Not Allowed", b"GET only\n", None),
     };
+    let length = cut.unwrap_or(body.len());
     if let Ok(mut r) = requests.lock() {
         r.push(format!("{method} {path} -> {status}"));
     }
-    let header = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n", body.len());
+    let header = format!("HTTP/1.1 {status}\r\nContent-Length: {length}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n");
     tls.write_all(header.as_bytes())?;
+    if cut.is_some() {
+        // Send what there is and drop the connection without close_notify.
+        tls.write_all(body)?;
+        tls.flush()?;
+        return Ok(());
+    }
     if method == "GET" || !body.is_empty() {
         tls.write_all(body)?;
     }

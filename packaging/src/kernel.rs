@@ -43,6 +43,9 @@ pub struct KernelArtifact {
     pub config: PathBuf,
     pub sha256: String,
     pub source: SourceLock,
+    /// Where the tarball of `source` was read from: the installed package or the cache copy.
+    #[serde(default)]
+    pub source_origin: String,
     pub gcc: String,
     pub binutils: String,
     pub input_hash: String,
@@ -67,14 +70,25 @@ pub fn fragment_path(root: &Path) -> PathBuf {
     root.join("kernel-config/nekos.config")
 }
 
+/// Reads the lock; a missing or malformed field is an error naming the file and the field.
 pub fn read_lock(root: &Path) -> Result<SourceLock> {
-    let path = lock_path(root);
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| {
-        format!("{}: expected package, version and sha256 keys", path.display())
-    })
+    let lock = crate::lock::LockFile::load(&lock_path(root))?;
+    let source = SourceLock {
+        package: lock.string(None, "package")?,
+        version: lock.string(None, "version")?,
+        sha256: lock.sha256(None, "sha256")?,
+    };
+    if source.package != SOURCE_PACKAGE {
+        bail!(
+            "{}: package is {:?}, expected {SOURCE_PACKAGE:?} (the build unpacks {TARBALL})",
+            lock_path(root).display(),
+            source.package
+        );
+    }
+    Ok(source)
 }
 
+/// The installed source package, if its tarball is there.
 pub fn current_source() -> Result<SourceLock> {
     if !Path::new(TARBALL).is_file() {
         bail!("{TARBALL} is missing: install the Debian package {SOURCE_PACKAGE}");
@@ -84,24 +98,136 @@ pub fn current_source() -> Result<SourceLock> {
     Ok(SourceLock { package: SOURCE_PACKAGE.into(), version, sha256: sha256_file(Path::new(TARBALL))? })
 }
 
-/// Compares the installed source with the lock: `--locked` refuses drift, the default mode
-/// warns and goes on (Debian replaces old versions in its pool, so drift will happen).
-fn check_source(root: &Path, source: &SourceLock, locked: bool) -> Result<()> {
+/// The content-addressed copy of a source tarball: `<cache>/sources/<sha256>/<name>`. It
+/// outlives Debian's pool, which drops a version as soon as the next security update lands.
+pub fn cached_tarball(sha256: &str) -> PathBuf {
+    crate::cache::cache_root().join("sources").join(sha256).join(format!("{TARBALL_DIR}.tar.xz"))
+}
+
+/// Copies `tarball` (whose sha256 is `sha256`) into the cache unless it is there; the copy
+/// appears only complete (temp file + rename).
+pub fn keep_in_cache(tarball: &Path, sha256: &str) -> Result<PathBuf> {
+    let dest = cached_tarball(sha256);
+    if dest.is_file() {
+        return Ok(dest);
+    }
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = util::tmp_path_for(&dest);
+    let result = fs::copy(tarball, &tmp)
+        .with_context(|| format!("cannot copy {} to {}", tarball.display(), tmp.display()))
+        .and_then(|_| {
+            let got = sha256_file(&tmp)?;
+            if got != sha256 {
+                bail!("{} changed while copying it into the cache (sha256 {got}, expected {sha256})", tarball.display());
+            }
+            fs::rename(&tmp, &dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
+        });
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(dest)
+}
+
+/// Downloads `linux-source-6.12=version` with apt (not installing it), puts its tarball into
+/// the cache and returns the tarball's sha256. Used by `cargo nekos lock`.
+pub fn fetch_source(version: &str) -> Result<String> {
+    let work = crate::cache::cache_root().join("tmp").join(format!("linux-source-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let result = (|| -> Result<String> {
+        let spec = format!("{SOURCE_PACKAGE}={version}");
+        run_capture(Command::new("apt-get").args(["download", "-q", &spec]).current_dir(&work))
+            .with_context(|| format!("apt-get download {spec}"))?;
+        let deb = fs::read_dir(&work)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .with_context(|| format!("apt-get download {spec} produced no .deb"))?;
+        let member = format!("./usr/src/{TARBALL_DIR}.tar.xz");
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -xf - -C \"$2\" \"$3\"")
+            .arg("sh")
+            .arg(&deb)
+            .arg(&work)
+            .arg(&member)
+            .status()
+            .context("cannot run dpkg-deb | tar")?;
+        let tarball = work.join(&member);
+        if !status.success() || !tarball.is_file() {
+            bail!("{} holds no {member}", deb.display());
+        }
+        let sha = sha256_file(&tarball)?;
+        keep_in_cache(&tarball, &sha)?;
+        Ok(sha)
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// The pinned source and where to read it from. Policy (README, "Pins"):
+/// - the pinned tarball is used whenever it can be had: installed (then a copy goes into the
+///   cache), else the cache copy;
+/// - if the installed package differs from the pin (Debian moved on), the default mode warns
+///   and builds the pin from the cache; `--locked` refuses, so CI notices the drift;
+/// - a pin that is neither installed nor cached is an error in both modes: there is nothing
+///   to build it from, and building another version silently is what pins exist to prevent.
+pub fn resolve_source(root: &Path, locked: bool) -> Result<(SourceLock, PathBuf, String)> {
     let lock = read_lock(root)?;
-    if &lock == source {
-        return Ok(());
+    let lock_file = lock_path(root);
+    let installed = current_source().ok();
+    if let Some(inst) = installed.as_ref().filter(|i| i.sha256 == lock.sha256) {
+        // First use of this tarball: keep a copy, so the pin survives Debian replacing it.
+        // Not fatal: the build itself needs only the installed file.
+        if let Err(e) = keep_in_cache(Path::new(TARBALL), &inst.sha256) {
+            eprintln!("nekos: warning: cannot keep the kernel source in the cache: {e:#}");
+        }
+        return Ok((lock, PathBuf::from(TARBALL), format!("installed {TARBALL}")));
     }
-    let msg = format!(
-        "kernel source differs from {}:\n  locked:    {} {} sha256 {}\n  installed: {} {} sha256 {}",
-        lock_path(root).display(),
-        lock.package, lock.version, lock.sha256,
-        source.package, source.version, source.sha256
-    );
-    if locked {
-        bail!("{msg}\n--locked refuses to build from a different source");
+    let cached = cached_tarball(&lock.sha256);
+    let cached_ok = cached.is_file() && sha256_file(&cached).ok().as_deref() == Some(lock.sha256.as_str());
+    let found = match &installed {
+        Some(i) => format!("{} {} (sha256 {})", i.package, i.version, i.sha256),
+        None => format!("nothing ({TARBALL} is missing)"),
+    };
+    if cached_ok {
+        if installed.is_some() {
+            let msg = format!(
+                "{} pins {} {} (sha256 {}), the installed one is {found}",
+                lock_file.display(),
+                lock.package,
+                lock.version,
+                lock.sha256
+            );
+            if locked {
+                bail!(
+                    "{msg}\n  --locked refuses a lock that differs from what Debian serves: run `cargo nekos lock` to move the pin, \
+                     or build without --locked (the pinned tarball is in the cache: {})",
+                    cached.display()
+                );
+            }
+            eprintln!(
+                "nekos: warning: {msg}\n  building the pinned source from the cache ({}); the manifest records it; \
+                 `cargo nekos lock` moves the pin",
+                cached.display()
+            );
+        }
+        return Ok((lock, cached.clone(), format!("cache {}", cached.display())));
     }
-    eprintln!("nekos: warning: {msg}\n  building anyway; the manifest records the source used");
-    Ok(())
+    bail!(
+        "{} pins {} {} (sha256 {}), which is neither installed nor in the cache ({}); installed: {found}.\n  \
+         Move the pin to what Debian serves now: cargo nekos lock\n  \
+         or install the pinned version: apt-get install {}={}",
+        lock_file.display(),
+        lock.package,
+        lock.version,
+        lock.sha256,
+        cached.display(),
+        lock.package,
+        lock.version
+    )
 }
 
 /// One fragment line: `CONFIG_X=value`, or `CONFIG_X=n` / `# CONFIG_X is not set` for off.
@@ -222,8 +348,7 @@ fn kernel_inputs(root: &Path, source: &SourceLock) -> Result<(InputHash, String,
 
 /// Returns the kernel, from the cache when its inputs are unchanged, else building it.
 pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
-    let source = current_source()?;
-    check_source(root, &source, opts.locked)?;
+    let (source, tarball, origin) = resolve_source(root, opts.locked)?;
     let (hash, gcc, binutils) = kernel_inputs(root, &source)?;
     let key = hash.hex();
     let entry = Entry::new("kernel", &key);
@@ -233,6 +358,7 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
             if let Ok(mut art) = serde_json::from_str::<KernelArtifact>(&text) {
                 if sha256_file(&art.bzimage).ok().as_deref() == Some(art.sha256.as_str()) {
                     art.cached = true;
+                    art.source_origin = origin;
                     return Ok(art);
                 }
                 eprintln!("nekos: cached kernel {} is damaged, rebuilding", art.bzimage.display());
@@ -240,7 +366,7 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
         }
     }
     let scratch = entry.scratch()?;
-    let built = build_in(root, &scratch, opts.jobs);
+    let built = build_from(root, &tarball, &scratch, opts.jobs);
     let (bz, config, secs) = match built {
         Ok(v) => v,
         Err(e) => {
@@ -261,6 +387,7 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
         config: entry.dir.join("config"),
         sha256: util::sha256_hex(&bz),
         source,
+        source_origin: origin,
         gcc,
         binutils,
         input_hash: key,
@@ -275,16 +402,23 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
     Ok(art)
 }
 
-/// Unpacks the kernel source tarball under `work`; returns the source directory.
+/// Unpacks the installed kernel source tarball under `work`; returns the source directory.
 pub fn unpack(work: &Path, log: &fs::File) -> Result<PathBuf> {
+    unpack_from(Path::new(TARBALL), work, log)
+}
+
+/// Unpacks `tarball` (installed or the cache copy) under `work`; returns the source directory.
+pub fn unpack_from(tarball: &Path, work: &Path, log: &fs::File) -> Result<PathBuf> {
     let status = Command::new("tar")
-        .args(["-xf", TARBALL, "-C"])
+        .arg("-xf")
+        .arg(tarball)
+        .arg("-C")
         .arg(work)
         .stderr(log.try_clone()?)
         .status()
         .context("cannot run tar")?;
     if !status.success() {
-        bail!("cannot unpack {TARBALL}");
+        bail!("cannot unpack {}", tarball.display());
     }
     Ok(work.join(TARBALL_DIR))
 }
@@ -329,13 +463,19 @@ pub fn configure(src: &Path, fragment: &Path, log_path: &Path) -> Result<String>
     Ok(config)
 }
 
-/// Unpacks the source under `work`, configures, checks the configuration and builds.
-/// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
+/// [`build_from`] on the pinned source (`repro kernel`; default mode: warns on drift).
 pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
+    let (_, tarball, _) = resolve_source(root, false)?;
+    build_from(root, &tarball, work, jobs)
+}
+
+/// Unpacks `tarball` under `work`, configures, checks the configuration and builds.
+/// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
+pub fn build_from(root: &Path, tarball: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
     let log_path = work.join("build.log");
     let log = fs::File::create(&log_path)?;
     let progress = Progress::start("building the kernel (clean build takes ~5 min on 2 cores)", Some(&log_path));
-    let src = unpack(work, &log)?;
+    let src = unpack_from(tarball, work, &log)?;
     let config = configure(&src, &fragment_path(root), &log_path)?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     make(&src, &log_path, &[&format!("-j{jobs}"), "bzImage"])?;

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use nekos_packaging::artifacts::{Manifest, manifest_path, out_dir};
-use nekos_packaging::build::{BuildOptions, build};
+use nekos_packaging::build::{BuildOptions, Parts, build};
 use nekos_packaging::initramfs::{Compression, Variant};
 use nekos_packaging::qemu::{Accel, BootOptions};
 use nekos_packaging::{bench, deployments, host, kernel, qemu, util};
@@ -19,16 +19,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build what is missing: kernel (cached by input hash), userland, initramfs, manifest.
+    /// Build what is missing: kernel and firmware (cached by input hash), userland,
+    /// initramfs, UKIs, ESP images, stboot, variable stores, manifest.
     Build {
         #[command(flatten)]
         build: BuildArgs,
+        /// Do not build the kernel (userland and initramfs only; no UKI or stboot either).
+        #[arg(long)]
+        no_kernel: bool,
+        /// Do not build the firmware (the fw,… deployments need it).
+        #[arg(long)]
+        no_firmware: bool,
         /// Initramfs variants to build (repeatable).
         #[arg(long = "variant", value_enum, default_values_t = [Variant::Production])]
         variants: Vec<Variant>,
     },
-    /// Build what is missing and boot a deployment in QEMU (see `cargo nekos deployments`).
+    /// Build what the deployment needs and boot it in QEMU (see `cargo nekos deployments`).
     Run {
+        /// Default: the signed UKI from the ESP disk under Secure Boot on the project's firmware.
+        #[arg(default_value = deployments::DEFAULT_DEPLOYMENT)]
         deployment: String,
         #[command(flatten)]
         build: BuildArgs,
@@ -44,6 +53,9 @@ enum Cmd {
         /// Guest memory in MiB.
         #[arg(long, default_value_t = 256)]
         memory: u32,
+        /// Also serve QEMU's QMP monitor on this Unix socket (to script screendumps and keys).
+        #[arg(long)]
+        qmp: Option<PathBuf>,
     },
     /// The whole test suite: builds (incl. the test initramfs), then `cargo test --workspace`.
     Test {
@@ -61,22 +73,34 @@ enum Cmd {
     },
     /// Build the project's OVMF (pv-vars + AmdSev) from pinned edk2 source, or print the cached one.
     Firmware {
-        /// Directory with the nine QEMU_PV_VARS patches (default: NEKOS_EDK2_PATCHES or
-        /// ../shared/vendor/edk2-qemu-pv-vars).
+        /// Directory with the nine QEMU_PV_VARS patches (default: NEKOS_EDK2_PATCHES, else the
+        /// source cache, else downloaded by commit id; see firmware/README.md).
         #[arg(long)]
         edk2_patches: Option<PathBuf>,
         /// edk2 build threads (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Move the pins (kernel source, edk2 tarballs, Debian .debs, virt-firmware certificates)
+    /// to what apt and PyPI serve now, showing old → new.
+    Lock {
+        /// Only report the drift; write nothing; exit 1 if a pin differs.
+        #[arg(long, alias = "dry-run")]
+        check: bool,
+    },
     /// List the deployments.
     Deployments,
     /// Install host packages and apt sources (root): runs packaging/host-setup.sh.
     HostSetup,
-    /// Show reproducibility: build an artifact twice from clean in two directories, compare.
+    /// Show reproducibility: build an artifact twice from clean in two directories, compare;
+    /// or, with `--against FILE`, compare the cached firmware with a firmware.json from elsewhere.
     Repro {
-        #[arg(value_enum)]
-        what: ReproTarget,
+        #[arg(value_enum, required_unless_present = "against")]
+        what: Option<ReproTarget>,
+        /// A firmware.json recorded elsewhere (another machine's `~/.cache/nekos/firmware-*/`):
+        /// lists the images, modules and tool versions that differ from the cached build here.
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
     },
     /// Secure Boot keys: create the PK/KEK/db hierarchy (`keys --help`).
     #[command(disable_help_flag = true)]
@@ -158,12 +182,6 @@ struct BuildArgs {
     /// Photo directory to pack instead of cats/.
     #[arg(long)]
     cats: Option<PathBuf>,
-    /// Do not build the kernel (userland and initramfs only).
-    #[arg(long)]
-    no_kernel: bool,
-    /// Do not build the firmware (the fw,… deployments need it).
-    #[arg(long)]
-    no_firmware: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -175,15 +193,8 @@ enum ReproTarget {
 }
 
 impl BuildArgs {
-    fn options(&self, variants: Vec<Variant>) -> BuildOptions {
-        BuildOptions {
-            locked: self.locked,
-            variants,
-            compression: self.compression,
-            cats: self.cats.clone(),
-            kernel: !self.no_kernel,
-            firmware: !self.no_firmware,
-        }
+    fn options(&self, variants: Vec<Variant>, parts: Parts) -> BuildOptions {
+        BuildOptions { locked: self.locked, variants, compression: self.compression, cats: self.cats.clone(), parts }
     }
 }
 
@@ -198,13 +209,21 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let root = util::workspace_root()?;
     match cli.command {
-        Cmd::Build { build: args, variants } => {
-            build(&root, &args.options(variants))?;
+        Cmd::Build { build: args, no_kernel, no_firmware, variants } => {
+            // Without the kernel nothing made from it (UKIs, stboot) can be built either.
+            let parts = Parts {
+                kernel: !no_kernel,
+                uki: !no_kernel,
+                stboot: !no_kernel,
+                firmware: !no_firmware,
+                ..Parts::ALL
+            };
+            build(&root, &args.options(variants, parts))?;
             eprintln!("nekos: manifest {}", manifest_path(&root).display());
         }
-        Cmd::Run { deployment, build: args, variant, append, kvm, memory } => {
+        Cmd::Run { deployment, build: args, variant, append, kvm, memory, qmp } => {
             let dep = deployments::find(&deployment)?;
-            let manifest = build(&root, &args.options(vec![variant]))?;
+            let manifest = build(&root, &args.options(vec![variant], dep.parts()))?;
             let mut opts = BootOptions {
                 variant: variant.name().into(),
                 cmdline: append.iter().flat_map(|a| a.split_whitespace().map(String::from)).collect(),
@@ -214,7 +233,7 @@ fn real_main() -> Result<()> {
             if kvm {
                 opts.accel = probe_kvm(&manifest);
             }
-            let status = qemu::run_interactive(dep, &manifest, &opts)?;
+            let status = qemu::run_interactive(dep, &manifest, &opts, qmp.as_deref())?;
             if !status.success() {
                 bail!("QEMU exited with {status}");
             }
@@ -238,12 +257,22 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::Bench { runs, deployments } => {
-            let manifest = build(&root, &BuildOptions::default())?;
+            let mut parts = Parts::NONE;
+            for d in deployments::DEPLOYMENTS.iter().filter(|d| deployments.is_empty() || deployments.iter().any(|n| n == d.name)) {
+                parts = parts.union(d.parts());
+            }
+            let manifest = build(&root, &BuildOptions { parts: parts.union(Parts { kernel: true, initramfs: true, ..Parts::NONE }), ..BuildOptions::default() })?;
             let report = bench::run(&root, &manifest, runs, &deployments)?;
             let path = out_dir(&root).join("bench.json");
             util::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             eprintln!("nekos: bench results in {}", path.display());
+        }
+        Cmd::Lock { check } => {
+            let drift = nekos_packaging::lock::lock(&root, check)?;
+            if check && drift {
+                std::process::exit(1);
+            }
         }
         Cmd::Deployments => {
             for d in deployments::DEPLOYMENTS {
@@ -261,11 +290,24 @@ fn real_main() -> Result<()> {
             let fw = nekos_packaging::firmware::ensure(&root, &nekos_packaging::firmware::FirmwareOptions { patches: edk2_patches, jobs })?;
             println!("{}", serde_json::to_string_pretty(&fw)?);
         }
-        Cmd::Repro { what: ReproTarget::Firmware } => {
+        Cmd::Repro { against: Some(file), what } => {
+            if matches!(what, Some(ReproTarget::Kernel | ReproTarget::Initramfs)) {
+                bail!("--against compares firmware builds only (a firmware.json)");
+            }
+            let (same, lines) = nekos_packaging::firmware::repro_against(&root, &file)?;
+            for line in &lines {
+                println!("{line}");
+            }
+            if !same {
+                bail!("the cached firmware differs from {}", file.display());
+            }
+        }
+        Cmd::Repro { what: Some(ReproTarget::Firmware), against: None } => {
             let (pv, sev) = nekos_packaging::firmware::repro(&root, &Default::default())?;
             println!("reproducible: {} {pv}, {} {sev}", nekos_packaging::firmware::PV_VARS_FD, nekos_packaging::firmware::AMDSEV_FD);
         }
-        Cmd::Repro { what } => repro(&root, what)?,
+        Cmd::Repro { what: Some(what), against: None } => repro(&root, what)?,
+        Cmd::Repro { what: None, against: None } => bail!("repro: name what to build (kernel, initramfs, firmware) or pass --against FILE"),
         Cmd::Keys { args } => uki_cli("keys", args)?,
         Cmd::MakeUki { args } => uki_cli("make-uki", args)?,
         Cmd::Uki { args } => uki_cli("uki", args)?,

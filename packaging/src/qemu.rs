@@ -425,11 +425,11 @@ fn start_server(dep: &Deployment, manifest: &Manifest) -> Result<Option<crate::h
 }
 
 /// `cargo nekos run`: QEMU in the foreground, a window when a display exists.
-pub fn run_interactive(dep: &Deployment, manifest: &Manifest, opts: &BootOptions) -> Result<ExitStatus> {
+pub fn run_interactive(dep: &Deployment, manifest: &Manifest, opts: &BootOptions, qmp_socket: Option<&Path>) -> Result<ExitStatus> {
     let window = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     let scratch = std::env::temp_dir().join(format!("nekos-run-{}", std::process::id()));
     fs::create_dir_all(&scratch)?;
-    let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, &scratch, None)?;
+    let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, &scratch, qmp_socket)?;
     let server = start_server(dep, manifest)?;
     if let Some(s) = &server {
         eprintln!("nekos: serving the OS package at https://{} (the guest's https://10.0.2.2:{})", s.addr(), crate::stboot::PORT);

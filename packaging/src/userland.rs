@@ -26,58 +26,99 @@ pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
-/// Flags that keep host paths out of the binaries (panic messages carry source paths).
+/// The flags that keep host paths out of the guest binaries (panic messages carry source
+/// paths), exactly as `.cargo/nekos-rustc-wrapper` adds them to every rustc run for the guest
+/// target: the checkout and the registry sources of CARGO_HOME. They live in that wrapper,
+/// configured in `.cargo/config.toml`, so the plain `cargo build --release --target
+/// x86_64-unknown-linux-musl` uses them too; this string is what the manifest records.
 pub fn reproducible_rustflags(root: &Path) -> String {
+    // The wrapper sees the checkout as cargo found it (the physical current directory).
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    // Where cargo keeps the registry: CARGO_HOME (set by rustup for cargo's children), else
+    // ~/.cargo, cargo's own default.
     let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| {
         format!("{}/.cargo", std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
     });
     format!(
-        "--remap-path-prefix={cargo_home}/registry/src=/cargo/registry/src \
-         --remap-path-prefix={}=/nekos",
+        "--remap-path-prefix={}=/nekos --remap-path-prefix={cargo_home}/registry/src=/cargo/registry/src",
         root.display()
     )
 }
 
-/// Builds the userland (release, musl, --locked) and returns binary name → path.
-pub fn build(root: &Path, with_test_programs: bool) -> Result<Vec<(String, PathBuf)>> {
-    crate::host::ensure_musl_target(root)?;
-    let mut packages: Vec<&str> = PROGRAMS
-        .iter()
-        .filter(|p| with_test_programs || !p.3)
-        .map(|p| p.0)
-        .collect();
-    packages.dedup();
+/// `cargo build --release --locked --target x86_64-unknown-linux-musl` in the workspace, with
+/// no flags from the environment: the flags are the ones in `.cargo/config.toml` and the
+/// profiles, the same a user's own plain build gets, or its bytes would differ from the image.
+fn cargo_build(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root)
-        .args(["build", "--release", "--locked", "--target", MUSL_TARGET])
-        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", reproducible_rustflags(root));
-    for p in &packages {
-        cmd.args(["-p", p]);
+    cmd.current_dir(root).args(["build", "--release", "--locked", "--target", MUSL_TARGET]);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+        // A wrapper from the environment (sccache, …) would replace the one that remaps paths.
+        "RUSTC_WRAPPER",
+        "CARGO_BUILD_RUSTC_WRAPPER",
+    ] {
+        cmd.env_remove(var);
     }
-    let status = cmd.status().context("cannot run cargo")?;
+    cmd
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run cargo to build {what}"))?;
     if !status.success() {
-        bail!("cargo build of the userland ({}) failed", packages.join(", "));
+        bail!("cargo build of {what} failed ({status})");
     }
+    Ok(())
+}
+
+/// Builds the userland and returns binary name → path. Three cargo runs, in this order:
+/// the stage-1 init (`-p nekos-init --features stboot`, copied out to
+/// [`stage1_init_path`]; only with `with_stage1`: it pulls in rustls and ring, minutes of
+/// compiling that a deployment without stboot never needs); the test programs if asked for, on their own so that their
+/// dependencies' features never mix into the production binaries; and last the plain build
+/// of the default members (init, compositor, viewer, snpcheck), so that
+/// `target/x86_64-unknown-linux-musl/release/` ends up holding exactly what the plain
+/// command gives. Cargo keeps each feature set's build, so a rerun only relinks.
+pub fn build(root: &Path, with_stage1: bool, with_test_programs: bool) -> Result<Vec<(String, PathBuf)>> {
+    crate::host::ensure_musl_target(root)?;
     let dir = target_dir(root).join(MUSL_TARGET).join("release");
-    // init was built with its default feature `stboot`: that binary is the stage-1 init.
-    // Keep a copy, then rebuild init without it for the production initramfs (no TLS or
-    // OS package code in the image that shows cats). Cargo keeps both builds, so the
-    // second step only relinks when nothing changed.
-    let built = dir.join("nekos-init");
-    check_static(&built)?;
-    let stage1 = stage1_init_path(root);
-    let bytes = std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
-    if std::fs::read(&stage1).map(|old| old != bytes).unwrap_or(true) {
-        crate::util::write_atomic_mode(&stage1, &bytes, 0o755)?;
+    let built_init = dir.join("nekos-init");
+
+    let mut stage1_bytes = None;
+    if with_stage1 {
+        let mut stage1_cmd = cargo_build(root);
+        stage1_cmd.args(["-p", "nekos-init", "--features", "stboot"]);
+        run(stage1_cmd, "the stage-1 init (nekos-init --features stboot)")?;
+        check_static(&built_init)?;
+        let stage1 = stage1_init_path(root);
+        let bytes = std::fs::read(&built_init).with_context(|| format!("cannot read {}", built_init.display()))?;
+        if std::fs::read(&stage1).map(|old| old != bytes).unwrap_or(true) {
+            crate::util::write_atomic_mode(&stage1, &bytes, 0o755)?;
+        }
+        stage1_bytes = Some(bytes);
     }
-    let mut lean = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    lean.current_dir(root)
-        .args(["build", "--release", "--locked", "--target", MUSL_TARGET, "-p", "nekos-init", "--no-default-features"])
-        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", reproducible_rustflags(root));
-    let status = lean.status().context("cannot run cargo")?;
-    if !status.success() {
-        bail!("cargo build of nekos-init without the stboot feature failed");
+
+    if with_test_programs {
+        let mut packages: Vec<&str> = PROGRAMS.iter().filter(|p| p.3).map(|p| p.0).collect();
+        packages.dedup();
+        let mut test_cmd = cargo_build(root);
+        for p in &packages {
+            test_cmd.args(["-p", p]);
+        }
+        run(test_cmd, &format!("the test programs ({})", packages.join(", ")))?;
     }
+
+    run(cargo_build(root), "the production userland (init, compositor, viewer, snpcheck)")?;
+    let production_init = std::fs::read(&built_init).with_context(|| format!("cannot read {}", built_init.display()))?;
+    if stage1_bytes.as_ref() == Some(&production_init) {
+        bail!(
+            "{} is still the stage-1 init after the production build: expected nekos-init without the stboot feature",
+            built_init.display()
+        );
+    }
+
     let mut out = Vec::new();
     for (_, bin, _, test_only) in PROGRAMS {
         if *test_only && !with_test_programs {

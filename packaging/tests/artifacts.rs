@@ -63,6 +63,73 @@ fn no_host_paths_in_guest_binaries() {
     }
 }
 
+/// The regular files of a newc archive (gzip or zstd compressed, or not), path → bytes.
+fn cpio_files(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap();
+    let data = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        out
+    } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::decode_all(&raw[..]).unwrap()
+    } else {
+        raw
+    };
+    let hex = |at: usize| u32::from_str_radix(std::str::from_utf8(&data[at..at + 8]).unwrap(), 16).unwrap() as usize;
+    let pad4 = |n: usize| (n + 3) & !3;
+    let mut files = std::collections::BTreeMap::new();
+    let mut at = 0;
+    loop {
+        assert_eq!(&data[at..at + 6], b"070701", "newc header at byte {at} of {}", path.display());
+        let (mode, size, namesize) = (hex(at + 14), hex(at + 54), hex(at + 94));
+        let name = std::str::from_utf8(&data[at + 110..at + 110 + namesize - 1]).unwrap().to_string();
+        let start = pad4(at + 110 + namesize);
+        if name == "TRAILER!!!" {
+            return files;
+        }
+        if mode & 0o170000 == 0o100000 {
+            files.insert(name, data[start..start + size].to_vec());
+        }
+        at = pad4(start + size);
+    }
+}
+
+#[test]
+fn the_plain_cargo_build_gives_the_binaries_of_the_production_initramfs() {
+    // The userland a user builds with the plain command at the workspace root (no -p, no
+    // flags from the environment; the flags are in .cargo/config.toml and the profiles) is
+    // byte for byte what the production image holds.
+    let m = manifest();
+    let root = std::env::var("NEKOS_WORKSPACE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(&root).args(["build", "--release", "--target", "x86_64-unknown-linux-musl"]);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", "RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"] {
+        cargo.env_remove(var);
+    }
+    let out = cargo.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let built = nekos_packaging::userland::target_dir(&root).join("x86_64-unknown-linux-musl/release");
+    let image = cpio_files(m.initramfs_path("production").unwrap());
+    for (bin, dest) in [("nekos-init", "init"), ("nekos-compositor", "bin/compositor"), ("nekos-viewer", "bin/viewer"), ("snpcheck", "bin/snpcheck")] {
+        let plain = std::fs::read(built.join(bin)).unwrap();
+        let packed = image.get(dest).unwrap_or_else(|| panic!("/{dest} missing from the production initramfs"));
+        let sha = nekos_packaging::util::sha256_hex(&plain);
+        assert!(
+            &plain == packed,
+            "{bin}: the plain build (sha256 {sha}) differs from /{dest} in the production initramfs (sha256 {})",
+            nekos_packaging::util::sha256_hex(packed)
+        );
+        assert_eq!(m.userland[bin].sha256, sha, "{bin}: the manifest records other bytes");
+        eprintln!("{bin}: identical, sha256 {sha}");
+    }
+    // The production init is the one without stage 1; the stage-1 init is kept apart.
+    let stage1 = std::fs::read(nekos_packaging::userland::stage1_init_path(&root)).unwrap();
+    assert_ne!(&stage1, &image["init"], "the production initramfs holds the stage-1 init");
+}
+
 #[test]
 fn initramfs_is_reproducible_from_two_clean_checkouts() {
     // Builds the userland and the production initramfs twice, from two copies of the

@@ -1,7 +1,9 @@
 //! Variable stores (packaging/src/varstore) against the judge, virt-fw-vars (PyPI
-//! `virt-firmware` 24.11 in /opt/nekos/venv, set up by packaging/host-setup.sh): the JSON
-//! and the raw image of every preset must be byte-identical to what virt-fw-vars writes for
-//! the same certificates and options, starting from Debian's blank OVMF_VARS_4M.fd.
+//! `virt-firmware` in /opt/nekos/venv, set up by packaging/host-setup.sh, at the version
+//! `packaging/varstore-certs/certs.lock` names — the release whose certificates the microsoft
+//! preset enrolls): the JSON and the raw image of every preset must be byte-identical to what
+//! virt-fw-vars writes for the same certificates and options, starting from Debian's blank
+//! OVMF_VARS_4M.fd.
 
 use nekos_packaging::keys;
 use nekos_packaging::varstore::{self, Preset, Store};
@@ -19,17 +21,39 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// The judge. Fails with the fix if it is missing.
+/// The virt-firmware version the certificates come from, and so the judge's.
+fn pinned_version() -> String {
+    let dir = varstore::pinned_certs_dir().unwrap();
+    varstore::MicrosoftCerts::load(&dir).unwrap().version
+}
+
+/// The judge, checked to be the pinned release. Fails with the fix if it is missing.
 fn virt_fw_vars() -> PathBuf {
+    let want = pinned_version();
     let p = std::env::var_os("NEKOS_VIRT_FW_VARS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/opt/nekos/venv/bin/virt-fw-vars"));
     assert!(
         p.is_file(),
         "{} is missing: run `sudo packaging/host-setup.sh` (creates /opt/nekos/venv with \
-         virt-firmware==24.11), or point NEKOS_VIRT_FW_VARS at a virt-fw-vars 24.11",
+         virt-firmware=={want}), or point NEKOS_VIRT_FW_VARS at a virt-fw-vars {want}",
         p.display()
     );
+    // The venv's own metadata says which release this virt-fw-vars is (it has no --version).
+    let python = p.with_file_name("python");
+    if python.is_file() {
+        let out = Command::new(&python)
+            .args(["-c", "import importlib.metadata as m; print(m.version('virt-firmware'))"])
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(
+            got, want,
+            "{} is virt-firmware {got}, but packaging/varstore-certs/certs.lock pins {want}: \
+             run `sudo packaging/host-setup.sh`",
+            p.display()
+        );
+    }
     p
 }
 
@@ -160,6 +184,7 @@ fn microsoft_preset_matches_virt_fw_vars_enroll_redhat() {
         "Windows UEFI CA 2023",
         "Microsoft Corporation UEFI CA 2011",
         "Microsoft UEFI CA 2023",
+        "Microsoft Option ROM UEFI CA 2023",
         "Red Hat Secure Boot (PK/KEK key 1)",
         "SecureBootEnable",
     ] {
@@ -497,4 +522,33 @@ mod fuzz {
             let _ = Store::new().to_raw(&b[..cut.min(b.len())]);
         }
     }
+}
+
+/// The Microsoft preset's certificates are data checked against certs.lock: a changed file
+/// or a malformed lock is an error naming the file, the expected and the found value.
+#[test]
+fn tampered_certificate_or_malformed_certs_lock_is_an_error_naming_it() {
+    let src = varstore::pinned_certs_dir().unwrap();
+    let d = tmp("certs");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, d.join(p.file_name().unwrap())).unwrap();
+    }
+    varstore::microsoft_store(&d).unwrap();
+    let rom = d.join("ms-uefi-rom-2023.pem");
+    let mut bytes = std::fs::read(&rom).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&rom, &bytes).unwrap();
+    let e = err_text(varstore::microsoft_store(&d).unwrap_err());
+    assert!(e.contains("ms-uefi-rom-2023.pem has SHA-256"), "{e}");
+    assert!(e.contains("expected 7e7f7aa448b9221de4f59d09505193888e172149247ed4d289bf53fd7e8d0e06"), "{e}");
+    let lock = d.join("certs.lock");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, text.replace("\"ms-kek-2023.pem\" = \"ec61", "\"ms-kek-2023.pem\" = \"xx61")).unwrap();
+    let e = err_text(varstore::microsoft_store(&d).unwrap_err());
+    assert!(e.contains("certs.lock: [sha256] ms-kek-2023.pem is \"xx61"), "{e}");
+    std::fs::write(&lock, text.replace("pk = \"rh-pk-kek-2014.pem\"\n", "")).unwrap();
+    let e = err_text(varstore::microsoft_store(&d).unwrap_err());
+    assert!(e.contains("certs.lock: pk is missing"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -52,8 +52,9 @@
 //! Microsoft store's refusal and its `pcr7` are not judged there.
 //!
 //! `compute` needs the keys directory (for the custom store: PK.crt, KEK.crt, db.crt,
-//! GUID) and the pinned Debian packages (Microsoft certificates, OVMF.amdsev.fd), which are
-//! fetched once and cached like everywhere else in the host tools.
+//! GUID), the Microsoft certificates (data in packaging/varstore-certs, pinned in its
+//! certs.lock) and the pinned Debian OVMF.amdsev.fd (packaging/debian-packages.lock), which
+//! is fetched once and cached like everywhere else in the host tools.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -293,8 +294,8 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
         None => {
             let ovmf = read(&snpmeasure::judge::pinned_ovmf_amdsev()?)?;
             let mut snp = sev_snp_entry(&ovmf, &kernel_bytes, &initrd, &uki.cmdline)?;
-            let (pkg, ver, _) = snpmeasure::judge::OVMF_AMDSEV_DEB;
-            snp["ovmf"] = json!({"package": pkg, "version": ver, "sha256": sha256_hex(&ovmf)});
+            let pin = snpmeasure::judge::ovmf_amdsev_pin()?;
+            snp["ovmf"] = json!({"package": pin.package, "version": pin.version, "sha256": sha256_hex(&ovmf)});
             snp
         }
     };

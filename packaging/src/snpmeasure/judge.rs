@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Debian sid's `ovmf-amdsev` .deb: (package, version, SHA-256 of the .deb).
-pub const OVMF_AMDSEV_DEB: (&str, &str, &str) = (
-    "ovmf-amdsev",
-    "2026.08+ds-2",
-    "92c9b6d15e4eeb371938c3f99080c1a8fc057dfd6bc0509d37f8b615e9edebfb",
-);
-/// The firmware inside that package.
-pub const OVMF_AMDSEV_PATH: &str = "usr/share/ovmf/OVMF.amdsev.fd";
+/// Debian sid's `ovmf-amdsev`: version, .deb SHA-256 and the firmware's path in it are the
+/// `[ovmf-amdsev]` table of `packaging/debian-packages.lock` (moved by `cargo nekos lock`).
+pub const OVMF_AMDSEV_PACKAGE: &str = "ovmf-amdsev";
+
+/// The pin of the SNP test firmware.
+pub fn ovmf_amdsev_pin() -> Result<crate::lock::DebPin> {
+    crate::lock::debian_pin(OVMF_AMDSEV_PACKAGE)
+}
 
 /// The pinned judge version (also pinned in packaging/host-setup.sh).
 pub const SEV_SNP_MEASURE_VERSION: &str = "0.0.13";
@@ -28,14 +28,15 @@ const FIX: &str = "run packaging/host-setup.sh as root (adds Debian sid at apt p
 
 /// Downloads (once, cached under ~/.cache/nekos/deb-<sha256>) and returns OVMF.amdsev.fd.
 pub fn pinned_ovmf_amdsev() -> Result<PathBuf> {
-    let (pkg, ver, sha) = OVMF_AMDSEV_DEB;
-    let dir = crate::uki::stub::fetch_deb(pkg, ver, sha).with_context(|| {
+    let pin = ovmf_amdsev_pin()?;
+    let (pkg, ver) = (&pin.package, &pin.version);
+    let fd = pin.fetch_file().with_context(|| {
         format!(
             "fetching the SNP test firmware {pkg}={ver} from Debian sid: {FIX}; if sid has moved \
-             past {ver}, update OVMF_AMDSEV_DEB in packaging/src/snpmeasure/judge.rs"
+             past {ver}, move the pin in {} with `cargo nekos lock`",
+            crate::lock::DEBIAN_LOCK
         )
     })?;
-    let fd = dir.join(OVMF_AMDSEV_PATH);
     if !fd.is_file() {
         bail!("{} is missing from the unpacked {pkg}={ver}", fd.display());
     }

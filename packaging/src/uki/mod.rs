@@ -568,14 +568,17 @@ pub fn make_uki(o: &MakeUkiOptions) -> Result<MakeUkiOutput> {
             std::fs::read(p).with_context(|| format!("reading stub {}", p.display()))?,
             serde_json::json!({ "file": p.file_name().map(|f| f.to_string_lossy().into_owned()) }),
         ),
-        None => (
-            stub::load_pinned_stub()?,
-            serde_json::json!({
-                "package": stub::STUB_PACKAGE,
-                "version": stub::STUB_VERSION,
-                "deb_sha256": stub::STUB_DEB_SHA256,
-            }),
-        ),
+        None => {
+            let pin = stub::stub_pin()?;
+            (
+                stub::load_pinned_stub()?,
+                serde_json::json!({
+                    "package": pin.package,
+                    "version": pin.version,
+                    "deb_sha256": pin.deb_sha256,
+                }),
+            )
+        }
     };
     PeFile::parse(&linux).map_err(|e| {
         anyhow!(

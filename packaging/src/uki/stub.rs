@@ -1,6 +1,7 @@
 //! The pinned systemd-stub (and, for tests, the pinned ukify), fetched from Debian trixie
-//! with `apt-get download` (apt sources from packaging/host-setup.sh), checked against
-//! recorded SHA-256s, unpacked with `dpkg-deb -x`, and cached under
+//! with `apt-get download` (apt sources from packaging/host-setup.sh), checked against the
+//! SHA-256s in `packaging/debian-packages.lock` (moved by `cargo nekos lock`), unpacked with
+//! `dpkg-deb -x`, and cached under
 //! `~/.cache/nekos/deb-<sha256 of the .deb>/` (or `$NEKOS_CACHE_DIR`, `$XDG_CACHE_HOME/nekos`).
 //! Nothing is installed: trixie's systemd packages would conflict with bookworm's systemd.
 
@@ -11,22 +12,28 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The package of the stub; its version, .deb SHA-256, the stub's path in it and the stub's
+/// SHA-256 are the `[systemd-boot-efi]` table of `packaging/debian-packages.lock`.
 pub const STUB_PACKAGE: &str = "systemd-boot-efi";
-pub const STUB_VERSION: &str = "257.13-1~deb13u1";
-/// SHA-256 of `systemd-boot-efi_257.13-1~deb13u1_amd64.deb`.
-pub const STUB_DEB_SHA256: &str =
-    "390ecdcef9bbb753f51bb6d8f696bdae2f1dbedde7239c49ccb2512f137a8933";
-pub const STUB_PATH_IN_DEB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
-/// SHA-256 of that `linuxx64.efi.stub`.
-pub const STUB_SHA256: &str = "9c623743834bb904a3cb941092cffc958c31230263ce896d332a75e9ec48aa85";
-
-/// The judge of UKI layout in the tests: ukify from the same systemd release.
+/// The judge of UKI layout in the tests: ukify from the same systemd release (`[systemd-ukify]`).
 pub const UKIFY_PACKAGE: &str = "systemd-ukify";
-pub const UKIFY_VERSION: &str = "257.13-1~deb13u1";
-/// SHA-256 of `systemd-ukify_257.13-1~deb13u1_all.deb`.
-pub const UKIFY_DEB_SHA256: &str =
-    "78e1f7921f39d07512d848244b8b3e320e93e77d0b5778c211809e9f3b8b8284";
-pub const UKIFY_PATH_IN_DEB: &str = "usr/bin/ukify";
+
+/// The stub's pin (version, .deb and stub SHA-256s), read from the lock file.
+pub fn stub_pin() -> Result<crate::lock::DebPin> {
+    let pin = crate::lock::debian_pin(STUB_PACKAGE)?;
+    if pin.file.is_none() || pin.file_sha256.is_none() {
+        bail!(
+            "{}: [{STUB_PACKAGE}] needs `file` and `file_sha256` (the stub is embedded in every UKI, so its bytes are pinned)",
+            crate::lock::DEBIAN_LOCK
+        );
+    }
+    Ok(pin)
+}
+
+/// ukify's pin, read from the lock file.
+pub fn ukify_pin() -> Result<crate::lock::DebPin> {
+    crate::lock::debian_pin(UKIFY_PACKAGE)
+}
 
 /// `$NEKOS_CACHE_DIR`, else `$XDG_CACHE_HOME/nekos`, else `~/.cache/nekos`.
 pub use crate::cache::cache_root;
@@ -55,10 +62,22 @@ pub fn fetch_deb(package: &str, version: &str, deb_sha256: &str) -> Result<PathB
             .output()
             .with_context(|| format!("running apt-get download {spec} (is this Debian?)"))?;
         if !out.status.success() {
+            // Not in the cache and not served (any more): name the pin, what apt serves and
+            // what to run.
+            let served = Command::new("apt-cache")
+                .args(["policy", package])
+                .output()
+                .ok()
+                .and_then(|o| crate::lock::parse_policy_field(&String::from_utf8_lossy(&o.stdout), "Candidate"))
+                .unwrap_or_else(|| "nothing".into());
             bail!(
-                "apt-get download {spec} failed (run packaging/host-setup.sh for the trixie apt source; \
-                 if Debian has moved past {version}, update the pin in packaging/src/uki/stub.rs): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "apt-get download {spec} failed: {}\n  {} pins {package} {version} (.deb sha256 {deb_sha256}), \
+                 which is not in the cache ({}); apt's candidate is {served}.\n  \
+                 Run packaging/host-setup.sh (apt sources) and apt-get update; if Debian has dropped {version}, \
+                 move the pin with `cargo nekos lock`",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                crate::lock::DEBIAN_LOCK,
+                dir.display()
             );
         }
         let deb = std::fs::read_dir(&work)?
@@ -69,8 +88,10 @@ pub fn fetch_deb(package: &str, version: &str, deb_sha256: &str) -> Result<PathB
         let got = sha256_file(&deb)?;
         if got != deb_sha256 {
             bail!(
-                "{} has SHA-256 {got}, expected the pinned {deb_sha256}",
-                deb.display()
+                "{} has SHA-256 {got}, expected {deb_sha256} (pinned in {}); if Debian re-uploaded \
+                 {package} {version}, check why, then `cargo nekos lock`",
+                deb.display(),
+                crate::lock::DEBIAN_LOCK
             );
         }
         let tree = work.join("tree");
@@ -101,16 +122,8 @@ pub fn fetch_deb(package: &str, version: &str, deb_sha256: &str) -> Result<PathB
 
 /// Path of the pinned systemd-stub 257 (`linuxx64.efi.stub`), fetched and cached on first use.
 pub fn pinned_stub_path() -> Result<PathBuf> {
-    let dir = fetch_deb(STUB_PACKAGE, STUB_VERSION, STUB_DEB_SHA256)?;
-    let p = dir.join(STUB_PATH_IN_DEB);
-    let got = sha256_file(&p)?;
-    if got != STUB_SHA256 {
-        bail!(
-            "stub {} has SHA-256 {got}, expected the pinned {STUB_SHA256}",
-            p.display()
-        );
-    }
-    Ok(p)
+    // DebPin::fetch_file checks the stub against its pinned SHA-256.
+    stub_pin()?.fetch_file()
 }
 
 /// The bytes of the pinned stub.
@@ -121,6 +134,5 @@ pub fn load_pinned_stub() -> Result<Vec<u8>> {
 
 /// Path of the pinned `ukify` script (run it with /usr/bin/python3 and python3-pefile).
 pub fn pinned_ukify_path() -> Result<PathBuf> {
-    let dir = fetch_deb(UKIFY_PACKAGE, UKIFY_VERSION, UKIFY_DEB_SHA256)?;
-    Ok(dir.join(UKIFY_PATH_IN_DEB))
+    ukify_pin()?.fetch_file()
 }

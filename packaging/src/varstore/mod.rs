@@ -2,7 +2,8 @@
 //! `uefi-vars` JSON file (QEMU_PV_VARS OVMF) and as a raw 4 MiB OVMF_VARS image
 //! (540672 bytes, the layout of Debian's `OVMF_VARS_4M.fd`, for SMM Secure Boot OVMF).
 //!
-//! Presets, and the `virt-fw-vars` (PyPI/Debian `virt-firmware` 24.11) invocation each one
+//! Presets, and the `virt-fw-vars` (PyPI `virt-firmware`, the version pinned in
+//! `packaging/varstore-certs/certs.lock` and host-setup.sh's judge venv) invocation each one
 //! reproduces byte for byte (`-i OVMF_VARS_4M.fd … -o raw --output-json json`):
 //!
 //! - [`Preset::Blank`]: no variables, Secure Boot off. `virt-fw-vars -i OVMF_VARS_4M.fd`.
@@ -16,11 +17,14 @@
 //!   `a0baa8a3-041d-48a8-bc87-c36d121b5e3d` (OvmfEnrollDefaultKeys); KEK = that same
 //!   certificate, Microsoft Corporation KEK CA 2011 and KEK 2K CA 2023 (owner Microsoft);
 //!   db = Microsoft Windows Production PCA 2011, Windows UEFI CA 2023, Microsoft Corporation
-//!   UEFI CA 2011, Microsoft UEFI CA 2023 (owner Microsoft); dbx = the dummy entry
-//!   (SHA-256 of nothing); SecureBootEnable = 1, CustomMode = 0.
-//!   The certificates come from Debian trixie's `python3-virt-firmware` .deb (pinned by
-//!   SHA-256, unpacked into the cache by [`crate::uki::stub::fetch_deb`]), each certificate
-//!   pinned by SHA-256 too. Nothing is downloaded at boot.
+//!   UEFI CA 2011, Microsoft UEFI CA 2023 and (virt-firmware ≥ 26.10) Microsoft Option ROM
+//!   UEFI CA 2023 (owner Microsoft); dbx = the dummy entry (SHA-256 of nothing);
+//!   SecureBootEnable = 1, CustomMode = 0.
+//!   The certificates are data files in `packaging/varstore-certs/`, byte-for-byte those of
+//!   the virt-firmware wheel the judge runs; `certs.lock` there records their source,
+//!   license, SHA-256s and which of them go into PK, KEK and db, in enrolment order (so a
+//!   new virt-firmware release is a data change, made by `cargo nekos lock`). Nothing is
+//!   downloaded to build a store.
 //! - [`Preset::Custom`]: the project's hierarchy from a keys dir (see [`crate::keys`]):
 //!   `virt-fw-vars --set-pk G PK.crt --add-kek G KEK.crt --add-db G db.crt --secure-boot`,
 //!   G = the dir's `GUID` file (else [`crate::keys::NEKOS_OWNER_GUID`]).
@@ -65,49 +69,33 @@ pub const ATTR_AUTH: u32 = 0x27;
 pub const ATTR_NV_BS: u32 = 0x03;
 const ATTR_TIME_BASED: u32 = 0x20;
 
-/// The Debian package the Microsoft (and Red Hat PK) certificates come from.
-pub const CERTS_PACKAGE: &str = "python3-virt-firmware";
-pub const CERTS_VERSION: &str = "24.11-2";
-/// SHA-256 of `python3-virt-firmware_24.11-2_all.deb` (Debian trixie).
-pub const CERTS_DEB_SHA256: &str =
-    "901e419486774412a093bc8b2e735c2e3ecebe060813a52c751d1b4c4e361320";
-pub const CERTS_DIR_IN_DEB: &str = "usr/lib/python3/dist-packages/virt/firmware/certs";
-
-/// A certificate file in that package with the SHA-256 of the file.
-#[derive(Clone, Copy, Debug)]
-pub struct PinnedCert {
-    pub file: &'static str,
-    pub sha256: &'static str,
+/// The Microsoft preset's certificates: which files go where, from `certs.lock` in the
+/// certificate directory (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MicrosoftCerts {
+    /// The PyPI virt-firmware release they come from (the judge must be the same).
+    pub version: String,
+    pub pk: String,
+    pub kek: Vec<String>,
+    pub db: Vec<String>,
+    /// File name → SHA-256, for every file above.
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
-pub const REDHAT_PK: PinnedCert = PinnedCert {
-    file: "RedHatSecureBootPKKEKkey1.pem",
-    sha256: "a5fe67bfb0fb770e66e48f79cbab1d0a5f5cdb3dd6b716df6306c3fdb978ff33",
-};
-pub const MS_KEK_2011: PinnedCert = PinnedCert {
-    file: "MicrosoftCorporationKEKCA2011.pem",
-    sha256: "419174e51d5da0ed1188f0aea0fcd25b3a912a1267f8803fedfbc8ad08eb6853",
-};
-pub const MS_KEK_2023: PinnedCert = PinnedCert {
-    file: "MicrosoftCorporationKEK2KCA2023.pem",
-    sha256: "ec6149acb4c6ca76de2b1689d41197bc7b996cdd81908d99a0d2a479480502cc",
-};
-pub const MS_WIN_2011: PinnedCert = PinnedCert {
-    file: "MicrosoftWindowsProductionPCA2011.pem",
-    sha256: "8d235040e5f488a95bd5d368010f485957d399b71b67649fbf7a43bae7110512",
-};
-pub const MS_WIN_2023: PinnedCert = PinnedCert {
-    file: "WindowsUEFICA2023.pem",
-    sha256: "b462bb561bb583dffc34c92304fd42a1fc3f9a2483f0b0b8187165b6c7ada9de",
-};
-pub const MS_UEFI_2011: PinnedCert = PinnedCert {
-    file: "MicrosoftCorporationUEFICA2011.pem",
-    sha256: "baea9dacbf1f30551963e3dee6eb57e219fbedaed71798c3b6589a5280193559",
-};
-pub const MS_UEFI_2023: PinnedCert = PinnedCert {
-    file: "MicrosoftUEFICA2023.pem",
-    sha256: "a41bb4c40266e0f4bfc2ea442e1bf8c283a2d6f187318430be0fc2ae425f5eb4",
-};
+impl MicrosoftCerts {
+    /// Reads `certs.lock` in `dir`; a missing or malformed field is an error naming it.
+    pub fn load(dir: &Path) -> Result<MicrosoftCerts> {
+        let lock = crate::lock::LockFile::load(&dir.join("certs.lock"))?;
+        let pk = lock.string(None, "pk")?;
+        let kek = lock.string_list(None, "kek")?;
+        let db = lock.string_list(None, "db")?;
+        let mut sha256 = std::collections::BTreeMap::new();
+        for file in std::iter::once(&pk).chain(&kek).chain(&db) {
+            sha256.insert(file.clone(), lock.sha256(Some("sha256"), file)?);
+        }
+        Ok(MicrosoftCerts { version: lock.string(None, "version")?, pk, kek, db, sha256 })
+    }
+}
 
 /// Which store to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -540,23 +528,27 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(data).to_vec()
 }
 
-/// The directory holding the pinned certificate files (fetched and cached on first use).
+/// The directory holding the certificate files and their `certs.lock` (in the repository).
 pub fn pinned_certs_dir() -> Result<PathBuf> {
-    let dir = crate::uki::stub::fetch_deb(CERTS_PACKAGE, CERTS_VERSION, CERTS_DEB_SHA256)?;
-    Ok(dir.join(CERTS_DIR_IN_DEB))
+    Ok(crate::util::workspace_root()?.join(crate::lock::CERTS_DIR))
 }
 
-/// Loads a pinned certificate from `dir`, checking its SHA-256.
-pub fn load_pinned(dir: &Path, pin: &PinnedCert) -> Result<Cert> {
-    let path = dir.join(pin.file);
+/// Loads the certificate `file` from `dir`, checking it against its SHA-256 in `certs`.
+pub fn load_pinned(dir: &Path, certs: &MicrosoftCerts, file: &str) -> Result<Cert> {
+    let path = dir.join(file);
+    let want = certs
+        .sha256
+        .get(file)
+        .ok_or_else(|| anyhow!("{}: [sha256] has no entry for {file}", dir.join("certs.lock").display()))?;
     let bytes =
         std::fs::read(&path).with_context(|| format!("reading certificate {}", path.display()))?;
     let got = crate::util::sha256_hex(&bytes);
-    if got != pin.sha256 {
+    if &got != want {
         bail!(
-            "certificate {} has SHA-256 {got}, expected the pinned {}",
+            "certificate {} has SHA-256 {got}, expected {want} (pinned in {}); restore it with git, \
+             or run `cargo nekos lock` to take the files of the virt-firmware release PyPI serves",
             path.display(),
-            pin.sha256
+            dir.join("certs.lock").display()
         );
     }
     Cert::parse(&bytes, &path.display().to_string())
@@ -579,7 +571,8 @@ pub fn keys_dir_owner(dir: &Path) -> Result<Guid> {
 
 /// The Microsoft preset from certificates in `dir` (see [`pinned_certs_dir`]).
 pub fn microsoft_store(dir: &Path) -> Result<Store> {
-    let pk = load_pinned(dir, &REDHAT_PK)?;
+    let certs = MicrosoftCerts::load(dir)?;
+    let pk = load_pinned(dir, &certs, &certs.pk)?;
     let ms = Guid::known(MICROSOFT_OWNER_GUID);
     let ovmf = Guid::known(OVMF_ENROLL_OWNER_GUID);
     let mut s = Store::new();
@@ -588,12 +581,13 @@ pub fn microsoft_store(dir: &Path) -> Result<Store> {
     s.add_cert("PK", ovmf, &pk)?;
     s.clear_sigdb("KEK");
     s.add_cert("KEK", ovmf, &pk)?;
-    s.add_cert("KEK", ms, &load_pinned(dir, &MS_KEK_2011)?)?;
-    s.add_cert("KEK", ms, &load_pinned(dir, &MS_KEK_2023)?)?;
+    for file in &certs.kek {
+        s.add_cert("KEK", ms, &load_pinned(dir, &certs, file)?)?;
+    }
     s.add_dummy_dbx();
-    // add_microsoft_keys()
-    for pin in [&MS_WIN_2011, &MS_WIN_2023, &MS_UEFI_2011, &MS_UEFI_2023] {
-        s.add_cert("db", ms, &load_pinned(dir, pin)?)?;
+    // add_microsoft_keys(ms_db = "all")
+    for file in &certs.db {
+        s.add_cert("db", ms, &load_pinned(dir, &certs, file)?)?;
     }
     s.enable_secure_boot();
     Ok(s)
