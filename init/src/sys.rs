@@ -241,21 +241,6 @@ fn set_action(sig: i32, handler: libc::sighandler_t, flags: libc::c_int) -> io::
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal() {
-        let mut b = [0u8; 12];
-        assert_eq!(format_decimal(0, &mut b), b"0");
-        assert_eq!(format_decimal(7, &mut b), b"7");
-        assert_eq!(format_decimal(4194304, &mut b), b"4194304");
-        assert_eq!(format_decimal(u32::MAX, &mut b), b"4294967295");
-    }
-}
-
 /// Marks every open descriptor of this process that refers to `path` close-on-exec, for
 /// files opened by library code that did not ask for O_CLOEXEC (kernlog's /dev/kmsg).
 pub fn set_cloexec_on_open(path: &str) {
@@ -273,5 +258,20 @@ pub fn set_cloexec_on_open(path: &str) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal() {
+        let mut b = [0u8; 12];
+        assert_eq!(format_decimal(0, &mut b), b"0");
+        assert_eq!(format_decimal(7, &mut b), b"7");
+        assert_eq!(format_decimal(4194304, &mut b), b"4194304");
+        assert_eq!(format_decimal(u32::MAX, &mut b), b"4294967295");
     }
 }

@@ -301,11 +301,10 @@ fn explain_dependency(src: &Path, name: &str, config: &BTreeMap<String, String>)
                         inside = true;
                     } else if inside && !line.starts_with(char::is_whitespace) && !t.is_empty() {
                         inside = false;
-                    } else if inside {
-                        if let Some(expr) = t.strip_prefix("depends on ") {
+                    } else if inside
+                        && let Some(expr) = t.strip_prefix("depends on ") {
                             depends.push(expr.to_string());
                         }
-                    }
                 }
             }
         }
@@ -353,9 +352,9 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
     let key = hash.hex();
     let entry = Entry::new("kernel", &key);
     let info_path = entry.dir.join("kernel.json");
-    if entry.is_complete() {
-        if let Ok(text) = fs::read_to_string(&info_path) {
-            if let Ok(mut art) = serde_json::from_str::<KernelArtifact>(&text) {
+    if entry.is_complete()
+        && let Ok(text) = fs::read_to_string(&info_path)
+            && let Ok(mut art) = serde_json::from_str::<KernelArtifact>(&text) {
                 if sha256_file(&art.bzimage).ok().as_deref() == Some(art.sha256.as_str()) {
                     art.cached = true;
                     art.source_origin = origin;
@@ -363,8 +362,6 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
                 }
                 eprintln!("nekos: cached kernel {} is damaged, rebuilding", art.bzimage.display());
             }
-        }
-    }
     let scratch = entry.scratch()?;
     let built = build_from(root, &tarball, &scratch, opts.jobs);
     let (bz, config, secs) = match built {

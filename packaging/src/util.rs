@@ -104,11 +104,10 @@ pub fn workspace_root() -> Result<PathBuf> {
 /// The timestamp every build output carries. SOURCE_DATE_EPOCH wins; otherwise the HEAD
 /// commit time, so two clean checkouts of one commit agree; 0 outside git.
 pub fn source_date_epoch(root: &Path) -> u64 {
-    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
-        if let Ok(n) = value.trim().parse() {
+    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH")
+        && let Ok(n) = value.trim().parse() {
             return n;
         }
-    }
     Command::new("git")
         .args(["log", "-1", "--format=%ct"])
         .current_dir(root)

@@ -122,7 +122,7 @@ pub fn showing(vm: &nekos_packaging::qemu::Vm, from: usize) -> (String, usize) {
 pub fn latest_shown(vm: &nekos_packaging::qemu::Vm, from: usize) -> Option<String> {
     let text = vm.transcript();
     let tail = text.get(from..)?;
-    let line = tail.lines().filter(|l| l.contains("viewer: showing ")).last()?;
+    let line = tail.lines().rfind(|l| l.contains("viewer: showing "))?;
     Some(line.split("viewer: showing ").nth(1)?.trim().to_string())
 }
 

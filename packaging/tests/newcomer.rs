@@ -114,7 +114,7 @@ fn a_fresh_clone_boots_kernel_initramfs_to_a_cat_without_building_firmware() {
     let deadline = Instant::now() + STEP;
     loop {
         let text = output.text();
-        let name = text.lines().filter_map(|l| l.split("viewer: showing ").nth(1)).last().unwrap().trim().to_string();
+        let name = text.lines().filter_map(|l| l.split("viewer: showing ").nth(1)).next_back().unwrap().trim().to_string();
         let png = base.join("screen.png");
         qmp.screendump_png(&png).unwrap();
         let img = image::open(&png).unwrap().to_rgba8();
