@@ -25,10 +25,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::backoff::{Backoff, Decision, Policy};
 use crate::cmdline::{self, Config, DisplayMode, LogLevel};
 use crate::shutdown::{self, Action};
-use crate::sys::{self, ChildSetup};
-use crate::{console, mounts, probe, status};
 #[cfg(feature = "stboot")]
 use crate::stboot;
+use crate::sys::{self, ChildSetup};
+use crate::{console, mounts, probe, status};
 
 const COMPOSITOR: &str = "/bin/compositor";
 const DRM_CARD: &str = "/dev/dri/card0";
@@ -256,7 +256,9 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
     // thread ends in a shutdown request (kexec, or reboot after its deadline).
     #[cfg(not(feature = "stboot"))]
     if Path::new("/etc/trust_policy/trust_policy.json").exists() {
-        console::warn("trust policy found, but this init was built without stage 1 (feature stboot); booting normally");
+        console::warn(
+            "trust policy found, but this init was built without stage 1 (feature stboot); booting normally",
+        );
     }
     #[cfg(feature = "stboot")]
     if stboot::selected() {

@@ -244,10 +244,19 @@ fn set_action(sig: i32, handler: libc::sighandler_t, flags: libc::c_int) -> io::
 /// Marks every open descriptor of this process that refers to `path` close-on-exec, for
 /// files opened by library code that did not ask for O_CLOEXEC (kernlog's /dev/kmsg).
 pub fn set_cloexec_on_open(path: &str) {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
     for entry in entries.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        if std::fs::read_link(entry.path()).is_ok_and(|target| target == std::path::Path::new(path)) {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(entry.path()).is_ok_and(|target| target == std::path::Path::new(path))
+        {
             // SAFETY: fcntl(F_GETFD/F_SETFD) only reads and sets the descriptor flags of an
             // fd number; on a number that was closed meanwhile (the read_dir handle itself)
             // it fails with EBADF and changes nothing.

@@ -61,7 +61,12 @@ fn push_indent(out: &mut String, level: usize) {
 
 /// A non-null array as Go's MarshalIndent writes it: `[]` when empty, else one element per
 /// line at `level + 1`.
-fn push_list<T>(out: &mut String, items: &[T], level: usize, mut push_item: impl FnMut(&mut String, &T, usize)) {
+fn push_list<T>(
+    out: &mut String,
+    items: &[T],
+    level: usize,
+    mut push_item: impl FnMut(&mut String, &T, usize),
+) {
     if items.is_empty() {
         out.push_str("[]");
         return;
@@ -83,8 +88,12 @@ fn push_value(out: &mut String, v: &GoValue<'_>, level: usize) {
         GoValue::Int(i) => out.push_str(&i.to_string()),
         GoValue::Str(s) => push_go_string(out, s),
         GoValue::Null | GoValue::StrList(None) | GoValue::ObjList(None) => out.push_str("null"),
-        GoValue::StrList(Some(items)) => push_list(out, items, level, |out, item, _| push_go_string(out, item)),
-        GoValue::ObjList(Some(items)) => push_list(out, items, level, |out, item, lvl| push_object(out, item, lvl)),
+        GoValue::StrList(Some(items)) => {
+            push_list(out, items, level, |out, item, _| push_go_string(out, item))
+        }
+        GoValue::ObjList(Some(items)) => push_list(out, items, level, |out, item, lvl| {
+            push_object(out, item, lvl)
+        }),
     }
 }
 

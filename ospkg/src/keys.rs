@@ -31,7 +31,6 @@ pub fn signing_key_to_pem(key: &SigningKey) -> Vec<u8> {
     pem::encode("PRIVATE KEY", &der)
 }
 
-
 /// Reads an Ed25519 key from PKCS#8 PEM (`PRIVATE KEY`, v1 or v2). Other key types and
 /// other PEM blocks are refused with an error that says what was found.
 pub fn signing_key_from_pem(text: &[u8]) -> Result<SigningKey, KeyError> {

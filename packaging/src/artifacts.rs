@@ -73,9 +73,14 @@ pub fn manifest_path(root: &Path) -> PathBuf {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the build manifest {} (run `cargo nekos build`)", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not a NekOS build manifest", path.display()))
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the build manifest {} (run `cargo nekos build`)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a NekOS build manifest", path.display()))
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -92,28 +97,37 @@ impl Manifest {
     }
 
     pub fn uki_path(&self, variant: &str, signed: bool) -> Result<&Path> {
-        let uki = self
-            .uki
-            .get(variant)
-            .with_context(|| format!("the manifest has no {variant} UKI (run `cargo nekos build`)"))?;
-        Ok(if signed { uki.signed.path.as_path() } else { uki.unsigned.path.as_path() })
+        let uki = self.uki.get(variant).with_context(|| {
+            format!("the manifest has no {variant} UKI (run `cargo nekos build`)")
+        })?;
+        Ok(if signed {
+            uki.signed.path.as_path()
+        } else {
+            uki.unsigned.path.as_path()
+        })
     }
 
     pub fn firmware(&self) -> Result<&crate::firmware::FirmwareArtifact> {
-        self.firmware.as_ref().context("the manifest has no firmware (run `cargo nekos build`)")
+        self.firmware
+            .as_ref()
+            .context("the manifest has no firmware (run `cargo nekos build`)")
     }
 
     pub fn varstore_path(&self, file: &str) -> Result<&Path> {
         self.varstores
             .get(file)
             .map(|a| a.path.as_path())
-            .with_context(|| format!("the manifest has no variable store {file} (run `cargo nekos build`)"))
+            .with_context(|| {
+                format!("the manifest has no variable store {file} (run `cargo nekos build`)")
+            })
     }
 
     pub fn initramfs_path(&self, variant: &str) -> Result<&Path> {
         self.initramfs
             .get(variant)
             .map(|a| a.path.as_path())
-            .with_context(|| format!("the manifest has no {variant} initramfs (run `cargo nekos build`)"))
+            .with_context(|| {
+                format!("the manifest has no {variant} initramfs (run `cargo nekos build`)")
+            })
     }
 }

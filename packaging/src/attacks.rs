@@ -30,14 +30,18 @@ pub fn uki_bytes(kind: UkiImage, manifest: &Manifest, variant: &str) -> Result<V
 /// untouched, the image hash no longer matches it.
 pub fn flip_initrd_byte(signed: &[u8]) -> Result<Vec<u8>> {
     let pe = PeFile::parse(signed)?;
-    let section = pe.section(".initrd").context("the UKI has no .initrd section")?;
+    let section = pe
+        .section(".initrd")
+        .context("the UKI has no .initrd section")?;
     let content_len = section.content(signed).len();
     if content_len == 0 {
         bail!("the UKI's .initrd section is empty");
     }
     let offset = section.pointer_to_raw_data as usize + content_len / 2;
     let mut out = signed.to_vec();
-    let byte = out.get_mut(offset).context(".initrd lies outside the file")?;
+    let byte = out
+        .get_mut(offset)
+        .context(".initrd lies outside the file")?;
     *byte ^= 0xff;
     Ok(out)
 }
@@ -45,7 +49,9 @@ pub fn flip_initrd_byte(signed: &[u8]) -> Result<Vec<u8>> {
 /// The unsigned image signed by the attacker's db key.
 pub fn sign_with_wrong_key(unsigned: &[u8]) -> Result<Vec<u8>> {
     let hierarchy = keys::generate_hierarchy(Some(ATTACKER_SEED))?;
-    let db = hierarchy.get(Role::Db).context("the attacker hierarchy has no db key")?;
+    let db = hierarchy
+        .get(Role::Db)
+        .context("the attacker hierarchy has no db key")?;
     let signer = KeyFileSigner::from_keypair(db)?;
     crate::authenticode::sign(unsigned, &signer)
 }

@@ -16,7 +16,11 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     }
     xs.sort_by(|a, b| a.total_cmp(b));
     let n = xs.len();
-    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
 }
 
 /// Seconds from QEMU start to the deployment's success marker, `runs` times.
@@ -80,7 +84,12 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
         for c in [Compression::Gzip, Compression::Zstd] {
             initramfs[format!("{c:?}").to_lowercase()] = json!(c.compress(raw.clone())?.len());
         }
-        let cats: u64 = manifest.cats.keys().filter_map(|n| std::fs::metadata(root.join("cats").join(n)).ok()).map(|m| m.len()).sum();
+        let cats: u64 = manifest
+            .cats
+            .keys()
+            .filter_map(|n| std::fs::metadata(root.join("cats").join(n)).ok())
+            .map(|m| m.len())
+            .sum();
         initramfs["cats"] = json!(cats);
         report["initramfs_bytes"] = initramfs;
     }
@@ -90,7 +99,12 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
             continue;
         }
         let times = boot_times(manifest, dep.name, runs)?;
-        eprintln!("nekos: bench {}: median {:.2}s of {:?}", dep.name, median(times.clone()), times);
+        eprintln!(
+            "nekos: bench {}: median {:.2}s of {:?}",
+            dep.name,
+            median(times.clone()),
+            times
+        );
         boots[dep.name] = json!({ "median_seconds": median(times.clone()), "runs": times });
     }
     report["boot_to_marker"] = boots;
@@ -119,7 +133,10 @@ fn first_frame(manifest: &Manifest, runs: usize) -> Result<Value> {
     let mut qemu_to_frame = Vec::new();
     let mut rss = json!({});
     for run in 0..runs {
-        let opts = BootOptions { cmdline: vec!["nekos.seed=1".into(), "nekos.interval=3600".into()], ..BootOptions::default() };
+        let opts = BootOptions {
+            cmdline: vec!["nekos.seed=1".into(), "nekos.interval=3600".into()],
+            ..BootOptions::default()
+        };
         let mut vm = Vm::start(dep, manifest, &opts)?;
         let end = vm.wait_from(0, "nekos: first frame after ", Duration::from_secs(120))?;
         qemu_to_frame.push(vm.started.elapsed().as_secs_f64());
@@ -133,8 +150,12 @@ fn first_frame(manifest: &Manifest, runs: usize) -> Result<Value> {
             let ps = vm.run_at_prompt("ps", Duration::from_secs(30))?;
             for line in ps.lines() {
                 let cols: Vec<&str> = line.split_whitespace().collect();
-                if cols.len() >= 4 && (cols[3].contains("compositor") || cols[3].contains("viewer")) {
-                    let status = vm.run_at_prompt(&format!("cat /proc/{}/status", cols[0]), Duration::from_secs(30))?;
+                if cols.len() >= 4 && (cols[3].contains("compositor") || cols[3].contains("viewer"))
+                {
+                    let status = vm.run_at_prompt(
+                        &format!("cat /proc/{}/status", cols[0]),
+                        Duration::from_secs(30),
+                    )?;
                     if let Some(kb) = number_after(&status, "VmRSS:") {
                         rss[cols[3]] = json!(kb * 1024.0);
                     }
@@ -166,7 +187,10 @@ fn decode_times(root: &Path) -> Result<Value> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         out[name] = json!(median(times));
     }
     Ok(out)

@@ -29,8 +29,22 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub const ALL: Parts = Parts { kernel: true, initramfs: true, firmware: true, uki: true, stboot: true, varstores: true };
-    pub const NONE: Parts = Parts { kernel: false, initramfs: false, firmware: false, uki: false, stboot: false, varstores: false };
+    pub const ALL: Parts = Parts {
+        kernel: true,
+        initramfs: true,
+        firmware: true,
+        uki: true,
+        stboot: true,
+        varstores: true,
+    };
+    pub const NONE: Parts = Parts {
+        kernel: false,
+        initramfs: false,
+        firmware: false,
+        uki: false,
+        stboot: false,
+        varstores: false,
+    };
 
     /// What two deployments need together (a bench run of several).
     pub fn union(self, other: Parts) -> Parts {
@@ -77,7 +91,13 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
     manifest.schema = 1;
     manifest.source_date_epoch = util::source_date_epoch(root);
     if parts.kernel {
-        let k = kernel::ensure(root, &KernelOptions { locked: opts.locked, jobs: None })?;
+        let k = kernel::ensure(
+            root,
+            &KernelOptions {
+                locked: opts.locked,
+                jobs: None,
+            },
+        )?;
         eprintln!(
             "nekos: kernel {} ({}, sha256 {})",
             if k.cached { "up to date" } else { "built" },
@@ -103,12 +123,23 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
     // the manifest: an entry left from an earlier build would describe other bytes.
     let remade = parts.kernel || parts.initramfs;
     if parts.uki {
-        let kernel = manifest.kernel.clone().context("a UKI needs the kernel in the same build")?;
+        let kernel = manifest
+            .kernel
+            .clone()
+            .context("a UKI needs the kernel in the same build")?;
         for variant in &opts.variants {
             let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
             let previous = manifest.uki.get(variant.name());
             let out = out_dir(root).join(variant.name()).join("uki");
-            let uki = make_uki(root, &kernel.bzimage, &initramfs, &out, UKI_CMDLINE, variant.name(), previous)?;
+            let uki = make_uki(
+                root,
+                &kernel.bzimage,
+                &initramfs,
+                &out,
+                UKI_CMDLINE,
+                variant.name(),
+                previous,
+            )?;
             manifest.uki.insert(variant.name().to_string(), uki);
             let signed = manifest.uki_path(variant.name(), true)?.to_path_buf();
             let esp_name = format!("{}-signed", variant.name());
@@ -145,24 +176,49 @@ fn build_initramfs(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) ->
     // What every binary is a function of: the toolchain, the locked dependency graph, the
     // flags. (The sources themselves are cargo's business; the binary hash covers them.)
     let mut userland_inputs = BTreeMap::new();
-    userland_inputs.insert("rustc".to_string(), util::tool_version("rustc").unwrap_or_default());
-    userland_inputs.insert("Cargo.lock.sha256".to_string(), util::sha256_file(&root.join("Cargo.lock"))?);
+    userland_inputs.insert(
+        "rustc".to_string(),
+        util::tool_version("rustc").unwrap_or_default(),
+    );
+    userland_inputs.insert(
+        "Cargo.lock.sha256".to_string(),
+        util::sha256_file(&root.join("Cargo.lock"))?,
+    );
     userland_inputs.insert("target".to_string(), crate::host::MUSL_TARGET.to_string());
     userland_inputs.insert("profile".to_string(), "release".to_string());
-    userland_inputs.insert("rustflags".to_string(), crate::userland::reproducible_rustflags(root));
+    userland_inputs.insert(
+        "rustflags".to_string(),
+        crate::userland::reproducible_rustflags(root),
+    );
     for (name, path) in &programs {
         let bytes = fs::read(path)?;
         manifest.userland.insert(
             name.clone(),
-            FileArtifact { path: path.clone(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs: userland_inputs.clone() },
+            FileArtifact {
+                path: path.clone(),
+                sha256: sha256_hex(&bytes),
+                size: bytes.len() as u64,
+                inputs: userland_inputs.clone(),
+            },
         );
     }
     let cats_dir = opts.cats.clone().unwrap_or_else(|| root.join("cats"));
     let photos = initramfs::collect_photos(&cats_dir)?;
-    manifest.cats = photos.iter().map(|(p, _)| (p.name.clone(), p.sha256.clone())).collect();
+    manifest.cats = photos
+        .iter()
+        .map(|(p, _)| (p.name.clone(), p.sha256.clone()))
+        .collect();
     let os_release = fs::read(root.join("packaging/data/os-release"))?;
     for variant in &opts.variants {
-        let art = write_initramfs(root, &programs, &photos, &os_release, *variant, opts.compression, manifest.source_date_epoch)?;
+        let art = write_initramfs(
+            root,
+            &programs,
+            &photos,
+            &os_release,
+            *variant,
+            opts.compression,
+            manifest.source_date_epoch,
+        )?;
         manifest.initramfs.insert(variant.name().to_string(), art);
     }
     Ok(())
@@ -184,14 +240,31 @@ fn write_varstores(root: &Path, manifest: &mut Manifest) -> Result<()> {
             let mut inputs = BTreeMap::new();
             inputs.insert("preset".to_string(), name.to_string());
             if name == "custom" {
-                inputs.insert("PK.crt".to_string(), util::sha256_file(&keys.join("PK.crt"))?);
-                inputs.insert("KEK.crt".to_string(), util::sha256_file(&keys.join("KEK.crt"))?);
-                inputs.insert("db.crt".to_string(), util::sha256_file(&keys.join("db.crt"))?);
+                inputs.insert(
+                    "PK.crt".to_string(),
+                    util::sha256_file(&keys.join("PK.crt"))?,
+                );
+                inputs.insert(
+                    "KEK.crt".to_string(),
+                    util::sha256_file(&keys.join("KEK.crt"))?,
+                );
+                inputs.insert(
+                    "db.crt".to_string(),
+                    util::sha256_file(&keys.join("db.crt"))?,
+                );
             }
-            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             manifest.varstores.insert(
                 file,
-                FileArtifact { path: path.clone(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs },
+                FileArtifact {
+                    path: path.clone(),
+                    sha256: sha256_hex(&bytes),
+                    size: bytes.len() as u64,
+                    inputs,
+                },
             );
         }
     }
@@ -202,8 +275,16 @@ fn write_varstores(root: &Path, manifest: &mut Manifest) -> Result<()> {
 pub const ESP_SEED: &str = "nekos";
 
 /// A GPT disk with the UKI as the ESP's EFI/BOOT/BOOTX64.EFI (target/nekos/esp/<name>.img).
-pub fn write_esp(root: &Path, uki: &Path, name: &str, source_date_epoch: u64) -> Result<FileArtifact> {
-    let bytes = esp_image_bytes(&fs::read(uki).with_context(|| format!("cannot read {}", uki.display()))?, source_date_epoch)?;
+pub fn write_esp(
+    root: &Path,
+    uki: &Path,
+    name: &str,
+    source_date_epoch: u64,
+) -> Result<FileArtifact> {
+    let bytes = esp_image_bytes(
+        &fs::read(uki).with_context(|| format!("cannot read {}", uki.display()))?,
+        source_date_epoch,
+    )?;
     let path = out_dir(root).join("esp").join(format!("{name}.img"));
     if fs::read(&path).map(|old| old != bytes).unwrap_or(true) {
         util::write_atomic(&path, &bytes)?;
@@ -212,13 +293,24 @@ pub fn write_esp(root: &Path, uki: &Path, name: &str, source_date_epoch: u64) ->
     inputs.insert("EFI/BOOT/BOOTX64.EFI".to_string(), util::sha256_file(uki)?);
     inputs.insert("seed".to_string(), ESP_SEED.to_string());
     inputs.insert("timestamp".to_string(), source_date_epoch.to_string());
-    Ok(FileArtifact { path, sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs })
+    Ok(FileArtifact {
+        path,
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        inputs,
+    })
 }
 
 /// The ESP disk image bytes for one UKI: a function of the UKI bytes and the timestamp only.
 pub fn esp_image_bytes(uki: &[u8], source_date_epoch: u64) -> Result<Vec<u8>> {
-    let files = [crate::esp::EspFile { path: "EFI/BOOT/BOOTX64.EFI".into(), bytes: uki.to_vec() }];
-    crate::esp::build_esp_image(&files, &crate::esp::EspOptions::from_seed(ESP_SEED, source_date_epoch))
+    let files = [crate::esp::EspFile {
+        path: "EFI/BOOT/BOOTX64.EFI".into(),
+        bytes: uki.to_vec(),
+    }];
+    crate::esp::build_esp_image(
+        &files,
+        &crate::esp::EspOptions::from_seed(ESP_SEED, source_date_epoch),
+    )
 }
 
 /// The Secure Boot keys used for signing: the user's hierarchy in the documented keys
@@ -226,7 +318,10 @@ pub fn esp_image_bytes(uki: &[u8], source_date_epoch: u64) -> Result<Vec<u8>> {
 fn signing_keys_dir() -> Result<PathBuf> {
     let dir = crate::keys::default_keys_dir();
     if !dir.join("db.key").is_file() {
-        eprintln!("nekos: no Secure Boot keys in {}; creating a new PK/KEK/db hierarchy there", dir.display());
+        eprintln!(
+            "nekos: no Secure Boot keys in {}; creating a new PK/KEK/db hierarchy there",
+            dir.display()
+        );
         let hierarchy = crate::keys::generate_hierarchy(None)?;
         crate::keys::write_hierarchy(&dir, &hierarchy, false)?;
     }
@@ -253,8 +348,14 @@ pub fn make_uki(
         .add("kernel", &util::sha256_file(kernel)?)
         .add("initramfs", &util::sha256_file(initramfs)?)
         .add("cmdline", &cmdline)
-        .add("os-release", &sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()))
-        .add("stub", &util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?)
+        .add(
+            "os-release",
+            &sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()),
+        )
+        .add(
+            "stub",
+            &util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?,
+        )
         .add("db.crt", &util::sha256_file(&keys_dir.join("db.crt"))?)
         .add("db.key", &util::sha256_file(&keys_dir.join("db.key"))?)
         .add("packaging", env!("CARGO_PKG_VERSION"));
@@ -280,10 +381,18 @@ pub fn make_uki(
     })?;
     let file = |path: &Path| -> Result<FileArtifact> {
         let bytes = fs::read(path)?;
-        Ok(FileArtifact { path: path.to_path_buf(), sha256: sha256_hex(&bytes), size: bytes.len() as u64, inputs: BTreeMap::new() })
+        Ok(FileArtifact {
+            path: path.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            inputs: BTreeMap::new(),
+        })
     };
     let signed = out.signed.as_deref().context("make-uki did not sign")?;
-    let authenticode = out.manifest_json["unsigned"]["authenticode_sha256"].as_str().unwrap_or_default().to_string();
+    let authenticode = out.manifest_json["unsigned"]["authenticode_sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let art = crate::artifacts::UkiArtifact {
         cmdline,
         unsigned: file(&out.unsigned)?,
@@ -309,22 +418,33 @@ fn write_initramfs(
     compression: Compression,
     epoch: u64,
 ) -> Result<FileArtifact> {
-    let archive = initramfs::archive(&initramfs::Inputs { programs, photos, os_release, variant })?;
+    let archive = initramfs::archive(&initramfs::Inputs {
+        programs,
+        photos,
+        os_release,
+        variant,
+    })?;
     let mut inputs = BTreeMap::new();
     for (path, entry) in archive.paths() {
         if let crate::cpio::Node::File(bytes) = &entry.node {
             inputs.insert(format!("/{path}"), sha256_hex(bytes));
         }
     }
-    inputs.insert("compression".into(), format!("{compression:?}").to_lowercase());
+    inputs.insert(
+        "compression".into(),
+        format!("{compression:?}").to_lowercase(),
+    );
     inputs.insert("source_date_epoch".into(), epoch.to_string());
     let bytes = compression.compress(archive.to_newc(epoch)?)?;
-    let path = out_dir(root).join(variant.name()).join(format!("initramfs.{}", compression.extension()));
+    let path = out_dir(root)
+        .join(variant.name())
+        .join(format!("initramfs.{}", compression.extension()));
     let sha = sha256_hex(&bytes);
     // Rewrite only when the bytes change, so file times stay meaningful for other tools.
     let unchanged = util::sha256_file(&path).map(|s| s == sha).unwrap_or(false);
     if !unchanged {
-        util::write_atomic(&path, &bytes).with_context(|| format!("writing the {} initramfs", variant.name()))?;
+        util::write_atomic(&path, &bytes)
+            .with_context(|| format!("writing the {} initramfs", variant.name()))?;
     }
     eprintln!(
         "nekos: initramfs {} {} ({} KiB, {} entries, sha256 {})",
@@ -334,13 +454,24 @@ fn write_initramfs(
         archive.len(),
         &sha[..16]
     );
-    Ok(FileArtifact { path, sha256: sha, size: bytes.len() as u64, inputs })
+    Ok(FileArtifact {
+        path,
+        sha256: sha,
+        size: bytes.len() as u64,
+        inputs,
+    })
 }
 
 /// Copies the tracked files of the workspace (as `git ls-files` lists them, with their
 /// working-tree content) to `dest`: a clean tree for reproducibility checks.
 pub fn copy_workspace(root: &Path, dest: &Path) -> Result<()> {
-    let list = util::run_capture(std::process::Command::new("git").current_dir(root).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]))?;
+    let list = util::run_capture(std::process::Command::new("git").current_dir(root).args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]))?;
     for rel in list.split('\0').filter(|s| !s.is_empty()) {
         let from = root.join(rel);
         if !from.is_file() {

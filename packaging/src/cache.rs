@@ -50,7 +50,9 @@ pub struct Entry {
 impl Entry {
     pub fn new(name: &str, hash: &str) -> Entry {
         // 16 bytes of the hash keep paths short and are plenty to tell inputs apart.
-        Entry { dir: cache_root().join(format!("{name}-{}", &hash[..32.min(hash.len())])) }
+        Entry {
+            dir: cache_root().join(format!("{name}-{}", &hash[..32.min(hash.len())])),
+        }
     }
 
     pub fn is_complete(&self) -> bool {
@@ -61,7 +63,10 @@ impl Entry {
     pub fn scratch(&self) -> Result<PathBuf> {
         let dir = cache_root().join("tmp").join(format!(
             "{}.{}",
-            self.dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            self.dir
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
             std::process::id()
         ));
         if dir.exists() {

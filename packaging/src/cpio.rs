@@ -51,7 +51,13 @@ impl Archive {
             Some(existing) if existing.node == Node::Dir && node == Node::Dir => Ok(()),
             Some(_) => bail!("initramfs: two inputs for the path /{path}"),
             None => {
-                self.entries.insert(path, Entry { node, perm: perm & 0o7777 });
+                self.entries.insert(
+                    path,
+                    Entry {
+                        node,
+                        perm: perm & 0o7777,
+                    },
+                );
                 Ok(())
             }
         }
@@ -67,7 +73,13 @@ impl Archive {
             prefix.push_str(part);
             match self.entries.get(&prefix) {
                 None => {
-                    self.entries.insert(prefix.clone(), Entry { node: Node::Dir, perm: 0o755 });
+                    self.entries.insert(
+                        prefix.clone(),
+                        Entry {
+                            node: Node::Dir,
+                            perm: 0o755,
+                        },
+                    );
                 }
                 Some(e) if e.node == Node::Dir => {}
                 Some(_) => bail!("initramfs: /{prefix} is needed as a directory but is a file"),
@@ -90,15 +102,18 @@ impl Archive {
 
     /// Serializes the archive. `mtime` is SOURCE_DATE_EPOCH.
     pub fn to_newc(&self, mtime: u64) -> Result<Vec<u8>> {
-        let mtime = u32::try_from(mtime)
-            .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH {mtime} does not fit newc's 32 bits"))?;
+        let mtime = u32::try_from(mtime).map_err(|_| {
+            anyhow::anyhow!("SOURCE_DATE_EPOCH {mtime} does not fit newc's 32 bits")
+        })?;
         let mut out = Vec::new();
         for (ino, (path, entry)) in (1u32..).zip(self.entries.iter()) {
             let (mode, data, nlink, rdev): (u32, &[u8], u32, (u32, u32)) = match &entry.node {
                 Node::Dir => (S_IFDIR | entry.perm, &[], 2, (0, 0)),
                 Node::File(bytes) => (S_IFREG | entry.perm, bytes, 1, (0, 0)),
                 Node::Symlink(target) => (S_IFLNK | 0o777, target.as_bytes(), 1, (0, 0)),
-                Node::CharDevice { major, minor } => (S_IFCHR | entry.perm, &[], 1, (*major, *minor)),
+                Node::CharDevice { major, minor } => {
+                    (S_IFCHR | entry.perm, &[], 1, (*major, *minor))
+                }
             };
             let size = u32::try_from(data.len())
                 .map_err(|_| anyhow::anyhow!("initramfs: /{path} is larger than 4 GiB"))?;
@@ -116,7 +131,10 @@ fn normalize(path: &str) -> Result<String> {
     if trimmed.is_empty() {
         bail!("initramfs: empty path");
     }
-    if trimmed.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if trimmed
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         bail!("initramfs: path {path:?} must not contain empty, '.' or '..' components");
     }
     Ok(trimmed.to_string())
@@ -134,7 +152,9 @@ fn write_header(
     name: &str,
 ) -> Result<()> {
     let namesize = u32::try_from(name.len() + 1)?;
-    let fields = [ino, mode, 0, 0, nlink, mtime, filesize, 0, 0, rdev.0, rdev.1, namesize, 0];
+    let fields = [
+        ino, mode, 0, 0, nlink, mtime, filesize, 0, 0, rdev.0, rdev.1, namesize, 0,
+    ];
     out.extend_from_slice(b"070701");
     for f in fields {
         out.extend_from_slice(format!("{f:08X}").as_bytes());
@@ -185,13 +205,31 @@ mod tests {
     #[test]
     fn entries_are_sorted_with_sequential_inodes_and_parents() {
         let mut a = Archive::new();
-        a.add("/usr/share/x", Node::File(b"hello".to_vec()), 0o644).unwrap();
-        a.add("/dev/console", Node::CharDevice { major: 5, minor: 1 }, 0o600).unwrap();
+        a.add("/usr/share/x", Node::File(b"hello".to_vec()), 0o644)
+            .unwrap();
+        a.add(
+            "/dev/console",
+            Node::CharDevice { major: 5, minor: 1 },
+            0o600,
+        )
+        .unwrap();
         a.add("/init", Node::File(vec![1, 2, 3]), 0o755).unwrap();
         a.add("/bin/nsh", Node::Symlink("/init".into()), 0).unwrap();
         let parsed = parse(&a.to_newc(42).unwrap());
         let names: Vec<_> = parsed.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["bin", "bin/nsh", "dev", "dev/console", "init", "usr", "usr/share", "usr/share/x"]);
+        assert_eq!(
+            names,
+            [
+                "bin",
+                "bin/nsh",
+                "dev",
+                "dev/console",
+                "init",
+                "usr",
+                "usr/share",
+                "usr/share/x"
+            ]
+        );
         let inos: Vec<_> = parsed.iter().map(|e| e.1).collect();
         assert_eq!(inos, (1..=8).collect::<Vec<_>>());
         assert_eq!(parsed[3].2, S_IFCHR | 0o600);
@@ -223,8 +261,18 @@ mod tests {
     fn cpio_tool_reads_the_archive() {
         // GNU cpio as an independent judge of the format (Debian package `cpio`).
         let mut a = Archive::new();
-        a.add("etc/os-release", Node::File(b"NAME=NekOS\n".to_vec()), 0o644).unwrap();
-        a.add("dev/console", Node::CharDevice { major: 5, minor: 1 }, 0o600).unwrap();
+        a.add(
+            "etc/os-release",
+            Node::File(b"NAME=NekOS\n".to_vec()),
+            0o644,
+        )
+        .unwrap();
+        a.add(
+            "dev/console",
+            Node::CharDevice { major: 5, minor: 1 },
+            0o600,
+        )
+        .unwrap();
         let bytes = a.to_newc(1_700_000_000).unwrap();
         let mut child = std::process::Command::new("cpio")
             .args(["-t", "-v", "--quiet"])
@@ -238,7 +286,10 @@ mod tests {
         assert!(out.status.success());
         let listing = String::from_utf8(out.stdout).unwrap();
         assert!(listing.contains("crw-------"), "{listing}");
-        assert!(listing.contains("5,   1") || listing.contains("5,  1"), "{listing}");
+        assert!(
+            listing.contains("5,   1") || listing.contains("5,  1"),
+            "{listing}"
+        );
         assert!(listing.contains("etc/os-release"), "{listing}");
     }
 }

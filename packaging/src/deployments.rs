@@ -2,8 +2,8 @@
 //! <name>` boots one interactively; the tests boot the same definitions and assert markers.
 //! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
 
-use crate::stboot::{Served, Server};
 use crate::build::Parts;
+use crate::stboot::{Served, Server};
 use anyhow::{Result, bail};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,8 +201,20 @@ const STBOOT: Deployment = Deployment {
 };
 
 /// An attack on the network boot: stage 1 (Secure Boot on) must refuse with `reason`.
-const fn stboot_attack(name: &'static str, about: &'static str, server: Option<Server>, reason: &'static str) -> Deployment {
-    Deployment { name, about, firmware: Firmware::Nekos(Store::Custom), server, outcome: Outcome::Stage1Refused(reason), ..STBOOT }
+const fn stboot_attack(
+    name: &'static str,
+    about: &'static str,
+    server: Option<Server>,
+    reason: &'static str,
+) -> Deployment {
+    Deployment {
+        name,
+        about,
+        firmware: Firmware::Nekos(Store::Custom),
+        server,
+        outcome: Outcome::Stage1Refused(reason),
+        ..STBOOT
+    }
 }
 
 pub const DEPLOYMENTS: &[Deployment] = &[
@@ -221,7 +233,11 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         outcome: Outcome::RootFsPanic,
         ..DIRECT
     },
-    Deployment { name: "kernel,initramfs", about: "kernel + initramfs on stdvga (bochs-drm): init, prompt, cats", ..DIRECT },
+    Deployment {
+        name: "kernel,initramfs",
+        about: "kernel + initramfs on stdvga (bochs-drm): init, prompt, cats",
+        ..DIRECT
+    },
     Deployment {
         name: "kernel,initramfs,virtio",
         about: "as kernel,initramfs on virtio-gpu",
@@ -381,22 +397,49 @@ pub fn find(name: &str) -> Result<&'static Deployment> {
         return Ok(d);
     }
     let names: Vec<&str> = DEPLOYMENTS.iter().map(|d| d.name).collect();
-    bail!("unknown deployment {name:?}; valid deployments:\n  {}", names.join("\n  "))
+    bail!(
+        "unknown deployment {name:?}; valid deployments:\n  {}",
+        names.join("\n  ")
+    )
 }
 
 impl Deployment {
     /// The build parts this deployment boots from, and nothing more.
     pub fn parts(&self) -> Parts {
         let payload = match self.payload {
-            Payload::Kernel => Parts { kernel: true, ..Parts::NONE },
-            Payload::KernelInitramfs => Parts { kernel: true, initramfs: true, ..Parts::NONE },
-            Payload::Uki => Parts { kernel: true, initramfs: true, uki: true, ..Parts::NONE },
-            Payload::StbootUki => Parts { kernel: true, initramfs: true, stboot: true, ..Parts::NONE },
+            Payload::Kernel => Parts {
+                kernel: true,
+                ..Parts::NONE
+            },
+            Payload::KernelInitramfs => Parts {
+                kernel: true,
+                initramfs: true,
+                ..Parts::NONE
+            },
+            Payload::Uki => Parts {
+                kernel: true,
+                initramfs: true,
+                uki: true,
+                ..Parts::NONE
+            },
+            Payload::StbootUki => Parts {
+                kernel: true,
+                initramfs: true,
+                stboot: true,
+                ..Parts::NONE
+            },
         };
         let firmware = match self.firmware {
             Firmware::None | Firmware::DebianOvmf => Parts::NONE,
-            Firmware::Nekos(_) => Parts { firmware: true, varstores: true, ..Parts::NONE },
-            Firmware::DebianSmmSecboot(_) => Parts { varstores: true, ..Parts::NONE },
+            Firmware::Nekos(_) => Parts {
+                firmware: true,
+                varstores: true,
+                ..Parts::NONE
+            },
+            Firmware::DebianSmmSecboot(_) => Parts {
+                varstores: true,
+                ..Parts::NONE
+            },
         };
         payload.union(firmware)
     }
@@ -414,7 +457,9 @@ impl Deployment {
     pub fn secure_boot(&self) -> Option<bool> {
         match self.firmware {
             Firmware::None => None,
-            Firmware::DebianOvmf | Firmware::Nekos(Store::Blank) | Firmware::DebianSmmSecboot(Store::Blank) => Some(false),
+            Firmware::DebianOvmf
+            | Firmware::Nekos(Store::Blank)
+            | Firmware::DebianSmmSecboot(Store::Blank) => Some(false),
             Firmware::Nekos(_) | Firmware::DebianSmmSecboot(_) => Some(true),
         }
     }
@@ -457,7 +502,10 @@ mod tests {
     #[test]
     fn serial_console_is_last() {
         for d in DEPLOYMENTS {
-            assert!(d.cmdline(&["nekos.seed=1".into()]).ends_with("console=ttyS0"));
+            assert!(
+                d.cmdline(&["nekos.seed=1".into()])
+                    .ends_with("console=ttyS0")
+            );
         }
     }
 
@@ -465,7 +513,11 @@ mod tests {
     fn ramfb_only_with_firmware() {
         // Nothing but UEFI firmware sets up a framebuffer on ramfb.
         for d in DEPLOYMENTS {
-            assert!(d.display != Display::Ramfb || d.firmware != Firmware::None, "{}", d.name);
+            assert!(
+                d.display != Display::Ramfb || d.firmware != Firmware::None,
+                "{}",
+                d.name
+            );
         }
     }
 
@@ -484,7 +536,14 @@ mod tests {
         // Secure Boot store (a plain bzImage would slip through the legacy loader).
         for d in DEPLOYMENTS.iter().filter(|d| d.outcome == Outcome::Refused) {
             assert_eq!(d.payload, Payload::Uki, "{}", d.name);
-            assert!(matches!(d.firmware, Firmware::Nekos(Store::Custom | Store::Microsoft)), "{}", d.name);
+            assert!(
+                matches!(
+                    d.firmware,
+                    Firmware::Nekos(Store::Custom | Store::Microsoft)
+                ),
+                "{}",
+                d.name
+            );
         }
     }
 
@@ -494,7 +553,11 @@ mod tests {
             let stboot = d.payload == Payload::StbootUki;
             assert_eq!(stboot, d.network == Network::User, "{}", d.name);
             assert!(stboot || d.server.is_none(), "{}", d.name);
-            assert!(stboot || !matches!(d.outcome, Outcome::Stage1Refused(_)), "{}", d.name);
+            assert!(
+                stboot || !matches!(d.outcome, Outcome::Stage1Refused(_)),
+                "{}",
+                d.name
+            );
         }
     }
 
@@ -504,14 +567,29 @@ mod tests {
             let uses_firmware = matches!(d.firmware, Firmware::Nekos(_));
             assert_eq!(d.parts().firmware, uses_firmware, "{}", d.name);
         }
-        assert_eq!(find("kernel,initramfs").unwrap().parts(), Parts { kernel: true, initramfs: true, ..Parts::NONE });
+        assert_eq!(
+            find("kernel,initramfs").unwrap().parts(),
+            Parts {
+                kernel: true,
+                initramfs: true,
+                ..Parts::NONE
+            }
+        );
         assert!(!find("kernel").unwrap().parts().initramfs);
     }
 
     #[test]
     fn the_default_deployment_is_the_secure_boot_uki_from_the_esp() {
         let d = find(DEFAULT_DEPLOYMENT).unwrap();
-        assert_eq!((d.payload, d.medium, d.firmware, d.outcome), (Payload::Uki, Medium::EspDisk, Firmware::Nekos(Store::Custom), Outcome::BootOk));
+        assert_eq!(
+            (d.payload, d.medium, d.firmware, d.outcome),
+            (
+                Payload::Uki,
+                Medium::EspDisk,
+                Firmware::Nekos(Store::Custom),
+                Outcome::BootOk
+            )
+        );
         assert_eq!(d.secure_boot(), Some(true));
     }
 

@@ -22,7 +22,8 @@ pub fn extra_ca_from_env() -> Result<Option<Vec<u8>>> {
     let Some(path) = std::env::var_os(CA_ENV).map(PathBuf::from) else {
         return Ok(None);
     };
-    let pem = std::fs::read(&path).with_context(|| format!("{CA_ENV}={}: cannot read the CA file", path.display()))?;
+    let pem = std::fs::read(&path)
+        .with_context(|| format!("{CA_ENV}={}: cannot read the CA file", path.display()))?;
     Ok(Some(pem))
 }
 
@@ -36,7 +37,9 @@ impl Client {
             Some(pem) => {
                 let mut certs: Vec<Certificate<'static>> = Vec::new();
                 for item in ureq::tls::parse_pem(pem) {
-                    if let PemItem::Certificate(c) = item.map_err(|e| anyhow!("extra CA ({CA_ENV}): not PEM: {e}"))? {
+                    if let PemItem::Certificate(c) =
+                        item.map_err(|e| anyhow!("extra CA ({CA_ENV}): not PEM: {e}"))?
+                    {
                         certs.push(c);
                     }
                 }
@@ -45,7 +48,11 @@ impl Client {
                 }
                 // RootCerts is one list: Mozilla's roots are added as certificates so the extra
                 // CA extends them instead of replacing them.
-                certs.extend(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|c| Certificate::from_der(c.as_ref())));
+                certs.extend(
+                    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                        .iter()
+                        .map(|c| Certificate::from_der(c.as_ref())),
+                );
                 RootCerts::new_with_certs(&certs)
             }
         };
@@ -55,7 +62,10 @@ impl Client {
             .http_status_as_error(false)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
-        Ok(Client { agent: config.into(), max_bytes })
+        Ok(Client {
+            agent: config.into(),
+            max_bytes,
+        })
     }
 
     /// The body of `url`, complete: a non-2xx status, a body larger than the limit, or a body
@@ -64,7 +74,11 @@ impl Client {
         let mut resp = self.agent.get(url).call().map_err(|e| anyhow!("{e}"))?;
         let status = resp.status();
         if !status.is_success() {
-            bail!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+            bail!(
+                "HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
         }
         let declared = resp
             .headers()
@@ -74,7 +88,10 @@ impl Client {
         if let Some(n) = declared
             && n > self.max_bytes
         {
-            bail!("Content-Length {n} exceeds the limit of {} bytes", self.max_bytes);
+            bail!(
+                "Content-Length {n} exceeds the limit of {} bytes",
+                self.max_bytes
+            );
         }
         let body = resp
             .body_mut()

@@ -127,12 +127,15 @@ pub fn lock_path(root: &Path) -> PathBuf {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn read_lock(root: &Path) -> Result<Lock> {
     let path = lock_path(root);
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_lock(&text).with_context(|| format!("{}: not a valid firmware lock", path.display()))
 }
 
@@ -144,24 +147,44 @@ pub fn parse_lock(text: &str) -> Result<Lock> {
         bail!("no [[patch]] entries");
     }
     if !lock.patch_source.url.contains("{commit}") {
-        bail!("[patch_source] url = {:?}: expected a template containing {{commit}}", lock.patch_source.url);
+        bail!(
+            "[patch_source] url = {:?}: expected a template containing {{commit}}",
+            lock.patch_source.url
+        );
     }
-    for (what, sha) in [("[orig] sha256", &lock.orig.sha256), ("[debian] sha256", &lock.debian.sha256)] {
+    for (what, sha) in [
+        ("[orig] sha256", &lock.orig.sha256),
+        ("[debian] sha256", &lock.debian.sha256),
+    ] {
         if !is_hex(sha, 64) {
             bail!("{what} = {sha:?}: expected 64 lowercase hex digits");
         }
     }
     for (i, p) in lock.patches.iter().enumerate() {
         let n = i + 1;
-        if p.file.is_empty() || p.file.contains('/') || p.file.starts_with('.') || !p.file.ends_with(".patch") {
-            bail!("[[patch]] #{n}: file = {:?}: expected a plain *.patch file name", p.file);
+        if p.file.is_empty()
+            || p.file.contains('/')
+            || p.file.starts_with('.')
+            || !p.file.ends_with(".patch")
+        {
+            bail!(
+                "[[patch]] #{n}: file = {:?}: expected a plain *.patch file name",
+                p.file
+            );
         }
         if !is_hex(&p.commit, 40) {
-            bail!("[[patch]] #{n} ({}): commit = {:?}: expected the full 40-hex commit id", p.file, p.commit);
+            bail!(
+                "[[patch]] #{n} ({}): commit = {:?}: expected the full 40-hex commit id",
+                p.file,
+                p.commit
+            );
         }
         for (field, sha) in [("sha256", &p.sha256), ("sha256_body", &p.sha256_body)] {
             if !is_hex(sha, 64) {
-                bail!("[[patch]] #{n} ({}): {field} = {sha:?}: expected 64 lowercase hex digits", p.file);
+                bail!(
+                    "[[patch]] #{n} ({}): {field} = {sha:?}: expected 64 lowercase hex digits",
+                    p.file
+                );
             }
         }
     }
@@ -171,7 +194,8 @@ pub fn parse_lock(text: &str) -> Result<Lock> {
 /// Checks `path` against a pinned sha256; the error names the file, both hashes and what
 /// to do.
 pub fn verify_pinned(path: &Path, expected: &str, what: &str) -> Result<()> {
-    let got = sha256_file(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let got =
+        sha256_file(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
     if got != expected {
         bail!(
             "{}: sha256 {got}, but firmware/edk2.lock pins {expected} for {what}; \
@@ -232,7 +256,9 @@ fn offline_hint(commit: &str) -> String {
 /// The patch directory given by the user: the option, else NEKOS_EDK2_PATCHES. No other
 /// place is searched: without one, the patches come from the cache or a download.
 pub fn patch_dir(explicit: Option<&Path>) -> Option<PathBuf> {
-    explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(PATCH_DIR_ENV).map(PathBuf::from))
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(PATCH_DIR_ENV).map(PathBuf::from))
 }
 
 /// Every pinned patch in `dir`, present and matching its pins, in lock order.
@@ -251,7 +277,10 @@ pub fn verified_patches(lock: &Lock, dir: &Path) -> Result<Vec<PathBuf>> {
         }
         let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         if let Err(e) = check_patch(p, &bytes) {
-            bail!("{}: {e}; refusing to build from a patch that differs from the pinned one", path.display());
+            bail!(
+                "{}: {e}; refusing to build from a patch that differs from the pinned one",
+                path.display()
+            );
         }
         out.push(path);
     }
@@ -280,7 +309,11 @@ impl PatchFetch {
             }
             _ => lock.patch_source.url.clone(),
         };
-        Ok(PatchFetch { sources: cache_root().join("sources"), url_template, extra_ca_pem: download::extra_ca_from_env()? })
+        Ok(PatchFetch {
+            sources: cache_root().join("sources"),
+            url_template,
+            extra_ca_pem: download::extra_ca_from_env()?,
+        })
     }
 
     pub fn cached_path(&self, p: &PinnedPatch) -> PathBuf {
@@ -290,7 +323,10 @@ impl PatchFetch {
     /// Every pinned patch, from the cache or downloaded, in lock order.
     pub fn patches(&self, lock: &Lock) -> Result<Vec<PathBuf>> {
         let mut client = None;
-        lock.patches.iter().map(|p| self.patch(p, &mut client)).collect()
+        lock.patches
+            .iter()
+            .map(|p| self.patch(p, &mut client))
+            .collect()
     }
 
     /// One patch: the cached copy if it still has its pinned hash, else downloaded, checked,
@@ -301,14 +337,24 @@ impl PatchFetch {
             if sha256_file(&dest)? == p.sha256_body {
                 return Ok(dest);
             }
-            eprintln!("nekos: cached {} differs from its pin; downloading it again", dest.display());
+            eprintln!(
+                "nekos: cached {} differs from its pin; downloading it again",
+                dest.display()
+            );
             fs::remove_file(&dest).with_context(|| format!("cannot remove {}", dest.display()))?;
         }
         let url = self.url_template.replace("{commit}", &p.commit);
-        eprintln!("nekos: downloading {} (edk2 commit {}) from {url}", p.file, p.commit);
+        eprintln!(
+            "nekos: downloading {} (edk2 commit {}) from {url}",
+            p.file, p.commit
+        );
         let client = match client {
             Some(c) => c,
-            None => client.insert(download::Client::new(self.extra_ca_pem.as_deref(), PATCH_TIMEOUT, PATCH_MAX_BYTES)?),
+            None => client.insert(download::Client::new(
+                self.extra_ca_pem.as_deref(),
+                PATCH_TIMEOUT,
+                PATCH_MAX_BYTES,
+            )?),
         };
         let bytes = client.get(&url).map_err(|e| {
             anyhow!(
@@ -336,18 +382,26 @@ impl PatchFetch {
 /// Writes `bytes` to `dest` through a temporary file that is hashed again before the rename:
 /// the cache holds either the verified file or nothing (no directory left behind either).
 fn write_verified(dest: &Path, bytes: &[u8], sha256: &str) -> Result<()> {
-    let dir = dest.parent().ok_or_else(|| anyhow!("{}: no parent directory", dest.display()))?;
+    let dir = dest
+        .parent()
+        .ok_or_else(|| anyhow!("{}: no parent directory", dest.display()))?;
     let existed = dir.is_dir();
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = util::tmp_path_for(dest);
     let result = (|| -> Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
         let got = sha256_file(&tmp)?;
         if got != sha256 {
-            bail!("{}: sha256 {got} after writing, expected {sha256}", tmp.display());
+            bail!(
+                "{}: sha256 {got} after writing, expected {sha256}",
+                tmp.display()
+            );
         }
         fs::rename(&tmp, dest)?;
         Ok(())
@@ -374,7 +428,10 @@ pub fn obtain_patches(lock: &Lock, explicit: Option<&Path>) -> Result<Vec<PathBu
 /// The two Debian source tarballs, verified, from the content-addressed source cache
 /// (`~/.cache/nekos/sources/<sha256>/<file>`); downloaded with apt-get when missing.
 pub fn source_tarballs(lock: &Lock) -> Result<(PathBuf, PathBuf)> {
-    let wanted = [(&lock.orig.file, &lock.orig.sha256), (&lock.debian.file, &lock.debian.sha256)];
+    let wanted = [
+        (&lock.orig.file, &lock.orig.sha256),
+        (&lock.debian.file, &lock.debian.sha256),
+    ];
     let cached = |file: &str, sha: &str| cache_root().join("sources").join(sha).join(file);
     if wanted.iter().any(|(f, s)| !cached(f, s).is_file()) {
         download_sources(lock)?;
@@ -387,11 +444,16 @@ pub fn source_tarballs(lock: &Lock) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn download_sources(lock: &Lock) -> Result<()> {
-    let work = cache_root().join("tmp").join(format!("edk2-sources.{}", std::process::id()));
+    let work = cache_root()
+        .join("tmp")
+        .join(format!("edk2-sources.{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let spec = format!("edk2={}", lock.debian.version);
-    eprintln!("nekos: downloading the edk2 {} source tarballs (apt-get source, trixie)", lock.debian.version);
+    eprintln!(
+        "nekos: downloading the edk2 {} source tarballs (apt-get source, trixie)",
+        lock.debian.version
+    );
     // apt-get exits non-zero here because this mirror has no .dsc (404) even though both
     // tarballs download; what counts is that the files are there with the pinned hashes.
     let out = Command::new("apt-get")
@@ -399,10 +461,16 @@ fn download_sources(lock: &Lock) -> Result<()> {
         .current_dir(&work)
         .stdin(Stdio::null())
         .output()
-        .context("cannot run apt-get (Debian with the trixie deb-src line from packaging/host-setup.sh)")?;
+        .context(
+            "cannot run apt-get (Debian with the trixie deb-src line from packaging/host-setup.sh)",
+        )?;
     for (file, sha, what) in [
         (&lock.orig.file, &lock.orig.sha256, "edk2 orig tarball"),
-        (&lock.debian.file, &lock.debian.sha256, "Debian edk2 patch series"),
+        (
+            &lock.debian.file,
+            &lock.debian.sha256,
+            "Debian edk2 patch series",
+        ),
     ] {
         let got = work.join(file);
         if !got.is_file() {
@@ -428,8 +496,17 @@ fn tool_line(cmd: &str, args: &[&str]) -> String {
         .output()
         .ok()
         .map(|o| {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-            String::from_utf8_lossy(&text).lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
         })
         .unwrap_or_default()
 }
@@ -441,8 +518,14 @@ fn version_line(cmd: &str, args: &[&str]) -> String {
         .output()
         .ok()
         .and_then(|o| {
-            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-            text.lines().find(|l| l.to_ascii_lowercase().contains("version")).map(|l| l.trim().to_string())
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .find(|l| l.to_ascii_lowercase().contains("version"))
+                .map(|l| l.trim().to_string())
         })
         .unwrap_or_default()
 }
@@ -456,7 +539,10 @@ pub fn inputs(root: &Path, lock: &Lock) -> Result<InputHash> {
         .add("build-edk2.sh", &sha256_file(&script)?)
         .add("orig", &lock.orig.sha256)
         .add("debian", &lock.debian.sha256)
-        .add("source_date_epoch", &lock.debian.source_date_epoch.to_string())
+        .add(
+            "source_date_epoch",
+            &lock.debian.source_date_epoch.to_string(),
+        )
         .add("gcc", &tool_line("gcc", &["--version"]))
         .add("binutils", &tool_line("ld", &["--version"]))
         .add("nasm", &tool_line("nasm", &["-v"]))
@@ -478,15 +564,22 @@ pub fn cached(root: &Path) -> Result<Option<FirmwareArtifact>> {
         return Ok(None);
     }
     let path = entry.dir.join("firmware.json");
-    let Ok(text) = fs::read_to_string(&path) else { return Ok(None) };
-    let Ok(mut art) = serde_json::from_str::<FirmwareArtifact>(&text) else { return Ok(None) };
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let Ok(mut art) = serde_json::from_str::<FirmwareArtifact>(&text) else {
+        return Ok(None);
+    };
     if sha256_file(&art.pv_vars).ok().as_deref() == Some(art.pv_vars_sha256.as_str())
         && sha256_file(&art.amdsev).ok().as_deref() == Some(art.amdsev_sha256.as_str())
     {
         art.cached = true;
         return Ok(Some(art));
     }
-    eprintln!("nekos: cached firmware in {} is damaged", entry.dir.display());
+    eprintln!(
+        "nekos: cached firmware in {} is damaged",
+        entry.dir.display()
+    );
     Ok(None)
 }
 
@@ -520,7 +613,10 @@ pub fn ensure(root: &Path, opts: &FirmwareOptions) -> Result<FirmwareArtifact> {
         clean_build_seconds: built.seconds,
         cached: false,
     };
-    fs::write(scratch.join("firmware.json"), serde_json::to_vec_pretty(&art)?)?;
+    fs::write(
+        scratch.join("firmware.json"),
+        serde_json::to_vec_pretty(&art)?,
+    )?;
     entry.commit(&scratch)?;
     Ok(art)
 }
@@ -539,7 +635,9 @@ pub fn parse_module_hashes(text: &str) -> Result<BTreeMap<String, String>> {
         if line.trim().is_empty() {
             continue;
         }
-        let (sha, path) = line.split_once("  ").ok_or_else(|| anyhow!("line {}: expected `sha256  path`: {line:?}", i + 1))?;
+        let (sha, path) = line
+            .split_once("  ")
+            .ok_or_else(|| anyhow!("line {}: expected `sha256  path`: {line:?}", i + 1))?;
         if !is_hex(sha, 64) || path.is_empty() {
             bail!("line {}: expected `sha256  path`: {line:?}", i + 1);
         }
@@ -573,12 +671,20 @@ pub fn build_into(
     // bash reads a script while it runs it: run a private copy, so an edit of the checkout's
     // script during a 10-minute build cannot change what the build executes half-way.
     let script = out.join("build-edk2.sh");
-    fs::copy(root.join("firmware/build-edk2.sh"), &script).with_context(|| format!("cannot copy firmware/build-edk2.sh to {}", script.display()))?;
+    fs::copy(root.join("firmware/build-edk2.sh"), &script)
+        .with_context(|| format!("cannot copy firmware/build-edk2.sh to {}", script.display()))?;
     let tree = out.join("edk2");
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let log_path = out.join("build.log");
     let log = fs::File::create(&log_path)?;
-    let progress = Progress::start("building OVMF (pv-vars) and AmdSevX64 from edk2 2025.02", Some(&log_path));
+    let progress = Progress::start(
+        "building OVMF (pv-vars) and AmdSevX64 from edk2 2025.02",
+        Some(&log_path),
+    );
     let status = Command::new("bash")
         .arg(&script)
         .env("NEKOS_EDK2_ORIG", orig)
@@ -588,7 +694,10 @@ pub fn build_into(
         .env("NEKOS_EDK2_OUT", out)
         .env("NEKOS_EDK2_JOBS", jobs.to_string())
         .env("NEKOS_EDK2_PLATFORMS", "ovmf-pv-vars amdsev")
-        .env("SOURCE_DATE_EPOCH", lock.debian.source_date_epoch.to_string())
+        .env(
+            "SOURCE_DATE_EPOCH",
+            lock.debian.source_date_epoch.to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -605,7 +714,11 @@ pub fn build_into(
         let kept = cache_root().join("logs").join("firmware-build.log");
         let _ = fs::create_dir_all(cache_root().join("logs"));
         let _ = fs::copy(&log_path, &kept);
-        bail!("firmware build failed (log: {}):\n{}", kept.display(), util::tail_lines(&text, 30));
+        bail!(
+            "firmware build failed (log: {}):\n{}",
+            kept.display(),
+            util::tail_lines(&text, 30)
+        );
     }
     for fd in [PV_VARS_FD, AMDSEV_FD] {
         if !out.join(fd).is_file() {
@@ -613,18 +726,27 @@ pub fn build_into(
         }
     }
     let sums = out.join("modules.sha256");
-    let text = fs::read_to_string(&sums).with_context(|| format!("cannot read {}", sums.display()))?;
+    let text =
+        fs::read_to_string(&sums).with_context(|| format!("cannot read {}", sums.display()))?;
     let modules = parse_module_hashes(&text).with_context(|| format!("{}", sums.display()))?;
     if modules.is_empty() {
         bail!("{}: no module hashes", sums.display());
     }
     let _ = fs::remove_dir_all(&staged);
     let _ = fs::remove_file(&script);
-    Ok(Built { seconds: elapsed.as_secs_f64(), modules })
+    Ok(Built {
+        seconds: elapsed.as_secs_f64(),
+        modules,
+    })
 }
 
 /// The differences between two module maps: `path: a != b`, `path: only in …`.
-pub fn module_differences(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, a_name: &str, b_name: &str) -> Vec<String> {
+pub fn module_differences(
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+    a_name: &str,
+    b_name: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (path, sha) in a {
         match b.get(path) {
@@ -646,9 +768,14 @@ pub fn repro(root: &Path, opts: &FirmwareOptions) -> Result<(String, String)> {
     let lock = read_lock(root)?;
     let patches = obtain_patches(&lock, opts.patches.as_deref())?;
     let (orig, debian) = source_tarballs(&lock)?;
-    let base = cache_root().join("tmp").join(format!("repro-firmware-{}", std::process::id()));
+    let base = cache_root()
+        .join("tmp")
+        .join(format!("repro-firmware-{}", std::process::id()));
     let mut results = Vec::new();
-    for (i, sub) in ["first/out", "second-build/elsewhere/firmware-out"].iter().enumerate() {
+    for (i, sub) in ["first/out", "second-build/elsewhere/firmware-out"]
+        .iter()
+        .enumerate()
+    {
         let out = base.join(sub);
         // Inputs copied to a per-build directory: the build must not depend on where they are.
         let inputs_dir = base.join(format!("inputs-{i}{}", "x".repeat(i * 7)));
@@ -694,7 +821,10 @@ pub fn repro(root: &Path, opts: &FirmwareOptions) -> Result<(String, String)> {
 pub fn compare(ours: &FirmwareArtifact, theirs: &FirmwareArtifact) -> (bool, Vec<String>) {
     let mut lines = Vec::new();
     let mut same = true;
-    for (name, a, b) in [(PV_VARS_FD, &ours.pv_vars_sha256, &theirs.pv_vars_sha256), (AMDSEV_FD, &ours.amdsev_sha256, &theirs.amdsev_sha256)] {
+    for (name, a, b) in [
+        (PV_VARS_FD, &ours.pv_vars_sha256, &theirs.pv_vars_sha256),
+        (AMDSEV_FD, &ours.amdsev_sha256, &theirs.amdsev_sha256),
+    ] {
         if a == b {
             lines.push(format!("{name}: same ({a})"));
         } else {
@@ -711,16 +841,25 @@ pub fn compare(ours: &FirmwareArtifact, theirs: &FirmwareArtifact) -> (bool, Vec
             lines.push(format!("modules: all {} the same", ours.modules.len()));
         } else {
             same = false;
-            lines.push(format!("modules: {} of {} differ:", diffs.len(), ours.modules.len().max(theirs.modules.len())));
+            lines.push(format!(
+                "modules: {} of {} differ:",
+                diffs.len(),
+                ours.modules.len().max(theirs.modules.len())
+            ));
             lines.extend(diffs.into_iter().map(|d| format!("  {d}")));
         }
     }
-    let keys: std::collections::BTreeSet<&String> = ours.inputs.keys().chain(theirs.inputs.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> =
+        ours.inputs.keys().chain(theirs.inputs.keys()).collect();
     let mut input_diffs = Vec::new();
     for k in keys {
         let (a, b) = (ours.inputs.get(k), theirs.inputs.get(k));
         if a != b {
-            let tool = if TOOL_INPUTS.contains(&k.as_str()) { " (tool version)" } else { "" };
+            let tool = if TOOL_INPUTS.contains(&k.as_str()) {
+                " (tool version)"
+            } else {
+                ""
+            };
             input_diffs.push(format!(
                 "  {k}{tool}: here {:?}, recorded {:?}",
                 a.map(String::as_str).unwrap_or("-"),
@@ -739,11 +878,18 @@ pub fn compare(ours: &FirmwareArtifact, theirs: &FirmwareArtifact) -> (bool, Vec
 
 /// Loads a firmware.json recorded elsewhere and compares the current cached build with it.
 pub fn repro_against(root: &Path, file: &Path) -> Result<(bool, Vec<String>)> {
-    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let theirs: FirmwareArtifact =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a firmware.json (cargo nekos firmware writes one)", file.display()))?;
+    let text =
+        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let theirs: FirmwareArtifact = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a firmware.json (cargo nekos firmware writes one)",
+            file.display()
+        )
+    })?;
     let Some(ours) = cached(root)? else {
-        bail!("no cached firmware build for the current inputs on this machine; run `cargo nekos firmware` first");
+        bail!(
+            "no cached firmware build for the current inputs on this machine; run `cargo nekos firmware` first"
+        );
     };
     Ok(compare(&ours, &theirs))
 }

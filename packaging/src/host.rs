@@ -8,8 +8,16 @@ use std::process::Command;
 
 /// (tool on PATH or absolute path, Debian package, what it is for)
 pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86 (from bookworm-backports)", "boots and tests"),
-    ("/usr/src/linux-source-6.12.tar.xz", "linux-source-6.12", "the kernel source"),
+    (
+        "qemu-system-x86_64",
+        "qemu-system-x86 (from bookworm-backports)",
+        "boots and tests",
+    ),
+    (
+        "/usr/src/linux-source-6.12.tar.xz",
+        "linux-source-6.12",
+        "the kernel source",
+    ),
     ("make", "make", "kernel build"),
     ("gcc", "gcc", "kernel build"),
     ("bc", "bc", "kernel build"),
@@ -18,22 +26,62 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
     ("tar", "tar", "kernel source unpacking"),
     ("xz", "xz-utils", "kernel source unpacking"),
     ("cpio", "cpio", "judging the initramfs format in tests"),
-    ("readelf", "binutils", "checking that userland binaries are static"),
-    ("musl-gcc", "musl-tools", "C parts of init's TLS stack (ring) for the musl target"),
-    ("/usr/include/libelf.h", "libelf-dev", "kernel build (objtool)"),
+    (
+        "readelf",
+        "binutils",
+        "checking that userland binaries are static",
+    ),
+    (
+        "musl-gcc",
+        "musl-tools",
+        "C parts of init's TLS stack (ring) for the musl target",
+    ),
+    (
+        "/usr/include/libelf.h",
+        "libelf-dev",
+        "kernel build (objtool)",
+    ),
     ("/usr/include/openssl/ssl.h", "libssl-dev", "kernel build"),
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf", "Debian's OVMF: comparison boots and the raw-store judge"),
+    (
+        "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "ovmf",
+        "Debian's OVMF: comparison boots and the raw-store judge",
+    ),
     ("nasm", "nasm", "firmware build (edk2)"),
     ("iasl", "acpica-tools", "firmware build (edk2 ACPI tables)"),
-    ("/usr/include/uuid/uuid.h", "uuid-dev", "firmware build (edk2 BaseTools)"),
-    ("patch", "patch", "firmware build (applying the pinned edk2 patches)"),
+    (
+        "/usr/include/uuid/uuid.h",
+        "uuid-dev",
+        "firmware build (edk2 BaseTools)",
+    ),
+    (
+        "patch",
+        "patch",
+        "firmware build (applying the pinned edk2 patches)",
+    ),
     ("sfdisk", "fdisk", "judging the ESP disk image in tests"),
-    ("fsck.fat", "dosfstools", "judging the ESP disk image in tests"),
+    (
+        "fsck.fat",
+        "dosfstools",
+        "judging the ESP disk image in tests",
+    ),
     ("mcopy", "mtools", "judging the ESP disk image in tests"),
     ("sbverify", "sbsigntool", "judging signed UKIs in tests"),
-    ("osslsigncode", "osslsigncode (2.9, from bookworm-backports)", "judging signed UKIs in tests"),
-    ("/usr/lib/python3/dist-packages/pefile.py", "python3-pefile", "running ukify 257 as the UKI judge"),
-    ("swtpm", "swtpm", "a software TPM for the measured-boot tests"),
+    (
+        "osslsigncode",
+        "osslsigncode (2.9, from bookworm-backports)",
+        "judging signed UKIs in tests",
+    ),
+    (
+        "/usr/lib/python3/dist-packages/pefile.py",
+        "python3-pefile",
+        "running ukify 257 as the UKI judge",
+    ),
+    (
+        "swtpm",
+        "swtpm",
+        "a software TPM for the measured-boot tests",
+    ),
 ];
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -48,12 +96,19 @@ fn present(tool: &str) -> bool {
 }
 
 pub fn missing_tools() -> Vec<&'static (&'static str, &'static str, &'static str)> {
-    HOST_TOOLS.iter().filter(|(tool, _, _)| !present(tool)).collect()
+    HOST_TOOLS
+        .iter()
+        .filter(|(tool, _, _)| !present(tool))
+        .collect()
 }
 
 fn is_root() -> bool {
     std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false)
 }
 
 /// Makes sure every host tool is there: installs through host-setup.sh as root, otherwise
@@ -65,7 +120,10 @@ pub fn ensure_tools(root: &Path) -> Result<()> {
     }
     let script = root.join("packaging/host-setup.sh");
     if is_root() {
-        eprintln!("nekos: installing missing host packages with {}", script.display());
+        eprintln!(
+            "nekos: installing missing host packages with {}",
+            script.display()
+        );
         let status = Command::new("bash").arg(&script).status()?;
         if status.success() && missing_tools().is_empty() {
             return Ok(());
@@ -77,7 +135,10 @@ pub fn ensure_tools(root: &Path) -> Result<()> {
         msg.push_str(&format!("  {tool} — Debian package {package} ({why})\n"));
     }
     msg.push_str(&format!("{}\n", apt_line(&missing)));
-    msg.push_str(&format!("or run, as root, {} (it also adds the apt sources)\n", script.display()));
+    msg.push_str(&format!(
+        "or run, as root, {} (it also adds the apt sources)\n",
+        script.display()
+    ));
     bail!(msg)
 }
 
@@ -87,17 +148,27 @@ pub fn apt_line(missing: &[&(&str, &str, &str)]) -> String {
     let mut backports = Vec::new();
     for (_, package, _) in missing {
         let name = package.split_whitespace().next().unwrap_or(package);
-        let list = if package.contains("backports") { &mut backports } else { &mut plain };
+        let list = if package.contains("backports") {
+            &mut backports
+        } else {
+            &mut plain
+        };
         if !list.contains(&name) {
             list.push(name);
         }
     }
     let mut lines = Vec::new();
     if !plain.is_empty() {
-        lines.push(format!("apt-get install --no-install-recommends {}", plain.join(" ")));
+        lines.push(format!(
+            "apt-get install --no-install-recommends {}",
+            plain.join(" ")
+        ));
     }
     if !backports.is_empty() {
-        lines.push(format!("apt-get install --no-install-recommends -t bookworm-backports {}", backports.join(" ")));
+        lines.push(format!(
+            "apt-get install --no-install-recommends -t bookworm-backports {}",
+            backports.join(" ")
+        ));
     }
     format!("install them as root with:\n  {}", lines.join("\n  "))
 }
@@ -109,13 +180,21 @@ pub fn ensure_musl_target(root: &Path) -> Result<()> {
         .current_dir(root)
         .output();
     match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == MUSL_TARGET) => Ok(()),
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == MUSL_TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => bail!(
             "the Rust target {MUSL_TARGET} is not installed for the pinned toolchain; run:\n  \
              (cd {} && rustup target add {MUSL_TARGET})",
             root.display()
         ),
-        Err(e) => bail!("cannot run rustup ({e}); install rustup, then: rustup target add {MUSL_TARGET}"),
+        Err(e) => {
+            bail!("cannot run rustup ({e}); install rustup, then: rustup target add {MUSL_TARGET}")
+        }
     }
 }
 
@@ -126,10 +205,20 @@ mod tests {
     #[test]
     fn apt_line_names_packages_and_backports() {
         let a = ("make", "make", "kernel build");
-        let b = ("qemu-system-x86_64", "qemu-system-x86 (from bookworm-backports)", "boots");
+        let b = (
+            "qemu-system-x86_64",
+            "qemu-system-x86 (from bookworm-backports)",
+            "boots",
+        );
         let c = ("gcc", "gcc", "kernel build");
         let line = apt_line(&[&a, &b, &c]);
-        assert!(line.contains("apt-get install --no-install-recommends make gcc"), "{line}");
-        assert!(line.contains("-t bookworm-backports qemu-system-x86"), "{line}");
+        assert!(
+            line.contains("apt-get install --no-install-recommends make gcc"),
+            "{line}"
+        );
+        assert!(
+            line.contains("-t bookworm-backports qemu-system-x86"),
+            "{line}"
+        );
     }
 }

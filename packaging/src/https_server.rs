@@ -26,7 +26,10 @@ pub enum Reply {
     Body(Vec<u8>),
     /// 200 announcing `content_length` bytes, then only `body` and the connection drops (no TLS
     /// close_notify): a download cut off half-way, for the clients' tests.
-    Truncated { body: Vec<u8>, content_length: usize },
+    Truncated {
+        body: Vec<u8>,
+        content_length: usize,
+    },
 }
 
 /// The rustls server configuration for a certificate chain and key (both PEM).
@@ -44,28 +47,52 @@ pub fn server_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls
         .into_iter()
         .find(|b| b.label == "PRIVATE KEY")
         .context("the server key file has no PKCS#8 PRIVATE KEY PEM block")?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| anyhow!("TLS: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der)))
-        .map_err(|e| anyhow!("TLS server certificate/key: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| anyhow!("TLS: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(
+        chain,
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.der)),
+    )
+    .map_err(|e| anyhow!("TLS server certificate/key: {e}"))?;
     Ok(Arc::new(config))
 }
 
 impl HttpsServer {
     /// Listens on `addr` (must be a loopback address) and serves `files` (URL path → body).
-    pub fn start(addr: SocketAddr, cert_chain_pem: &[u8], key_pem: &[u8], files: BTreeMap<String, Vec<u8>>) -> Result<HttpsServer> {
-        Self::start_replies(addr, cert_chain_pem, key_pem, files.into_iter().map(|(path, body)| (path, Reply::Body(body))).collect())
+    pub fn start(
+        addr: SocketAddr,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        files: BTreeMap<String, Vec<u8>>,
+    ) -> Result<HttpsServer> {
+        Self::start_replies(
+            addr,
+            cert_chain_pem,
+            key_pem,
+            files
+                .into_iter()
+                .map(|(path, body)| (path, Reply::Body(body)))
+                .collect(),
+        )
     }
 
     /// As [`HttpsServer::start`], with a [`Reply`] per path (e.g. a truncated body).
-    pub fn start_replies(addr: SocketAddr, cert_chain_pem: &[u8], key_pem: &[u8], files: BTreeMap<String, Reply>) -> Result<HttpsServer> {
+    pub fn start_replies(
+        addr: SocketAddr,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        files: BTreeMap<String, Reply>,
+    ) -> Result<HttpsServer> {
         if !addr.ip().is_loopback() {
             bail!("the test HTTPS server binds loopback addresses only, not {addr}");
         }
         let config = server_config(cert_chain_pem, key_pem)?;
-        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} (another stboot server running?)"))?;
+        let listener = TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} (another stboot server running?)"))?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -79,7 +106,8 @@ impl HttpsServer {
                         return;
                     }
                     let Ok(sock) = conn else { continue };
-                    let (config, files, requests) = (config.clone(), files.clone(), requests.clone());
+                    let (config, files, requests) =
+                        (config.clone(), files.clone(), requests.clone());
                     std::thread::spawn(move || {
                         if let Err(e) = serve(sock, config, &files, &requests)
                             && let Ok(mut r) = requests.lock()
@@ -90,7 +118,12 @@ impl HttpsServer {
                 }
             })
         };
-        Ok(HttpsServer { addr, stop, thread: Some(thread), requests })
+        Ok(HttpsServer {
+            addr,
+            stop,
+            thread: Some(thread),
+            requests,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -119,7 +152,12 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, files: &BTreeMap<String, Reply>, requests: &Mutex<Vec<String>>) -> Result<()> {
+fn serve(
+    sock: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    files: &BTreeMap<String, Reply>,
+    requests: &Mutex<Vec<String>>,
+) -> Result<()> {
     sock.set_read_timeout(Some(Duration::from_secs(30)))?;
     sock.set_write_timeout(Some(Duration::from_secs(60)))?;
     let conn = rustls::ServerConnection::new(config).map_err(|e| anyhow!("TLS: {e}"))?;
@@ -139,11 +177,20 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, files: &BTreeMap<St
     let head = String::from_utf8_lossy(&buf);
     let line = head.lines().next().unwrap_or_default().to_string();
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     // `cut`: the Content-Length a truncated reply announces instead of the body's own length.
     let (status, body, cut): (&str, &[u8], Option<usize>) = match (method, files.get(path)) {
         ("GET", Some(Reply::Body(body))) => ("200 OK", body, None),
-        ("GET", Some(Reply::Truncated { body, content_length })) => ("200 OK", body, Some(*content_length)),
+        (
+            "GET",
+            Some(Reply::Truncated {
+                body,
+                content_length,
+            }),
+        ) => ("200 OK", body, Some(*content_length)),
         ("GET", None) => ("404 Not Found", b"not found\n", None),
         _ => ("405 Method Not Allowed", b"GET only\n", None),
     };
@@ -151,7 +198,9 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, files: &BTreeMap<St
     if let Ok(mut r) = requests.lock() {
         r.push(format!("{method} {path} -> {status}"));
     }
-    let header = format!("HTTP/1.1 {status}\r\nContent-Length: {length}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n");
+    let header = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {length}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+    );
     tls.write_all(header.as_bytes())?;
     if cut.is_some() {
         // Send what there is and drop the connection without close_notify.

@@ -92,10 +92,12 @@ pub struct Photo {
 ///   not, the build fails listing each such file with the reason, so the image never holds
 ///   fewer cats than the directory has without the user knowing. An empty result is an error.
 pub fn collect_photos(dir: &Path) -> Result<Vec<(Photo, Vec<u8>)>> {
-    let read = fs::read_dir(dir).with_context(|| format!("cannot read the cats directory {}", dir.display()))?;
+    let read = fs::read_dir(dir)
+        .with_context(|| format!("cannot read the cats directory {}", dir.display()))?;
     let mut entries = Vec::new();
     for entry in read {
-        let entry = entry.with_context(|| format!("cannot read the cats directory {}", dir.display()))?;
+        let entry =
+            entry.with_context(|| format!("cannot read the cats directory {}", dir.display()))?;
         entries.push(entry.path());
     }
     entries.sort();
@@ -108,11 +110,16 @@ pub fn collect_photos(dir: &Path) -> Result<Vec<(Photo, Vec<u8>)>> {
     let mut not_photos = Vec::new();
     let mut unusable = Vec::new();
     for path in entries {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !shown.contains(&path) {
             if path.file_name().and_then(|n| n.to_str()).is_none() {
                 // The viewer lists only UTF-8 names: this photo would never be shown.
-                unusable.push(format!("{name}: the name is not UTF-8, the viewer cannot list it; rename it"));
+                unusable.push(format!(
+                    "{name}: the name is not UTF-8, the viewer cannot list it; rename it"
+                ));
             } else if path.is_dir() {
                 not_photos.push(format!("{name}/"));
             } else {
@@ -122,9 +129,15 @@ pub fn collect_photos(dir: &Path) -> Result<Vec<(Photo, Vec<u8>)>> {
         }
         let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         match check_photo(&bytes) {
-            Ok((width, height)) => {
-                out.push((Photo { name, sha256: crate::util::sha256_hex(&bytes), width, height }, bytes))
-            }
+            Ok((width, height)) => out.push((
+                Photo {
+                    name,
+                    sha256: crate::util::sha256_hex(&bytes),
+                    width,
+                    height,
+                },
+                bytes,
+            )),
             Err(reason) => unusable.push(format!("{name}: {reason}")),
         }
     }
@@ -145,7 +158,10 @@ pub fn collect_photos(dir: &Path) -> Result<Vec<(Photo, Vec<u8>)>> {
         );
     }
     if out.is_empty() {
-        bail!("cats directory {}: no photo in it (expected at least one JPEG or PNG file)", dir.display());
+        bail!(
+            "cats directory {}: no photo in it (expected at least one JPEG or PNG file)",
+            dir.display()
+        );
     }
     Ok(out)
 }
@@ -159,7 +175,9 @@ pub fn check_photo(bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
     match image::guess_format(bytes) {
         Ok(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
         Ok(other) => {
-            return Err(format!("a {other:?} image; the viewer shows JPEG and PNG only (convert it, e.g. to PNG)"));
+            return Err(format!(
+                "a {other:?} image; the viewer shows JPEG and PNG only (convert it, e.g. to PNG)"
+            ));
         }
         // ISO base media files (HEIC/HEIF from phones) have no entry in the image crate's table.
         Err(_) if bytes.get(4..8) == Some(b"ftyp") => {
@@ -170,7 +188,8 @@ pub fn check_photo(bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
         }
         Err(_) => return Err("not a JPEG or PNG file (unknown content)".into()),
     }
-    nekos_viewer::render::decode(bytes).map_err(|e| format!("does not decode ({e}); expected a complete JPEG or PNG"))?;
+    nekos_viewer::render::decode(bytes)
+        .map_err(|e| format!("does not decode ({e}); expected a complete JPEG or PNG"))?;
     // The JPEG decoder is lenient: a file cut short still decodes, its missing part grey.
     // A complete JPEG has its end-of-image marker after the last scan.
     if image::guess_format(bytes).ok() == Some(image::ImageFormat::Jpeg) {
@@ -207,7 +226,9 @@ pub fn jpeg_has_end(b: &[u8]) -> std::result::Result<(), String> {
         while b.get(i) == Some(&0xFF) {
             i += 1;
         }
-        let Some(&marker) = b.get(i) else { return Err(truncated()) };
+        let Some(&marker) = b.get(i) else {
+            return Err(truncated());
+        };
         i += 1;
         match marker {
             0xD9 => return Ok(()),
@@ -228,7 +249,11 @@ pub fn jpeg_has_end(b: &[u8]) -> std::result::Result<(), String> {
             // restart marker or fill.
             loop {
                 match (b.get(i), b.get(i + 1)) {
-                    (Some(0xFF), Some(&next)) if next != 0x00 && next != 0xFF && !(0xD0..=0xD7).contains(&next) => break,
+                    (Some(0xFF), Some(&next))
+                        if next != 0x00 && next != 0xFF && !(0xD0..=0xD7).contains(&next) =>
+                    {
+                        break;
+                    }
                     (Some(_), Some(_)) => i += 1,
                     _ => return Err(truncated()),
                 }
@@ -247,14 +272,25 @@ pub struct Inputs<'a> {
 /// Lays out the archive. Pure: the same inputs always give the same archive.
 pub fn archive(inputs: &Inputs) -> Result<Archive> {
     let mut a = Archive::new();
-    for dir in ["bin", "dev", "etc", "proc", "sys", "run", "tmp", "root", PHOTO_DIR] {
+    for dir in [
+        "bin", "dev", "etc", "proc", "sys", "run", "tmp", "root", PHOTO_DIR,
+    ] {
         a.mkdir_p(dir)?;
     }
     // Without /dev/console in the archive the kernel starts /init with no stdio.
-    a.add("dev/console", Node::CharDevice { major: 5, minor: 1 }, 0o600)?;
-    a.add("etc/os-release", Node::File(inputs.os_release.to_vec()), 0o644)?;
+    a.add(
+        "dev/console",
+        Node::CharDevice { major: 5, minor: 1 },
+        0o600,
+    )?;
+    a.add(
+        "etc/os-release",
+        Node::File(inputs.os_release.to_vec()),
+        0o644,
+    )?;
     for (bin, path) in inputs.programs {
-        let Some((_, _, dest, test_only)) = crate::userland::PROGRAMS.iter().find(|p| p.1 == bin) else {
+        let Some((_, _, dest, test_only)) = crate::userland::PROGRAMS.iter().find(|p| p.1 == bin)
+        else {
             bail!("unknown program {bin}");
         };
         if *test_only && inputs.variant != Variant::Test {
@@ -266,7 +302,11 @@ pub fn archive(inputs: &Inputs) -> Result<Archive> {
     // The serial prompt is /init itself, started under another name (multi-call binary).
     a.add("bin/nsh", Node::Symlink("/init".into()), 0o777)?;
     for (photo, bytes) in inputs.photos {
-        a.add(&format!("{PHOTO_DIR}/{}", photo.name), Node::File(bytes.clone()), 0o644)?;
+        a.add(
+            &format!("{PHOTO_DIR}/{}", photo.name),
+            Node::File(bytes.clone()),
+            0o644,
+        )?;
     }
     if inputs.variant == Variant::Test {
         for (name, bytes) in test_photos()? {
@@ -284,12 +324,16 @@ pub fn test_photos() -> Result<Vec<(String, Vec<u8>)>> {
     Ok(vec![
         ("00-exif-orientation-6.jpg".into(), orientation_6_jpeg()?),
         // A JPEG start-of-image marker and then garbage: sniffed as JPEG, fails to decode.
-        ("01-corrupt.jpg".into(), [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0x5A; 512][..]].concat()),
+        (
+            "01-corrupt.jpg".into(),
+            [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0x5A; 512][..]].concat(),
+        ),
     ])
 }
 
 /// The quadrant colours of the upright test picture, clockwise from top-left.
-pub const ORIENTATION_QUADRANTS: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [255, 255, 255], [0, 0, 255]];
+pub const ORIENTATION_QUADRANTS: [[u8; 3]; 4] =
+    [[255, 0, 0], [0, 255, 0], [255, 255, 255], [0, 0, 255]];
 
 fn orientation_6_jpeg() -> Result<Vec<u8>> {
     let (w, h) = (320u32, 240u32);
@@ -337,21 +381,27 @@ mod tests {
 
     /// A small photo-like JPEG (a gradient, so the entropy-coded data spans the whole file).
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8]));
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8])
+        });
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
         out
     }
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([x as u8, y as u8, 99, 200]));
         let mut out = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
         out
     }
 
     /// The 1×1 lossless WebP that browsers' feature probes use (RIFF/WEBP/VP8L, 34 bytes).
-    const WEBP: &[u8] = b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0";
+    const WEBP: &[u8] =
+        b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0";
 
     fn err_of(dir: &Path) -> String {
         format!("{:#}", collect_photos(dir).unwrap_err())
@@ -370,8 +420,18 @@ mod tests {
         fs::write(dir.join(".DS_Store"), b"\0\0\0\x01Bud1").unwrap();
         fs::create_dir(dir.join("LICENSES")).unwrap();
         let photos = collect_photos(&dir).unwrap();
-        let got: Vec<_> = photos.iter().map(|(p, _)| (p.name.as_str(), p.width, p.height)).collect();
-        assert_eq!(got, [("a-tabby.png", 40, 30), ("b-kitten.jpg", 64, 48), ("c-noext", 16, 16)]);
+        let got: Vec<_> = photos
+            .iter()
+            .map(|(p, _)| (p.name.as_str(), p.width, p.height))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a-tabby.png", 40, 30),
+                ("b-kitten.jpg", 64, 48),
+                ("c-noext", 16, 16)
+            ]
+        );
         for (p, bytes) in &photos {
             assert_eq!(p.sha256, crate::util::sha256_hex(bytes));
             // What is packed is what the viewer decodes.
@@ -385,10 +445,16 @@ mod tests {
         let dir = scratch("webp");
         fs::write(dir.join("good.jpg"), jpeg(32, 32)).unwrap();
         fs::write(dir.join("cat.webp"), WEBP).unwrap();
-        assert!(nekos_viewer::render::decode(WEBP).is_err(), "the viewer cannot show WebP");
+        assert!(
+            nekos_viewer::render::decode(WEBP).is_err(),
+            "the viewer cannot show WebP"
+        );
         let err = err_of(&dir);
         assert!(err.contains(&dir.display().to_string()), "{err}");
-        assert!(err.contains("cat.webp: a WebP image; the viewer shows JPEG and PNG only"), "{err}");
+        assert!(
+            err.contains("cat.webp: a WebP image; the viewer shows JPEG and PNG only"),
+            "{err}"
+        );
         assert!(err.contains("1 of 2 files"), "{err}");
         assert!(!err.contains("good.jpg"), "{err}");
         let _ = fs::remove_dir_all(&dir);
@@ -403,7 +469,13 @@ mod tests {
         // which is all the build used to check.
         let cut = &whole[..whole.len() / 2];
         assert!(whole.len() > 4096, "{}", whole.len());
-        assert!(image::ImageReader::new(std::io::Cursor::new(cut)).with_guessed_format().unwrap().into_dimensions().is_ok());
+        assert!(
+            image::ImageReader::new(std::io::Cursor::new(cut))
+                .with_guessed_format()
+                .unwrap()
+                .into_dimensions()
+                .is_ok()
+        );
         fs::write(dir.join("half.jpg"), cut).unwrap();
         // The viewer's decoder alone would show it, its lower half grey.
         assert!(nekos_viewer::render::decode(cut).is_ok());
@@ -411,7 +483,13 @@ mod tests {
         fs::write(dir.join("short.png"), &png[..png.len() / 2]).unwrap();
         let err = err_of(&dir);
         assert!(err.contains("2 of 3 files"), "{err}");
-        assert!(err.contains(&format!("half.jpg: truncated: the data ends at byte {}", cut.len())), "{err}");
+        assert!(
+            err.contains(&format!(
+                "half.jpg: truncated: the data ends at byte {}",
+                cut.len()
+            )),
+            "{err}"
+        );
         assert!(err.contains("short.png: does not decode ("), "{err}");
         assert!(!err.contains("whole.jpg"), "{err}");
         let _ = fs::remove_dir_all(&dir);
@@ -421,30 +499,55 @@ mod tests {
     fn the_end_of_image_check_accepts_every_complete_jpeg_and_no_cut_one() {
         // Progressive and restart-interval JPEGs have several scans or markers inside the
         // entropy-coded data; the project's photos and the EXIF test photo cover more.
-        let mut samples = vec![jpeg(320, 240), jpeg(7, 5), test_photos().unwrap()[0].1.clone()];
-        for name in ["ginger-kitten.jpg", "grey-longhair.jpg", "tabby-kitten.jpg", "white-kitten.jpg"] {
-            samples.push(fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../cats").join(name)).unwrap());
+        let mut samples = vec![
+            jpeg(320, 240),
+            jpeg(7, 5),
+            test_photos().unwrap()[0].1.clone(),
+        ];
+        for name in [
+            "ginger-kitten.jpg",
+            "grey-longhair.jpg",
+            "tabby-kitten.jpg",
+            "white-kitten.jpg",
+        ] {
+            samples.push(
+                fs::read(
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../cats")
+                        .join(name),
+                )
+                .unwrap(),
+            );
         }
         for whole in &samples {
             jpeg_has_end(whole).unwrap();
             // Data after EOI (a phone's appended video) is fine.
             jpeg_has_end(&[&whole[..], b"ftypmp42 trailing"].concat()).unwrap();
             for cut in [3, 20, whole.len() / 3, whole.len() - 2, whole.len() - 1] {
-                assert!(jpeg_has_end(&whole[..cut]).unwrap_err().starts_with("truncated"), "cut at {cut}");
+                assert!(
+                    jpeg_has_end(&whole[..cut])
+                        .unwrap_err()
+                        .starts_with("truncated"),
+                    "cut at {cut}"
+                );
             }
         }
         // Markers inside the entropy-coded data: a stuffed 0xFF00, fill, a restart marker.
         let structure = [
-            &[0xFF, 0xD8][..],                  // SOI
-            &[0xFF, 0xDD, 0, 4, 0, 1],          // DRI
-            &[0xFF, 0xDA, 0, 3, 0],             // SOS (length covers only itself here)
+            &[0xFF, 0xD8][..],         // SOI
+            &[0xFF, 0xDD, 0, 4, 0, 1], // DRI
+            &[0xFF, 0xDA, 0, 3, 0],    // SOS (length covers only itself here)
             &[0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xFF],
-            &[0xFF, 0xD9],                      // EOI
+            &[0xFF, 0xD9], // EOI
         ]
         .concat();
         jpeg_has_end(&structure).unwrap();
         assert!(jpeg_has_end(&structure[..structure.len() - 2]).is_err());
-        assert!(jpeg_has_end(b"\x89PNG").unwrap_err().contains("no JPEG start-of-image"));
+        assert!(
+            jpeg_has_end(b"\x89PNG")
+                .unwrap_err()
+                .contains("no JPEG start-of-image")
+        );
     }
 
     proptest::proptest! {
@@ -479,28 +582,43 @@ mod tests {
     fn an_empty_or_missing_directory_is_an_error_naming_it() {
         let dir = scratch("empty");
         let err = err_of(&dir);
-        assert!(err.contains(&dir.display().to_string()) && err.contains("no photo in it"), "{err}");
+        assert!(
+            err.contains(&dir.display().to_string()) && err.contains("no photo in it"),
+            "{err}"
+        );
         // Only notes: still no photo.
         fs::write(dir.join("SOURCES.md"), b"# sources").unwrap();
         assert!(err_of(&dir).contains("no photo in it"));
         let missing = err_of(&dir.join("missing"));
-        assert!(missing.contains("cannot read the cats directory") && missing.contains("missing"), "{missing}");
+        assert!(
+            missing.contains("cannot read the cats directory") && missing.contains("missing"),
+            "{missing}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn the_projects_own_cats_all_pass() {
-        let photos = collect_photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../cats")).unwrap();
+        let photos =
+            collect_photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../cats")).unwrap();
         assert!(photos.len() >= 5, "{}", photos.len());
-        assert!(photos.iter().any(|(p, _)| p.name == "chelsea.png" && (p.width, p.height) == (451, 300)));
+        assert!(
+            photos
+                .iter()
+                .any(|(p, _)| p.name == "chelsea.png" && (p.width, p.height) == (451, 300))
+        );
     }
 
     #[test]
     fn the_orientation_test_photo_carries_exif_orientation_6() {
         let photos = test_photos().unwrap();
         let (_, jpeg) = &photos[0];
-        let mut decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg)).unwrap();
+        let mut decoder =
+            image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg)).unwrap();
         use image::ImageDecoder;
-        assert_eq!(decoder.orientation().unwrap(), image::metadata::Orientation::Rotate90);
+        assert_eq!(
+            decoder.orientation().unwrap(),
+            image::metadata::Orientation::Rotate90
+        );
     }
 }

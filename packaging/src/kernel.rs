@@ -93,15 +93,23 @@ pub fn current_source() -> Result<SourceLock> {
     if !Path::new(TARBALL).is_file() {
         bail!("{TARBALL} is missing: install the Debian package {SOURCE_PACKAGE}");
     }
-    let version = run_capture(Command::new("dpkg-query").args(["-W", "-f=${Version}", SOURCE_PACKAGE]))
-        .unwrap_or_else(|_| "unknown".into());
-    Ok(SourceLock { package: SOURCE_PACKAGE.into(), version, sha256: sha256_file(Path::new(TARBALL))? })
+    let version =
+        run_capture(Command::new("dpkg-query").args(["-W", "-f=${Version}", SOURCE_PACKAGE]))
+            .unwrap_or_else(|_| "unknown".into());
+    Ok(SourceLock {
+        package: SOURCE_PACKAGE.into(),
+        version,
+        sha256: sha256_file(Path::new(TARBALL))?,
+    })
 }
 
 /// The content-addressed copy of a source tarball: `<cache>/sources/<sha256>/<name>`. It
 /// outlives Debian's pool, which drops a version as soon as the next security update lands.
 pub fn cached_tarball(sha256: &str) -> PathBuf {
-    crate::cache::cache_root().join("sources").join(sha256).join(format!("{TARBALL_DIR}.tar.xz"))
+    crate::cache::cache_root()
+        .join("sources")
+        .join(sha256)
+        .join(format!("{TARBALL_DIR}.tar.xz"))
 }
 
 /// Copies `tarball` (whose sha256 is `sha256`) into the cache unless it is there; the copy
@@ -119,9 +127,13 @@ pub fn keep_in_cache(tarball: &Path, sha256: &str) -> Result<PathBuf> {
         .and_then(|_| {
             let got = sha256_file(&tmp)?;
             if got != sha256 {
-                bail!("{} changed while copying it into the cache (sha256 {got}, expected {sha256})", tarball.display());
+                bail!(
+                    "{} changed while copying it into the cache (sha256 {got}, expected {sha256})",
+                    tarball.display()
+                );
             }
-            fs::rename(&tmp, &dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
+            fs::rename(&tmp, &dest)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
         });
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
@@ -133,13 +145,19 @@ pub fn keep_in_cache(tarball: &Path, sha256: &str) -> Result<PathBuf> {
 /// Downloads `linux-source-6.12=version` with apt (not installing it), puts its tarball into
 /// the cache and returns the tarball's sha256. Used by `cargo nekos lock`.
 pub fn fetch_source(version: &str) -> Result<String> {
-    let work = crate::cache::cache_root().join("tmp").join(format!("linux-source-{}", std::process::id()));
+    let work = crate::cache::cache_root()
+        .join("tmp")
+        .join(format!("linux-source-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let result = (|| -> Result<String> {
         let spec = format!("{SOURCE_PACKAGE}={version}");
-        run_capture(Command::new("apt-get").args(["download", "-q", &spec]).current_dir(&work))
-            .with_context(|| format!("apt-get download {spec}"))?;
+        run_capture(
+            Command::new("apt-get")
+                .args(["download", "-q", &spec])
+                .current_dir(&work),
+        )
+        .with_context(|| format!("apt-get download {spec}"))?;
         let deb = fs::read_dir(&work)?
             .flatten()
             .map(|e| e.path())
@@ -187,7 +205,8 @@ pub fn resolve_source(root: &Path, locked: bool) -> Result<(SourceLock, PathBuf,
         return Ok((lock, PathBuf::from(TARBALL), format!("installed {TARBALL}")));
     }
     let cached = cached_tarball(&lock.sha256);
-    let cached_ok = cached.is_file() && sha256_file(&cached).ok().as_deref() == Some(lock.sha256.as_str());
+    let cached_ok =
+        cached.is_file() && sha256_file(&cached).ok().as_deref() == Some(lock.sha256.as_str());
     let found = match &installed {
         Some(i) => format!("{} {} (sha256 {})", i.package, i.version, i.sha256),
         None => format!("nothing ({TARBALL} is missing)"),
@@ -244,7 +263,10 @@ pub fn parse_fragment(text: &str) -> Result<Vec<Wanted>> {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("# ") {
             if let Some(name) = rest.strip_suffix(" is not set") {
-                out.push(Wanted { name: name.to_string(), value: None });
+                out.push(Wanted {
+                    name: name.to_string(),
+                    value: None,
+                });
             }
             continue;
         }
@@ -252,13 +274,22 @@ pub fn parse_fragment(text: &str) -> Result<Vec<Wanted>> {
             continue;
         }
         let Some((name, value)) = line.split_once('=') else {
-            bail!("nekos.config line {}: expected CONFIG_NAME=value, got {line:?}", n + 1);
+            bail!(
+                "nekos.config line {}: expected CONFIG_NAME=value, got {line:?}",
+                n + 1
+            );
         };
         if !name.starts_with("CONFIG_") {
-            bail!("nekos.config line {}: option names start with CONFIG_, got {name:?}", n + 1);
+            bail!(
+                "nekos.config line {}: option names start with CONFIG_, got {name:?}",
+                n + 1
+            );
         }
         let value = (value != "n").then(|| value.to_string());
-        out.push(Wanted { name: name.to_string(), value });
+        out.push(Wanted {
+            name: name.to_string(),
+            value,
+        });
     }
     Ok(out)
 }
@@ -272,7 +303,10 @@ pub fn parse_dotconfig(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Every option of the fragment that did not survive into `.config`.
-pub fn dropped_options(wanted: &[Wanted], config: &BTreeMap<String, String>) -> Vec<(Wanted, Option<String>)> {
+pub fn dropped_options(
+    wanted: &[Wanted],
+    config: &BTreeMap<String, String>,
+) -> Vec<(Wanted, Option<String>)> {
     wanted
         .iter()
         .filter(|w| config.get(&w.name) != w.value.as_ref())
@@ -287,13 +321,20 @@ fn explain_dependency(src: &Path, name: &str, config: &BTreeMap<String, String>)
     let mut depends = Vec::new();
     let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(read) = fs::read_dir(&dir) else { continue };
+        let Ok(read) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in read.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("Kconfig")) {
-                let Ok(text) = fs::read_to_string(&path) else { continue };
+            } else if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("Kconfig"))
+            {
+                let Ok(text) = fs::read_to_string(&path) else {
+                    continue;
+                };
                 let mut inside = false;
                 for line in text.lines() {
                     let t = line.trim();
@@ -301,10 +342,9 @@ fn explain_dependency(src: &Path, name: &str, config: &BTreeMap<String, String>)
                         inside = true;
                     } else if inside && !line.starts_with(char::is_whitespace) && !t.is_empty() {
                         inside = false;
-                    } else if inside
-                        && let Some(expr) = t.strip_prefix("depends on ") {
-                            depends.push(expr.to_string());
-                        }
+                    } else if inside && let Some(expr) = t.strip_prefix("depends on ") {
+                        depends.push(expr.to_string());
+                    }
                 }
             }
         }
@@ -318,7 +358,10 @@ fn explain_dependency(src: &Path, name: &str, config: &BTreeMap<String, String>)
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .filter(|s| !s.is_empty() && s.chars().any(|c| c.is_ascii_uppercase()))
             .map(|s| {
-                let value = config.get(&format!("CONFIG_{s}")).map(String::as_str).unwrap_or("not set");
+                let value = config
+                    .get(&format!("CONFIG_{s}"))
+                    .map(String::as_str)
+                    .unwrap_or("not set");
                 format!("{s}={value}")
             })
             .collect();
@@ -354,14 +397,18 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
     let info_path = entry.dir.join("kernel.json");
     if entry.is_complete()
         && let Ok(text) = fs::read_to_string(&info_path)
-            && let Ok(mut art) = serde_json::from_str::<KernelArtifact>(&text) {
-                if sha256_file(&art.bzimage).ok().as_deref() == Some(art.sha256.as_str()) {
-                    art.cached = true;
-                    art.source_origin = origin;
-                    return Ok(art);
-                }
-                eprintln!("nekos: cached kernel {} is damaged, rebuilding", art.bzimage.display());
-            }
+        && let Ok(mut art) = serde_json::from_str::<KernelArtifact>(&text)
+    {
+        if sha256_file(&art.bzimage).ok().as_deref() == Some(art.sha256.as_str()) {
+            art.cached = true;
+            art.source_origin = origin;
+            return Ok(art);
+        }
+        eprintln!(
+            "nekos: cached kernel {} is damaged, rebuilding",
+            art.bzimage.display()
+        );
+    }
     let scratch = entry.scratch()?;
     let built = build_from(root, &tarball, &scratch, opts.jobs);
     let (bz, config, secs) = match built {
@@ -369,7 +416,9 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
         Err(e) => {
             // Keep the log for diagnosis, drop the tree so nothing half-built is reused.
             let log = scratch.join("build.log");
-            let kept = crate::cache::cache_root().join("logs").join(format!("kernel-{}.log", &key[..16]));
+            let kept = crate::cache::cache_root()
+                .join("logs")
+                .join(format!("kernel-{}.log", &key[..16]));
             if log.is_file() {
                 let _ = fs::create_dir_all(kept.parent().unwrap_or(Path::new("/tmp")));
                 let _ = fs::copy(&log, &kept);
@@ -394,7 +443,10 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
     };
     fs::write(scratch.join("bzImage"), &bz)?;
     fs::write(scratch.join("config"), &config)?;
-    fs::write(scratch.join("kernel.json"), serde_json::to_vec_pretty(&art)?)?;
+    fs::write(
+        scratch.join("kernel.json"),
+        serde_json::to_vec_pretty(&art)?,
+    )?;
     entry.commit(&scratch)?;
     Ok(art)
 }
@@ -421,14 +473,25 @@ pub fn unpack_from(tarball: &Path, work: &Path, log: &fs::File) -> Result<PathBu
 }
 
 fn make(src: &Path, log_path: &Path, args: &[&str]) -> Result<()> {
-    let log = fs::OpenOptions::new().create(true).append(true).open(log_path)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
     let mut cmd = Command::new("make");
-    cmd.current_dir(src).args(args).envs(REPRODUCIBLE_ENV.iter().copied());
-    cmd.stdout(log.try_clone()?).stderr(log).stdin(Stdio::null());
+    cmd.current_dir(src)
+        .args(args)
+        .envs(REPRODUCIBLE_ENV.iter().copied());
+    cmd.stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null());
     let status = cmd.status().context("cannot run make")?;
     if !status.success() {
         let text = fs::read_to_string(log_path).unwrap_or_default();
-        bail!("make {} failed:\n{}", args.join(" "), util::tail_lines(&text, 30));
+        bail!(
+            "make {} failed:\n{}",
+            args.join(" "),
+            util::tail_lines(&text, 30)
+        );
     }
     Ok(())
 }
@@ -437,10 +500,18 @@ fn make(src: &Path, log_path: &Path, args: &[&str]) -> Result<()> {
 /// in the final `.config`; kconfig silently drops options whose dependencies are off, so
 /// the error names each dropped option and its unmet `depends on`. Returns `.config`.
 pub fn configure(src: &Path, fragment: &Path, log_path: &Path) -> Result<String> {
-    make(src, log_path, &["allnoconfig", &format!("KCONFIG_ALLCONFIG={}", fragment.display())])?;
+    make(
+        src,
+        log_path,
+        &[
+            "allnoconfig",
+            &format!("KCONFIG_ALLCONFIG={}", fragment.display()),
+        ],
+    )?;
     let config = fs::read_to_string(src.join(".config"))?;
     let wanted = parse_fragment(
-        &fs::read_to_string(fragment).with_context(|| format!("cannot read {}", fragment.display()))?,
+        &fs::read_to_string(fragment)
+            .with_context(|| format!("cannot read {}", fragment.display()))?,
     )?;
     let values = parse_dotconfig(&config);
     let dropped = dropped_options(&wanted, &values);
@@ -468,13 +539,25 @@ pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8
 
 /// Unpacks `tarball` under `work`, configures, checks the configuration and builds.
 /// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
-pub fn build_from(root: &Path, tarball: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
+pub fn build_from(
+    root: &Path,
+    tarball: &Path,
+    work: &Path,
+    jobs: Option<usize>,
+) -> Result<(Vec<u8>, String, f64)> {
     let log_path = work.join("build.log");
     let log = fs::File::create(&log_path)?;
-    let progress = Progress::start("building the kernel (clean build takes ~5 min on 2 cores)", Some(&log_path));
+    let progress = Progress::start(
+        "building the kernel (clean build takes ~5 min on 2 cores)",
+        Some(&log_path),
+    );
     let src = unpack_from(tarball, work, &log)?;
     let config = configure(&src, &fragment_path(root), &log_path)?;
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
     make(&src, &log_path, &[&format!("-j{jobs}"), "bzImage"])?;
     let bz = fs::read(src.join("arch/x86/boot/bzImage"))?;
     let secs = progress.finish("done").as_secs_f64();
@@ -488,9 +571,17 @@ mod tests {
 
     #[test]
     fn fragment_parses_on_and_off() {
-        let w = parse_fragment("# c\nCONFIG_A=y\nCONFIG_B=n\n# CONFIG_C is not set\nCONFIG_D=\"x\"\n").unwrap();
+        let w =
+            parse_fragment("# c\nCONFIG_A=y\nCONFIG_B=n\n# CONFIG_C is not set\nCONFIG_D=\"x\"\n")
+                .unwrap();
         assert_eq!(w.len(), 4);
-        assert_eq!(w[1], Wanted { name: "CONFIG_B".into(), value: None });
+        assert_eq!(
+            w[1],
+            Wanted {
+                name: "CONFIG_B".into(),
+                value: None
+            }
+        );
         assert_eq!(w[3].value.as_deref(), Some("\"x\""));
         assert!(parse_fragment("FOO=y").is_err());
         assert!(parse_fragment("CONFIG_FOO").is_err());
@@ -500,7 +591,10 @@ mod tests {
     fn dropped_options_are_found() {
         let wanted = parse_fragment("CONFIG_A=y\nCONFIG_B=n\nCONFIG_C=y\n").unwrap();
         let config = parse_dotconfig("CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\n");
-        let names: Vec<_> = dropped_options(&wanted, &config).into_iter().map(|(w, _)| w.name).collect();
+        let names: Vec<_> = dropped_options(&wanted, &config)
+            .into_iter()
+            .map(|(w, _)| w.name)
+            .collect();
         assert_eq!(names, ["CONFIG_B", "CONFIG_C"]);
     }
 
@@ -513,6 +607,10 @@ mod tests {
         names.sort();
         let before = names.len();
         names.dedup();
-        assert_eq!(before, names.len(), "an option appears twice in nekos.config");
+        assert_eq!(
+            before,
+            names.len(),
+            "an option appears twice in nekos.config"
+        );
     }
 }

@@ -33,7 +33,8 @@ pub const EDK2_SUITE: &str = "trixie";
 /// The line of host-setup.sh that pins the judge virt-fw-vars; the version follows it.
 pub const VENV_PIN_PREFIX: &str = "ensure_venv /opt/nekos/venv virt-firmware ";
 
-const FIX: &str = "fix the value, or run `cargo nekos lock` to rewrite the pins from what the registries serve";
+const FIX: &str =
+    "fix the value, or run `cargo nekos lock` to rewrite the pins from what the registries serve";
 
 /// A parsed lock file; errors name the file, the table and the field.
 pub struct LockFile {
@@ -51,13 +52,18 @@ fn place(path: &Path, table: Option<&str>, key: &str) -> String {
 
 /// 64 lowercase hex digits.
 pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl LockFile {
     pub fn load(path: &Path) -> Result<LockFile> {
         let text = fs::read_to_string(path).with_context(|| {
-            format!("cannot read {} (it is part of the repository: restore it with git)", path.display())
+            format!(
+                "cannot read {} (it is part of the repository: restore it with git)",
+                path.display()
+            )
         })?;
         LockFile::parse(path, &text)
     }
@@ -65,7 +71,11 @@ impl LockFile {
     pub fn parse(path: &Path, text: &str) -> Result<LockFile> {
         let doc: toml::Table =
             toml::from_str(text).map_err(|e| anyhow!("{}: not valid TOML: {e}", path.display()))?;
-        Ok(LockFile { path: path.to_path_buf(), text: text.to_string(), doc })
+        Ok(LockFile {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            doc,
+        })
     }
 
     fn table(&self, table: Option<&str>) -> Result<&toml::Table> {
@@ -73,7 +83,11 @@ impl LockFile {
             None => Ok(&self.doc),
             Some(t) => match self.doc.get(t) {
                 Some(toml::Value::Table(tab)) => Ok(tab),
-                Some(other) => bail!("{}: [{t}] must be a table, found {}", self.path.display(), other.type_str()),
+                Some(other) => bail!(
+                    "{}: [{t}] must be a table, found {}",
+                    self.path.display(),
+                    other.type_str()
+                ),
                 None => bail!("{}: table [{t}] is missing; {FIX}", self.path.display()),
             },
         }
@@ -85,8 +99,12 @@ impl LockFile {
 
     /// A required string field.
     pub fn string(&self, table: Option<&str>, key: &str) -> Result<String> {
-        self.opt_string(table, key)?
-            .ok_or_else(|| anyhow!("{} is missing (expected a string); {FIX}", place(&self.path, table, key)))
+        self.opt_string(table, key)?.ok_or_else(|| {
+            anyhow!(
+                "{} is missing (expected a string); {FIX}",
+                place(&self.path, table, key)
+            )
+        })
     }
 
     pub fn opt_string(&self, table: Option<&str>, key: &str) -> Result<Option<String>> {
@@ -119,8 +137,14 @@ impl LockFile {
     pub fn integer(&self, table: Option<&str>, key: &str) -> Result<i64> {
         match self.value(table, key)? {
             Some(toml::Value::Integer(n)) => Ok(*n),
-            Some(other) => bail!("{} is {other}, expected an integer; {FIX}", place(&self.path, table, key)),
-            None => bail!("{} is missing (expected an integer); {FIX}", place(&self.path, table, key)),
+            Some(other) => bail!(
+                "{} is {other}, expected an integer; {FIX}",
+                place(&self.path, table, key)
+            ),
+            None => bail!(
+                "{} is missing (expected an integer); {FIX}",
+                place(&self.path, table, key)
+            ),
         }
     }
 
@@ -130,11 +154,20 @@ impl LockFile {
                 .iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Ok(s.clone()),
-                    other => bail!("{} holds {other}, expected strings; {FIX}", place(&self.path, table, key)),
+                    other => bail!(
+                        "{} holds {other}, expected strings; {FIX}",
+                        place(&self.path, table, key)
+                    ),
                 })
                 .collect(),
-            Some(other) => bail!("{} is {other}, expected a list of strings; {FIX}", place(&self.path, table, key)),
-            None => bail!("{} is missing (expected a list of strings); {FIX}", place(&self.path, table, key)),
+            Some(other) => bail!(
+                "{} is {other}, expected a list of strings; {FIX}",
+                place(&self.path, table, key)
+            ),
+            None => bail!(
+                "{} is missing (expected a list of strings); {FIX}",
+                place(&self.path, table, key)
+            ),
         }
     }
 
@@ -145,7 +178,8 @@ impl LockFile {
             .lines()
             .filter_map(|l| {
                 let t = l.trim();
-                (t.starts_with('[') && !t.starts_with("[[")).then(|| t.trim_matches(|c| c == '[' || c == ']').to_string())
+                (t.starts_with('[') && !t.starts_with("[["))
+                    .then(|| t.trim_matches(|c| c == '[' || c == ']').to_string())
             })
             .filter(|name| matches!(self.doc.get(name), Some(toml::Value::Table(_))))
             .collect()
@@ -164,7 +198,10 @@ fn check_sha256_field(path: &Path, table: Option<&str>, key: &str, s: &str) -> R
 
 /// The text of a TOML key as written in our lock files: bare if it can be, else quoted.
 fn key_text(key: &str) -> String {
-    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         key.to_string()
     } else {
         toml::Value::String(key.to_string()).to_string()
@@ -211,7 +248,12 @@ pub fn set_value(text: &str, table: Option<&str>, key: &str, literal: &str) -> R
 }
 
 pub fn set_string(text: &str, table: Option<&str>, key: &str, value: &str) -> Result<String> {
-    set_value(text, table, key, &toml::Value::String(value.to_string()).to_string())
+    set_value(
+        text,
+        table,
+        key,
+        &toml::Value::String(value.to_string()).to_string(),
+    )
 }
 
 /// One pin that moves (or would move).
@@ -227,7 +269,11 @@ pub struct Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "  {} {}: {} → {}", self.file, self.field, self.old, self.new)
+        write!(
+            f,
+            "  {} {}: {} → {}",
+            self.file, self.field, self.old, self.new
+        )
     }
 }
 
@@ -272,8 +318,8 @@ pub fn parse_policy_suite(text: &str, suite: &str) -> Option<String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         // `     VERSION PRIO`, or ` *** VERSION PRIO` for the installed one; sources are
         // indented deeper.
-        let is_version_line =
-            line.starts_with(" *** ") || (line.starts_with("     ") && !line.starts_with("        "));
+        let is_version_line = line.starts_with(" *** ")
+            || (line.starts_with("     ") && !line.starts_with("        "));
         if is_version_line {
             let w: Vec<&str> = words.iter().copied().filter(|w| *w != "***").collect();
             version = w.first().map(|v| v.to_string());
@@ -290,13 +336,18 @@ pub fn parse_policy_suite(text: &str, suite: &str) -> Option<String> {
 /// From `apt-cache policy PKG`: `Installed:` and `Candidate:` (None for "(none)").
 pub fn parse_policy_field(text: &str, field: &str) -> Option<String> {
     text.lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
         .filter(|v| v != "(none)")
 }
 
 /// From `apt-cache show PKG=VERSION`: the `SHA256:` of the first stanza.
 pub fn parse_show_sha256(text: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix("SHA256:").map(|v| v.trim().to_string()))
+    text.lines()
+        .find_map(|l| l.strip_prefix("SHA256:").map(|v| v.trim().to_string()))
 }
 
 /// One file of `apt-get source --print-uris`: `'URI' NAME SIZE SHA256:HEX`.
@@ -335,17 +386,23 @@ pub fn parse_pip_latest(text: &str, name: &str) -> Option<String> {
 /// Seconds since the epoch of a Debian changelog date (RFC 2822:
 /// `Sat, 08 Nov 2025 11:06:17 -0700`), the firmware's SOURCE_DATE_EPOCH.
 pub fn parse_rfc2822(date: &str) -> Result<i64> {
-    let bad = || anyhow!("{date:?} is not an RFC 2822 date (like \"Sat, 08 Nov 2025 11:06:17 -0700\")");
+    let bad =
+        || anyhow!("{date:?} is not an RFC 2822 date (like \"Sat, 08 Nov 2025 11:06:17 -0700\")");
     let rest = date.split_once(',').map_or(date, |(_, r)| r).trim();
     let w: Vec<&str> = rest.split_whitespace().collect();
     if w.len() != 5 {
         return Err(bad());
     }
     let day: i64 = w[0].parse().map_err(|_| bad())?;
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = MONTHS.iter().position(|m| *m == w[1]).ok_or_else(bad)? as i64 + 1;
     let year: i64 = w[2].parse().map_err(|_| bad())?;
-    let hms: Vec<i64> = w[3].split(':').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    let hms: Vec<i64> = w[3]
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
     if hms.len() != 3 {
         return Err(bad());
     }
@@ -375,7 +432,11 @@ pub fn parse_rfc2822(date: &str) -> Result<i64> {
 pub fn changelog_top_date(changelog: &str) -> Result<String> {
     changelog
         .lines()
-        .find_map(|l| l.strip_prefix(" -- ").and_then(|r| r.split_once(">  ")).map(|(_, d)| d.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix(" -- ")
+                .and_then(|r| r.split_once(">  "))
+                .map(|(_, d)| d.trim().to_string())
+        })
         .ok_or_else(|| anyhow!("no ` -- maintainer  date` trailer line in debian/changelog"))
 }
 
@@ -384,13 +445,15 @@ fn run(cmd: &mut Command) -> Result<String> {
 }
 
 fn apt_policy(package: &str) -> Result<String> {
-    run(Command::new("apt-cache").args(["policy", package]))
-        .with_context(|| format!("asking apt about {package} (run packaging/host-setup.sh, then apt-get update)"))
+    run(Command::new("apt-cache").args(["policy", package])).with_context(|| {
+        format!("asking apt about {package} (run packaging/host-setup.sh, then apt-get update)")
+    })
 }
 
 fn apt_deb_sha256(package: &str, version: &str) -> Result<String> {
     let text = run(Command::new("apt-cache").args(["show", &format!("{package}={version}")]))?;
-    parse_show_sha256(&text).ok_or_else(|| anyhow!("apt-cache show {package}={version} printed no SHA256"))
+    parse_show_sha256(&text)
+        .ok_or_else(|| anyhow!("apt-cache show {package}={version} printed no SHA256"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -406,7 +469,12 @@ struct Refresh {
 impl Refresh {
     fn change(&mut self, file: &str, field: String, old: &str, new: &str) {
         if old != new {
-            self.changes.push(Change { file: file.into(), field, old: old.into(), new: new.into() });
+            self.changes.push(Change {
+                file: file.into(),
+                field,
+                old: old.into(),
+                new: new.into(),
+            });
         }
     }
 }
@@ -415,7 +483,10 @@ fn refresh_kernel(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
     let lock = crate::kernel::read_lock(root)?;
     let policy = apt_policy(&lock.package)?;
     let Some(candidate) = parse_policy_field(&policy, "Candidate") else {
-        bail!("apt serves no {} (run packaging/host-setup.sh, then apt-get update)", lock.package);
+        bail!(
+            "apt serves no {} (run packaging/host-setup.sh, then apt-get update)",
+            lock.package
+        );
     };
     if candidate == lock.version {
         return Ok(None);
@@ -449,16 +520,34 @@ fn refresh_kernel(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
 fn refresh_edk2(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
     let path = root.join(EDK2_LOCK);
     let lock = LockFile::load(&path)?;
-    let old_orig = (lock.string(Some("orig"), "file")?, lock.sha256(Some("orig"), "sha256")?);
-    let old_deb = (lock.string(Some("debian"), "file")?, lock.sha256(Some("debian"), "sha256")?);
+    let old_orig = (
+        lock.string(Some("orig"), "file")?,
+        lock.sha256(Some("orig"), "sha256")?,
+    );
+    let old_deb = (
+        lock.string(Some("debian"), "file")?,
+        lock.sha256(Some("debian"), "sha256")?,
+    );
     let old_version = lock.string(Some("debian"), "version")?;
     let old_epoch = lock.integer(Some("debian"), "source_date_epoch")?;
-    let out = run(Command::new("apt-get").args(["source", "--print-uris", &format!("edk2/{EDK2_SUITE}")]))
-        .with_context(|| format!("asking apt for the edk2 source in {EDK2_SUITE} (host-setup.sh adds its deb-src line)"))?;
+    let out = run(Command::new("apt-get").args([
+        "source",
+        "--print-uris",
+        &format!("edk2/{EDK2_SUITE}"),
+    ]))
+    .with_context(|| {
+        format!(
+            "asking apt for the edk2 source in {EDK2_SUITE} (host-setup.sh adds its deb-src line)"
+        )
+    })?;
     let uris = parse_print_uris(&out);
     let find = |pat: &str| uris.iter().find(|u| u.name.contains(pat)).cloned();
-    let (Some(orig), Some(deb), Some(dsc)) = (find(".orig.tar."), find(".debian.tar."), find(".dsc")) else {
-        bail!("apt-get source --print-uris edk2/{EDK2_SUITE} listed no orig/debian tarball or .dsc:\n{out}");
+    let (Some(orig), Some(deb), Some(dsc)) =
+        (find(".orig.tar."), find(".debian.tar."), find(".dsc"))
+    else {
+        bail!(
+            "apt-get source --print-uris edk2/{EDK2_SUITE} listed no orig/debian tarball or .dsc:\n{out}"
+        );
     };
     let version = dsc
         .name
@@ -477,17 +566,29 @@ fn refresh_edk2(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
     let epoch = if r.check {
         None
     } else {
-        let tmp = crate::cache::cache_root().join("tmp").join(format!("lock-edk2-{}", std::process::id()));
+        let tmp = crate::cache::cache_root()
+            .join("tmp")
+            .join(format!("lock-edk2-{}", std::process::id()));
         fs::create_dir_all(&tmp)?;
         let file = tmp.join(&deb.name);
         let result = (|| -> Result<i64> {
-            run(Command::new("curl").args(["-fsSL", "--retry", "3", "-o"]).arg(&file).arg(&deb.uri))
-                .with_context(|| format!("downloading {}", deb.uri))?;
+            run(Command::new("curl")
+                .args(["-fsSL", "--retry", "3", "-o"])
+                .arg(&file)
+                .arg(&deb.uri))
+            .with_context(|| format!("downloading {}", deb.uri))?;
             let got = crate::util::sha256_file(&file)?;
             if got != deb.sha256 {
-                bail!("{} has sha256 {got}, apt's Sources index says {}", deb.uri, deb.sha256);
+                bail!(
+                    "{} has sha256 {got}, apt's Sources index says {}",
+                    deb.uri,
+                    deb.sha256
+                );
             }
-            let changelog = run(Command::new("tar").arg("-xJOf").arg(&file).arg("debian/changelog"))?;
+            let changelog = run(Command::new("tar")
+                .arg("-xJOf")
+                .arg(&file)
+                .arg("debian/changelog"))?;
             parse_rfc2822(&changelog_top_date(&changelog)?)
         })();
         let _ = fs::remove_dir_all(&tmp);
@@ -499,10 +600,17 @@ fn refresh_edk2(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
     r.change(EDK2_LOCK, "[debian] sha256".into(), &old_deb.1, &deb.sha256);
     r.change(EDK2_LOCK, "[debian] version".into(), &old_version, &version);
     let Some(epoch) = epoch else {
-        r.notes.push(format!("{EDK2_LOCK}: source_date_epoch is read from the new changelog by `cargo nekos lock`"));
+        r.notes.push(format!(
+            "{EDK2_LOCK}: source_date_epoch is read from the new changelog by `cargo nekos lock`"
+        ));
         return Ok(None);
     };
-    r.change(EDK2_LOCK, "[debian] source_date_epoch".into(), &old_epoch.to_string(), &epoch.to_string());
+    r.change(
+        EDK2_LOCK,
+        "[debian] source_date_epoch".into(),
+        &old_epoch.to_string(),
+        &epoch.to_string(),
+    );
     r.notes.push(format!(
         "{EDK2_LOCK}: the [[patch]] entries were not touched; check they still apply to edk2 {version}"
     ));
@@ -512,7 +620,12 @@ fn refresh_edk2(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
     text = set_string(&text, Some("debian"), "file", &deb.name)?;
     text = set_string(&text, Some("debian"), "sha256", &deb.sha256)?;
     text = set_string(&text, Some("debian"), "version", &version)?;
-    text = set_value(&text, Some("debian"), "source_date_epoch", &epoch.to_string())?;
+    text = set_value(
+        &text,
+        Some("debian"),
+        "source_date_epoch",
+        &epoch.to_string(),
+    )?;
     Ok(Some(text))
 }
 
@@ -545,7 +658,10 @@ impl DebPin {
     pub fn fetch_file(&self) -> Result<PathBuf> {
         let dir = crate::uki::stub::fetch_deb(&self.package, &self.version, &self.deb_sha256)?;
         let file = self.file.as_deref().ok_or_else(|| {
-            anyhow!("{DEBIAN_LOCK}: [{}] file is missing (the path of the file we use in the package)", self.package)
+            anyhow!(
+                "{DEBIAN_LOCK}: [{}] file is missing (the path of the file we use in the package)",
+                self.package
+            )
         })?;
         let p = dir.join(file);
         if let Some(want) = &self.file_sha256 {
@@ -585,13 +701,28 @@ fn refresh_debian(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
         if version == pin.version && deb_sha == pin.deb_sha256 {
             continue;
         }
-        r.change(DEBIAN_LOCK, format!("[{name}] version"), &pin.version, &version);
-        r.change(DEBIAN_LOCK, format!("[{name}] deb_sha256"), &pin.deb_sha256, &deb_sha);
+        r.change(
+            DEBIAN_LOCK,
+            format!("[{name}] version"),
+            &pin.version,
+            &version,
+        );
+        r.change(
+            DEBIAN_LOCK,
+            format!("[{name}] deb_sha256"),
+            &pin.deb_sha256,
+            &deb_sha,
+        );
         text = set_string(&text, Some(&name), "version", &version)?;
         text = set_string(&text, Some(&name), "deb_sha256", &deb_sha)?;
         if let (Some(old), Some(file)) = (&pin.file_sha256, &pin.file) {
             if r.check {
-                r.change(DEBIAN_LOCK, format!("[{name}] file_sha256"), old, "(after `cargo nekos lock` fetches it)");
+                r.change(
+                    DEBIAN_LOCK,
+                    format!("[{name}] file_sha256"),
+                    old,
+                    "(after `cargo nekos lock` fetches it)",
+                );
             } else {
                 let dir = crate::uki::stub::fetch_deb(&name, &version, &deb_sha)?;
                 let new = crate::util::sha256_file(&dir.join(file))?;
@@ -650,26 +781,43 @@ fn refresh_certs(root: &Path, r: &mut Refresh) -> Result<Option<CertsUpdate>> {
     let old = lock.string(None, "version")?;
     let host_setup = fs::read_to_string(root.join(HOST_SETUP))
         .with_context(|| format!("cannot read {}", root.join(HOST_SETUP).display()))?;
-    let venv_pin = venv_pin(&host_setup)
-        .ok_or_else(|| anyhow!("{HOST_SETUP}: no `{VENV_PIN_PREFIX}VERSION` line (the judge's venv pin)"))?;
+    let venv_pin = venv_pin(&host_setup).ok_or_else(|| {
+        anyhow!("{HOST_SETUP}: no `{VENV_PIN_PREFIX}VERSION` line (the judge's venv pin)")
+    })?;
     let out = run(pip().args(["index", "versions", &package]))
         .with_context(|| format!("asking PyPI for {package} (pip index versions)"))?;
-    let latest = parse_pip_latest(&out, &package)
-        .ok_or_else(|| anyhow!("pip index versions {package} printed no `{package} (VERSION)` line:\n{out}"))?;
+    let latest = parse_pip_latest(&out, &package).ok_or_else(|| {
+        anyhow!("pip index versions {package} printed no `{package} (VERSION)` line:\n{out}")
+    })?;
     if latest == old && venv_pin == old {
         return Ok(None);
     }
     r.change(CERTS_LOCK, "version".into(), &old, &latest);
-    r.change(HOST_SETUP, "virt-firmware venv pin".into(), &venv_pin, &latest);
+    r.change(
+        HOST_SETUP,
+        "virt-firmware venv pin".into(),
+        &venv_pin,
+        &latest,
+    );
     if r.check {
         return Ok(None);
     }
-    let tmp = crate::cache::cache_root().join("tmp").join(format!("lock-certs-{}", std::process::id()));
+    let tmp = crate::cache::cache_root()
+        .join("tmp")
+        .join(format!("lock-certs-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
     let result = (|| -> Result<CertsUpdate> {
         run(pip()
-            .args(["download", "-q", "--no-deps", "--only-binary", ":all:", &format!("{package}=={latest}"), "-d"])
+            .args([
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                &format!("{package}=={latest}"),
+                "-d",
+            ])
             .arg(&tmp))?;
         let mut wheels = Vec::new();
         list_files(&tmp, &mut wheels);
@@ -677,15 +825,26 @@ fn refresh_certs(root: &Path, r: &mut Refresh) -> Result<Option<CertsUpdate>> {
             .into_iter()
             .find(|p| p.extension().is_some_and(|e| e == "whl"))
             .ok_or_else(|| anyhow!("pip download {package}=={latest} gave no wheel"))?;
-        let wheel_name = wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let wheel_name = wheel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let wheel_sha = crate::util::sha256_file(&wheel)?;
         let unpacked = tmp.join("unpacked");
-        run(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))?;
+        run(Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&unpacked))?;
         let certs_root = unpacked.join(lock.string(None, "certs_in_wheel")?);
         let mut text = lock.text.clone();
         text = set_string(&text, None, "version", &latest)?;
         text = set_string(&text, None, "wheel", &wheel_name)?;
-        r.change(CERTS_LOCK, "wheel_sha256".into(), &lock.sha256(None, "wheel_sha256")?, &wheel_sha);
+        r.change(
+            CERTS_LOCK,
+            "wheel_sha256".into(),
+            &lock.sha256(None, "wheel_sha256")?,
+            &wheel_sha,
+        );
         text = set_string(&text, None, "wheel_sha256", &wheel_sha)?;
         let mut used = vec![lock.string(None, "pk")?];
         used.extend(lock.string_list(None, "kek")?);
@@ -697,7 +856,12 @@ fn refresh_certs(root: &Path, r: &mut Refresh) -> Result<Option<CertsUpdate>> {
             })?;
             let bytes = fs::read(&found)?;
             let sha = crate::util::sha256_hex(&bytes);
-            r.change(CERTS_LOCK, format!("[sha256] {name}"), &lock.sha256(Some("sha256"), name)?, &sha);
+            r.change(
+                CERTS_LOCK,
+                format!("[sha256] {name}"),
+                &lock.sha256(Some("sha256"), name)?,
+                &sha,
+            );
             text = set_string(&text, Some("sha256"), name, &sha)?;
             files.push((root.join(CERTS_DIR).join(name), bytes));
         }
@@ -706,7 +870,10 @@ fn refresh_certs(root: &Path, r: &mut Refresh) -> Result<Option<CertsUpdate>> {
         let mut all = Vec::new();
         list_files(&certs_root.join("microsoft.com"), &mut all);
         for p in all {
-            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if n.ends_with(".pem") && !used.contains(&n) && n != "ms-oem-pk-2023.pem" {
                 r.notes.push(format!(
                     "{package} {latest} ships microsoft.com/{n}, which the preset does not enroll: compare \
@@ -737,7 +904,11 @@ pub fn venv_pin(host_setup: &str) -> Option<String> {
 
 /// `cargo nekos lock [--check]`. Returns true when a pin differs (moved, or would move).
 pub fn lock(root: &Path, check: bool) -> Result<bool> {
-    let mut r = Refresh { check, changes: Vec::new(), notes: Vec::new() };
+    let mut r = Refresh {
+        check,
+        changes: Vec::new(),
+        notes: Vec::new(),
+    };
     // Ask every registry first and write afterwards: a failure half-way writes nothing.
     let kernel = refresh_kernel(root, &mut r).context(KERNEL_LOCK)?;
     let edk2 = refresh_edk2(root, &mut r).context(EDK2_LOCK)?;
@@ -760,7 +931,9 @@ pub fn lock(root: &Path, check: bool) -> Result<bool> {
             crate::util::write_atomic(&root.join(CERTS_LOCK), lock_text.as_bytes())?;
             // Keep host-setup.sh executable: write_atomic creates 0644.
             let hs = root.join(HOST_SETUP);
-            let mode = fs::metadata(&hs).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777).unwrap_or(0o755);
+            let mode = fs::metadata(&hs)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .unwrap_or(0o755);
             crate::util::write_atomic_mode(&hs, host.as_bytes(), mode)?;
         }
     }
@@ -777,32 +950,47 @@ mod tests {
 
     fn err(text: &str) -> String {
         let lock = LockFile::parse(Path::new("x/debian-packages.lock"), text).unwrap();
-        format!("{:#}", DebPin::from_lock(&lock, "systemd-boot-efi").unwrap_err())
+        format!(
+            "{:#}",
+            DebPin::from_lock(&lock, "systemd-boot-efi").unwrap_err()
+        )
     }
 
     #[test]
     fn missing_field_names_file_table_and_field() {
         let e = err(&DEB.replace("version = \"1\"\n", ""));
-        assert!(e.contains("x/debian-packages.lock: [systemd-boot-efi] version is missing"), "{e}");
+        assert!(
+            e.contains("x/debian-packages.lock: [systemd-boot-efi] version is missing"),
+            "{e}"
+        );
         assert!(e.contains("cargo nekos lock"), "{e}");
     }
 
     #[test]
     fn malformed_sha256_names_the_value_and_what_is_expected() {
         let e = err(&DEB.replace("390ecdce", "390ECDCE"));
-        assert!(e.contains("[systemd-boot-efi] deb_sha256 is \"390ECDCE"), "{e}");
+        assert!(
+            e.contains("[systemd-boot-efi] deb_sha256 is \"390ECDCE"),
+            "{e}"
+        );
         assert!(e.contains("64 lowercase hex digits"), "{e}");
         let e = err(&DEB.replace("7a8933\"", "7a893\""));
         assert!(e.contains("deb_sha256"), "{e}");
         let e = err(&DEB.replace("version = \"1\"", "version = 1"));
-        assert!(e.contains("[systemd-boot-efi] version is 1, expected a non-empty string"), "{e}");
+        assert!(
+            e.contains("[systemd-boot-efi] version is 1, expected a non-empty string"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_table_and_bad_toml_are_named() {
         let e = err("# nothing\n");
         assert!(e.contains("table [systemd-boot-efi] is missing"), "{e}");
-        let e = LockFile::parse(Path::new("a.lock"), "x = ").err().unwrap().to_string();
+        let e = LockFile::parse(Path::new("a.lock"), "x = ")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("a.lock: not valid TOML"), "{e}");
     }
 
@@ -813,8 +1001,15 @@ mod tests {
         let path = dir.join(KERNEL_LOCK);
         std::fs::write(&path, "package = \"linux-source-6.12\"\nversion = \"6.12.118-1~deb12u1\"\nsha256 = \"c93391\"\n").unwrap();
         let e = format!("{:#}", crate::kernel::read_lock(&dir).unwrap_err());
-        assert!(e.contains("linux-source.lock: sha256 is \"c93391\", expected a sha256"), "{e}");
-        std::fs::write(&path, "package = \"linux-source-6.12\"\nsha256 = \"c93391\"\n").unwrap();
+        assert!(
+            e.contains("linux-source.lock: sha256 is \"c93391\", expected a sha256"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            "package = \"linux-source-6.12\"\nsha256 = \"c93391\"\n",
+        )
+        .unwrap();
         let e = format!("{:#}", crate::kernel::read_lock(&dir).unwrap_err());
         assert!(e.contains("linux-source.lock: version is missing"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -829,10 +1024,16 @@ mod tests {
         assert!(t.contains("source_date_epoch = 7\n[[patch]]\nfile = \"p\"\n"));
         let t = set_string(&t, None, "version", "2").unwrap();
         assert!(t.starts_with("# top\nversion = \"2\"\n[orig]\n# keep me\nfile = \"a\""));
-        assert!(set_string(text, Some("patch"), "file", "z").is_err(), "[[patch]] is not [patch]");
+        assert!(
+            set_string(text, Some("patch"), "file", "z").is_err(),
+            "[[patch]] is not [patch]"
+        );
         assert!(set_string(text, Some("orig"), "version", "z").is_err());
         let q = "[sha256]\n\"a.pem\" = \"1\"\n";
-        assert_eq!(set_string(q, Some("sha256"), "a.pem", "2").unwrap(), "[sha256]\n\"a.pem\" = \"2\"\n");
+        assert_eq!(
+            set_string(q, Some("sha256"), "a.pem", "2").unwrap(),
+            "[sha256]\n\"a.pem\" = \"2\"\n"
+        );
     }
 
     #[test]
@@ -856,17 +1057,51 @@ mod tests {
     #[test]
     fn registry_outputs_parse() {
         let policy = "systemd-boot-efi:\n  Installed: (none)\n  Candidate: 252.39-1~deb12u2\n  Version table:\n     262.1-1 1\n          1 http://deb.debian.org/debian sid/main amd64 Packages\n     257.13-1~deb13u1 100\n        100 http://deb.debian.org/debian trixie/main amd64 Packages\n *** 252.39-1~deb12u2 500\n        500 http://deb.debian.org/debian bookworm/main amd64 Packages\n        100 /var/lib/dpkg/status\n";
-        assert_eq!(parse_policy_suite(policy, "trixie").as_deref(), Some("257.13-1~deb13u1"));
-        assert_eq!(parse_policy_suite(policy, "sid").as_deref(), Some("262.1-1"));
-        assert_eq!(parse_policy_suite(policy, "bookworm").as_deref(), Some("252.39-1~deb12u2"));
+        assert_eq!(
+            parse_policy_suite(policy, "trixie").as_deref(),
+            Some("257.13-1~deb13u1")
+        );
+        assert_eq!(
+            parse_policy_suite(policy, "sid").as_deref(),
+            Some("262.1-1")
+        );
+        assert_eq!(
+            parse_policy_suite(policy, "bookworm").as_deref(),
+            Some("252.39-1~deb12u2")
+        );
         assert_eq!(parse_policy_suite(policy, "experimental"), None);
         assert_eq!(parse_policy_field(policy, "Installed"), None);
-        assert_eq!(parse_policy_field(policy, "Candidate").as_deref(), Some("252.39-1~deb12u2"));
-        assert_eq!(parse_show_sha256("Package: a\nSHA256: abc\n\nSHA256: def\n").as_deref(), Some("abc"));
-        let uris = parse_print_uris("Need to get 29.7 MB\n'http://x/edk2_2025.02.orig.tar.xz' edk2_2025.02.orig.tar.xz 29646336 SHA256:b63b\n");
-        assert_eq!(uris, [SourceUri { uri: "http://x/edk2_2025.02.orig.tar.xz".into(), name: "edk2_2025.02.orig.tar.xz".into(), sha256: "b63b".into() }]);
-        assert_eq!(parse_pip_latest("virt-firmware (26.10)\nAvailable versions: 26.10, 26.9\n", "virt-firmware").as_deref(), Some("26.10"));
-        assert_eq!(venv_pin("x\nensure_venv /opt/nekos/venv virt-firmware 26.10 \"a==1\"\n").as_deref(), Some("26.10"));
+        assert_eq!(
+            parse_policy_field(policy, "Candidate").as_deref(),
+            Some("252.39-1~deb12u2")
+        );
+        assert_eq!(
+            parse_show_sha256("Package: a\nSHA256: abc\n\nSHA256: def\n").as_deref(),
+            Some("abc")
+        );
+        let uris = parse_print_uris(
+            "Need to get 29.7 MB\n'http://x/edk2_2025.02.orig.tar.xz' edk2_2025.02.orig.tar.xz 29646336 SHA256:b63b\n",
+        );
+        assert_eq!(
+            uris,
+            [SourceUri {
+                uri: "http://x/edk2_2025.02.orig.tar.xz".into(),
+                name: "edk2_2025.02.orig.tar.xz".into(),
+                sha256: "b63b".into()
+            }]
+        );
+        assert_eq!(
+            parse_pip_latest(
+                "virt-firmware (26.10)\nAvailable versions: 26.10, 26.9\n",
+                "virt-firmware"
+            )
+            .as_deref(),
+            Some("26.10")
+        );
+        assert_eq!(
+            venv_pin("x\nensure_venv /opt/nekos/venv virt-firmware 26.10 \"a==1\"\n").as_deref(),
+            Some("26.10")
+        );
     }
 
     #[test]
@@ -883,7 +1118,10 @@ mod tests {
     fn project_lock_files_parse_and_agree() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let deb = LockFile::load(&root.join(DEBIAN_LOCK)).unwrap();
-        assert_eq!(deb.table_names(), ["systemd-boot-efi", "systemd-ukify", "ovmf-amdsev"]);
+        assert_eq!(
+            deb.table_names(),
+            ["systemd-boot-efi", "systemd-ukify", "ovmf-amdsev"]
+        );
         for t in deb.table_names() {
             DebPin::from_lock(&deb, &t).unwrap();
         }
@@ -891,6 +1129,9 @@ mod tests {
         // The judge of the Microsoft store is the release the certificates come from.
         let certs = LockFile::load(&root.join(CERTS_LOCK)).unwrap();
         let host = std::fs::read_to_string(root.join(HOST_SETUP)).unwrap();
-        assert_eq!(venv_pin(&host), Some(certs.string(None, "version").unwrap()));
+        assert_eq!(
+            venv_pin(&host),
+            Some(certs.string(None, "version").unwrap())
+        );
     }
 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[derive(Parser)]
-#[command(name = "cargo nekos", about = "Build, boot, test and benchmark NekOS", version)]
+#[command(
+    name = "cargo nekos",
+    about = "Build, boot, test and benchmark NekOS",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -194,7 +198,13 @@ enum ReproTarget {
 
 impl BuildArgs {
     fn options(&self, variants: Vec<Variant>, parts: Parts) -> BuildOptions {
-        BuildOptions { locked: self.locked, variants, compression: self.compression, cats: self.cats.clone(), parts }
+        BuildOptions {
+            locked: self.locked,
+            variants,
+            compression: self.compression,
+            cats: self.cats.clone(),
+            parts,
+        }
     }
 }
 
@@ -209,7 +219,12 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let root = util::workspace_root()?;
     match cli.command {
-        Cmd::Build { build: args, no_kernel, no_firmware, variants } => {
+        Cmd::Build {
+            build: args,
+            no_kernel,
+            no_firmware,
+            variants,
+        } => {
             // Without the kernel nothing made from it (UKIs, stboot) can be built either.
             let parts = Parts {
                 kernel: !no_kernel,
@@ -221,12 +236,23 @@ fn real_main() -> Result<()> {
             build(&root, &args.options(variants, parts))?;
             eprintln!("nekos: manifest {}", manifest_path(&root).display());
         }
-        Cmd::Run { deployment, build: args, variant, append, kvm, memory, qmp } => {
+        Cmd::Run {
+            deployment,
+            build: args,
+            variant,
+            append,
+            kvm,
+            memory,
+            qmp,
+        } => {
             let dep = deployments::find(&deployment)?;
             let manifest = build(&root, &args.options(vec![variant], dep.parts()))?;
             let mut opts = BootOptions {
                 variant: variant.name().into(),
-                cmdline: append.iter().flat_map(|a| a.split_whitespace().map(String::from)).collect(),
+                cmdline: append
+                    .iter()
+                    .flat_map(|a| a.split_whitespace().map(String::from))
+                    .collect(),
                 memory_mib: memory,
                 ..BootOptions::default()
             };
@@ -240,7 +266,13 @@ fn real_main() -> Result<()> {
         }
         Cmd::Test { args } => {
             // Both variants: the QEMU tests boot the test initramfs for test-only programs.
-            build(&root, &BuildOptions { variants: vec![Variant::Production, Variant::Test], ..BuildOptions::default() })?;
+            build(
+                &root,
+                &BuildOptions {
+                    variants: vec![Variant::Production, Variant::Test],
+                    ..BuildOptions::default()
+                },
+            )?;
             // The measure step: what a verifier should expect from this build.
             nekos_packaging::measurements::cli_main(Vec::new())?;
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -258,10 +290,23 @@ fn real_main() -> Result<()> {
         }
         Cmd::Bench { runs, deployments } => {
             let mut parts = Parts::NONE;
-            for d in deployments::DEPLOYMENTS.iter().filter(|d| deployments.is_empty() || deployments.iter().any(|n| n == d.name)) {
+            for d in deployments::DEPLOYMENTS
+                .iter()
+                .filter(|d| deployments.is_empty() || deployments.iter().any(|n| n == d.name))
+            {
                 parts = parts.union(d.parts());
             }
-            let manifest = build(&root, &BuildOptions { parts: parts.union(Parts { kernel: true, initramfs: true, ..Parts::NONE }), ..BuildOptions::default() })?;
+            let manifest = build(
+                &root,
+                &BuildOptions {
+                    parts: parts.union(Parts {
+                        kernel: true,
+                        initramfs: true,
+                        ..Parts::NONE
+                    }),
+                    ..BuildOptions::default()
+                },
+            )?;
             let report = bench::run(&root, &manifest, runs, &deployments)?;
             let path = out_dir(&root).join("bench.json");
             util::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
@@ -280,17 +325,28 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::HostSetup => {
-            let status = Command::new("bash").arg(root.join("packaging/host-setup.sh")).status()?;
+            let status = Command::new("bash")
+                .arg(root.join("packaging/host-setup.sh"))
+                .status()?;
             if !status.success() {
                 bail!("host setup failed");
             }
             host::ensure_musl_target(&root)?;
         }
         Cmd::Firmware { edk2_patches, jobs } => {
-            let fw = nekos_packaging::firmware::ensure(&root, &nekos_packaging::firmware::FirmwareOptions { patches: edk2_patches, jobs })?;
+            let fw = nekos_packaging::firmware::ensure(
+                &root,
+                &nekos_packaging::firmware::FirmwareOptions {
+                    patches: edk2_patches,
+                    jobs,
+                },
+            )?;
             println!("{}", serde_json::to_string_pretty(&fw)?);
         }
-        Cmd::Repro { against: Some(file), what } => {
+        Cmd::Repro {
+            against: Some(file),
+            what,
+        } => {
             if matches!(what, Some(ReproTarget::Kernel | ReproTarget::Initramfs)) {
                 bail!("--against compares firmware builds only (a firmware.json)");
             }
@@ -302,12 +358,27 @@ fn real_main() -> Result<()> {
                 bail!("the cached firmware differs from {}", file.display());
             }
         }
-        Cmd::Repro { what: Some(ReproTarget::Firmware), against: None } => {
+        Cmd::Repro {
+            what: Some(ReproTarget::Firmware),
+            against: None,
+        } => {
             let (pv, sev) = nekos_packaging::firmware::repro(&root, &Default::default())?;
-            println!("reproducible: {} {pv}, {} {sev}", nekos_packaging::firmware::PV_VARS_FD, nekos_packaging::firmware::AMDSEV_FD);
+            println!(
+                "reproducible: {} {pv}, {} {sev}",
+                nekos_packaging::firmware::PV_VARS_FD,
+                nekos_packaging::firmware::AMDSEV_FD
+            );
         }
-        Cmd::Repro { what: Some(what), against: None } => repro(&root, what)?,
-        Cmd::Repro { what: None, against: None } => bail!("repro: name what to build (kernel, initramfs, firmware) or pass --against FILE"),
+        Cmd::Repro {
+            what: Some(what),
+            against: None,
+        } => repro(&root, what)?,
+        Cmd::Repro {
+            what: None,
+            against: None,
+        } => {
+            bail!("repro: name what to build (kernel, initramfs, firmware) or pass --against FILE")
+        }
         Cmd::Keys { args } => uki_cli("keys", args)?,
         Cmd::MakeUki { args } => uki_cli("make-uki", args)?,
         Cmd::Uki { args } => uki_cli("uki", args)?,
@@ -334,18 +405,40 @@ fn uki_cli(verb: &str, args: Vec<String>) -> Result<()> {
 /// KVM only when a short probe boot works: on nested hosts KVM initialises fine and then
 /// every guest dies with "KVM internal error".
 fn probe_kvm(manifest: &Manifest) -> Accel {
-    let Ok(dep) = deployments::find("kernel,serialonly") else { return Accel::Tcg };
-    let opts = BootOptions { accel: Accel::Kvm, ..BootOptions::default() };
+    let Ok(dep) = deployments::find("kernel,serialonly") else {
+        return Accel::Tcg;
+    };
+    let opts = BootOptions {
+        accel: Accel::Kvm,
+        ..BootOptions::default()
+    };
     let ok = qemu::Vm::start(dep, manifest, &opts)
-        .and_then(|vm| vm.wait_for("Unable to mount root fs", std::time::Duration::from_secs(20)))
+        .and_then(|vm| {
+            vm.wait_for(
+                "Unable to mount root fs",
+                std::time::Duration::from_secs(20),
+            )
+        })
         .is_ok();
-    eprintln!("nekos: KVM probe {}", if ok { "succeeded: using KVM" } else { "failed: using TCG" });
+    eprintln!(
+        "nekos: KVM probe {}",
+        if ok {
+            "succeeded: using KVM"
+        } else {
+            "failed: using TCG"
+        }
+    );
     if ok { Accel::Kvm } else { Accel::Tcg }
 }
 
 fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
-    let base = nekos_packaging::cache::cache_root().join("tmp").join(format!("repro-{}", std::process::id()));
-    let dirs = [base.join("first/nekos"), base.join("second-build/elsewhere/nekos-src")];
+    let base = nekos_packaging::cache::cache_root()
+        .join("tmp")
+        .join(format!("repro-{}", std::process::id()));
+    let dirs = [
+        base.join("first/nekos"),
+        base.join("second-build/elsewhere/nekos-src"),
+    ];
     let mut hashes = Vec::new();
     for dir in &dirs {
         std::fs::create_dir_all(dir)?;
@@ -353,14 +446,23 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
             ReproTarget::Kernel => {
                 let (bz, _, secs) = kernel::build_in(root, dir, None)?;
                 let sha = util::sha256_hex(&bz);
-                eprintln!("nekos: kernel built in {} ({secs:.0}s): sha256 {sha}", dir.display());
+                eprintln!(
+                    "nekos: kernel built in {} ({secs:.0}s): sha256 {sha}",
+                    dir.display()
+                );
                 hashes.push(sha);
             }
             ReproTarget::Firmware => bail!("the firmware comparison runs in firmware::repro"),
             ReproTarget::Initramfs => {
                 nekos_packaging::build::copy_workspace(root, dir)?;
                 let status = Command::new(std::env::current_exe()?)
-                    .args(["build", "--no-kernel", "--no-firmware", "--variant", "production"])
+                    .args([
+                        "build",
+                        "--no-kernel",
+                        "--no-firmware",
+                        "--variant",
+                        "production",
+                    ])
                     .env("NEKOS_WORKSPACE", dir)
                     .env("CARGO_TARGET_DIR", dir.join("target"))
                     .env_remove("NEKOS_MANIFEST")
@@ -369,11 +471,18 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
                     bail!("build in {} failed", dir.display());
                 }
                 let m = Manifest::load(&dir.join("target/nekos/manifest.json"))?;
-                let art = m.initramfs.get("production").context("no production initramfs")?;
+                let art = m
+                    .initramfs
+                    .get("production")
+                    .context("no production initramfs")?;
                 // The stage-1 init (feature stboot) too: the stage-1 initramfs and UKI are a
                 // pure function of it, the keys and the kernel (packaging/tests/stboot.rs).
                 let stage1 = util::sha256_file(&dir.join("target/nekos/stboot/nekos-init"))?;
-                eprintln!("nekos: initramfs built in {}: sha256 {}, stage-1 init sha256 {stage1}", dir.display(), art.sha256);
+                eprintln!(
+                    "nekos: initramfs built in {}: sha256 {}, stage-1 init sha256 {stage1}",
+                    dir.display(),
+                    art.sha256
+                );
                 hashes.push(format!("{} (stage-1 init {stage1})", art.sha256));
             }
         }

@@ -150,7 +150,9 @@ fn parse_args<P: Parser>(name: &str, skip: &str, args: &[String]) -> Result<P> {
 
 /// Entry point for `cargo nekos ospkg <create|sign|verify|inspect> …`.
 pub fn ospkg_main(args: &[String]) -> Result<()> {
-    let Some(cli) = parse_or_help::<OspkgCli>("cargo nekos ospkg", "ospkg", args)? else { return Ok(()) };
+    let Some(cli) = parse_or_help::<OspkgCli>("cargo nekos ospkg", "ospkg", args)? else {
+        return Ok(());
+    };
     match cli.command {
         OspkgCmd::Create {
             kernel,
@@ -186,7 +188,9 @@ pub fn ospkg_main(args: &[String]) -> Result<()> {
 
 /// Entry point for `cargo nekos keygen ospkg-cert …`.
 pub fn keygen_main(args: &[String]) -> Result<()> {
-    let Some(cli) = parse_or_help::<KeygenCli>("cargo nekos keygen", "keygen", args)? else { return Ok(()) };
+    let Some(cli) = parse_or_help::<KeygenCli>("cargo nekos keygen", "keygen", args)? else {
+        return Ok(());
+    };
     match cli.command {
         KeygenCmd::OspkgCert {
             is_ca,

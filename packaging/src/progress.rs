@@ -2,8 +2,8 @@
 //! On a terminal one line is updated in place; elsewhere (CI) a line every 30 s.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Progress {
@@ -15,20 +15,30 @@ pub struct Progress {
 
 pub fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 impl Progress {
     pub fn start(what: &str, log: Option<&std::path::Path>) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let log_note = log.map(|p| format!(" (log: {})", p.display())).unwrap_or_default();
+        let log_note = log
+            .map(|p| format!(" (log: {})", p.display()))
+            .unwrap_or_default();
         eprintln!("nekos: {what}…{log_note}");
         let tty = std::io::stderr().is_terminal();
         let flag = done.clone();
         let label = what.to_string();
         let thread = std::thread::spawn(move || {
-            let tick = if tty { Duration::from_secs(1) } else { Duration::from_secs(30) };
+            let tick = if tty {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(30)
+            };
             let mut next = Instant::now() + tick;
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
@@ -48,13 +58,22 @@ impl Progress {
                 let _ = write!(std::io::stderr(), "\r\x1b[K");
             }
         });
-        Progress { done, thread: Some(thread), started, what: what.to_string() }
+        Progress {
+            done,
+            thread: Some(thread),
+            started,
+            what: what.to_string(),
+        }
     }
 
     pub fn finish(mut self, outcome: &str) -> Duration {
         let elapsed = self.started.elapsed();
         self.stop();
-        eprintln!("nekos: {} {outcome} in {}", self.what, fmt_duration(elapsed));
+        eprintln!(
+            "nekos: {} {outcome} in {}",
+            self.what,
+            fmt_duration(elapsed)
+        );
         elapsed
     }
 

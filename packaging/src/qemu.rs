@@ -2,7 +2,9 @@
 //! wait for (never sleeps); users get QEMU in the foreground.
 
 use crate::artifacts::Manifest;
-use crate::deployments::{Deployment, Display, Firmware, Machine, Medium, Network, Payload, UkiImage};
+use crate::deployments::{
+    Deployment, Display, Firmware, Machine, Medium, Network, Payload, UkiImage,
+};
 use crate::qmp::Qmp;
 use anyhow::{Context, Result, bail};
 use std::fs;
@@ -74,8 +76,20 @@ pub fn command(
 ) -> Result<Command> {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-nodefaults", "-no-user-config", "-no-reboot"]);
-    cmd.args(["-accel", if opts.accel == Accel::Kvm { "kvm" } else { "tcg" }]);
-    cmd.args(["-smp", "1", "-m", &dep.memory_mib(opts.memory_mib).to_string()]);
+    cmd.args([
+        "-accel",
+        if opts.accel == Accel::Kvm {
+            "kvm"
+        } else {
+            "tcg"
+        },
+    ]);
+    cmd.args([
+        "-smp",
+        "1",
+        "-m",
+        &dep.memory_mib(opts.memory_mib).to_string(),
+    ]);
     match dep.network {
         // No NIC: otherwise the PXE option ROM spends seconds looking for a boot server.
         Network::None => {
@@ -124,7 +138,8 @@ pub fn command(
         }
     }
     if let Some(sock) = qmp_socket {
-        cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", sock.display()));
+        cmd.arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", sock.display()));
     }
     match dep.firmware {
         Firmware::None => {}
@@ -132,26 +147,38 @@ pub fn command(
             let fw = manifest.firmware()?;
             let vars = scratch.join("vars.json");
             let template = manifest.varstore_path(&format!("{}.json", store.name()))?;
-            fs::copy(template, &vars).with_context(|| format!("cannot copy {}", template.display()))?;
+            fs::copy(template, &vars)
+                .with_context(|| format!("cannot copy {}", template.display()))?;
             // One arm, both flags: this firmware keeps no variables itself and hangs silently
             // without QEMU's variable device, so it is never started without it.
             cmd.arg("-bios").arg(&fw.pv_vars);
-            cmd.arg("-device").arg(format!("uefi-vars-x64,jsonfile={}", vars.display()));
+            cmd.arg("-device")
+                .arg(format!("uefi-vars-x64,jsonfile={}", vars.display()));
         }
         Firmware::DebianOvmf => {
             let vars = scratch.join("OVMF_VARS.fd");
-            fs::copy(DEBIAN_OVMF_VARS, &vars).with_context(|| {
-                format!("cannot copy {DEBIAN_OVMF_VARS} (Debian package ovmf)")
-            })?;
-            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_CODE}"));
-            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+            fs::copy(DEBIAN_OVMF_VARS, &vars)
+                .with_context(|| format!("cannot copy {DEBIAN_OVMF_VARS} (Debian package ovmf)"))?;
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_CODE}"
+            ));
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
         }
         Firmware::DebianSmmSecboot(store) => {
             let vars = scratch.join("OVMF_VARS.fd");
             let template = manifest.varstore_path(&format!("{}.fd", store.name()))?;
-            fs::copy(template, &vars).with_context(|| format!("cannot copy {}", template.display()))?;
-            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_SECBOOT_CODE}"));
-            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+            fs::copy(template, &vars)
+                .with_context(|| format!("cannot copy {}", template.display()))?;
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_SECBOOT_CODE}"
+            ));
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
         }
     }
     match dep.payload {
@@ -161,7 +188,8 @@ pub fn command(
         }
         Payload::KernelInitramfs => {
             cmd.arg("-kernel").arg(manifest.kernel_path()?);
-            cmd.arg("-initrd").arg(manifest.initramfs_path(&opts.variant)?);
+            cmd.arg("-initrd")
+                .arg(manifest.initramfs_path(&opts.variant)?);
             cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
         }
         Payload::Uki | Payload::StbootUki => {
@@ -180,15 +208,27 @@ pub fn command(
                 }
                 Medium::EspDisk => {
                     let path = scratch.join("esp.img");
-                    fs::write(&path, crate::build::esp_image_bytes(&uki, manifest.source_date_epoch)?)?;
-                    cmd.arg("-drive").arg(format!("file={},format=raw,if=virtio,readonly=on", path.display()));
+                    fs::write(
+                        &path,
+                        crate::build::esp_image_bytes(&uki, manifest.source_date_epoch)?,
+                    )?;
+                    cmd.arg("-drive").arg(format!(
+                        "file={},format=raw,if=virtio,readonly=on",
+                        path.display()
+                    ));
                 }
             }
         }
     }
     if let Some(ctrl) = &opts.tpm {
-        cmd.arg("-chardev").arg(format!("socket,id=chrtpm,path={}", ctrl.display()));
-        cmd.args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]);
+        cmd.arg("-chardev")
+            .arg(format!("socket,id=chrtpm,path={}", ctrl.display()));
+        cmd.args([
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-tis,tpmdev=tpm0",
+        ]);
     }
     Ok(cmd)
 }
@@ -196,7 +236,9 @@ pub fn command(
 /// The stage-1 UKI as the deployment's `uki` says (the Secure Boot attacks apply to it too).
 pub fn stage1_uki_bytes(kind: UkiImage, manifest: &Manifest) -> Result<Vec<u8>> {
     let uki = &manifest.stboot()?.uki;
-    let read = |a: &crate::artifacts::FileArtifact| fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()));
+    let read = |a: &crate::artifacts::FileArtifact| {
+        fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()))
+    };
     match kind {
         UkiImage::Signed => read(&uki.signed),
         UkiImage::Unsigned => read(&uki.unsigned),
@@ -236,9 +278,18 @@ impl Vm {
         ));
         fs::create_dir_all(&dir)?;
         let qmp_path = dir.join("qmp.sock");
-        let mut cmd = command(dep, manifest, opts, Frontend::Headless, &dir, Some(&qmp_path))?;
+        let mut cmd = command(
+            dep,
+            manifest,
+            opts,
+            Frontend::Headless,
+            &dir,
+            Some(&qmp_path),
+        )?;
         let server = start_server(dep, manifest)?;
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd
             .spawn()
@@ -254,8 +305,20 @@ impl Vm {
             None => None,
         };
         for (stream, is_stderr) in [
-            (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), false),
-            (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), true),
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                false,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                true,
+            ),
         ] {
             let Some(mut stream) = stream else { continue };
             let serial = serial.clone();
@@ -305,7 +368,11 @@ impl Vm {
 
     /// Everything the guest printed so far.
     pub fn transcript(&self) -> String {
-        self.serial.0.lock().map(|s| s.text.clone()).unwrap_or_default()
+        self.serial
+            .0
+            .lock()
+            .map(|s| s.text.clone())
+            .unwrap_or_default()
     }
 
     /// A position in the transcript; `wait_from` only looks at what comes after it.
@@ -314,7 +381,8 @@ impl Vm {
     }
 
     pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<Duration> {
-        self.wait_from(0, marker, timeout).map(|_| self.started.elapsed())
+        self.wait_from(0, marker, timeout)
+            .map(|_| self.started.elapsed())
     }
 
     /// Waits until `marker` appears after byte `from`; returns the offset just past it.
@@ -322,7 +390,9 @@ impl Vm {
     pub fn wait_from(&self, from: usize, marker: &str, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
         let (lock, cvar) = &*self.serial;
-        let mut s = lock.lock().map_err(|_| anyhow::anyhow!("serial reader poisoned"))?;
+        let mut s = lock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("serial reader poisoned"))?;
         loop {
             if let Some(pos) = s.text.get(from..).and_then(|t| t.find(marker)) {
                 return Ok(from + pos + marker.len());
@@ -336,7 +406,10 @@ impl Vm {
                     "{}: {why} after {:.1}s waiting for {marker:?}{}\n--- last serial lines ---\n{tail}",
                     self.name,
                     self.started.elapsed().as_secs_f64(),
-                    self.log.as_ref().map(|p| format!(" (serial log: {})", p.display())).unwrap_or_default()
+                    self.log
+                        .as_ref()
+                        .map(|p| format!(" (serial log: {})", p.display()))
+                        .unwrap_or_default()
                 );
             }
             s = cvar
@@ -350,7 +423,11 @@ impl Vm {
     pub fn assert_absent(&self, marker: &str) -> Result<()> {
         let text = self.transcript();
         if text.contains(marker) {
-            bail!("{}: unexpected {marker:?} on the serial line\n{}", self.name, crate::util::tail_lines(&text, 40));
+            bail!(
+                "{}: unexpected {marker:?} on the serial line\n{}",
+                self.name,
+                crate::util::tail_lines(&text, 40)
+            );
         }
         Ok(())
     }
@@ -378,7 +455,10 @@ impl Vm {
 
     /// What the deployment's HTTPS server was asked so far (`GET /path -> status`, errors).
     pub fn server_requests(&self) -> Vec<String> {
-        self.server.as_ref().map(|s| s.requests()).unwrap_or_default()
+        self.server
+            .as_ref()
+            .map(|s| s.requests())
+            .unwrap_or_default()
     }
 
     pub fn scratch_dir(&self) -> &Path {
@@ -417,7 +497,10 @@ impl Drop for Vm {
 }
 
 /// The deployment's HTTPS server, if it has one (before QEMU starts: stage 1 fetches at once).
-fn start_server(dep: &Deployment, manifest: &Manifest) -> Result<Option<crate::https_server::HttpsServer>> {
+fn start_server(
+    dep: &Deployment,
+    manifest: &Manifest,
+) -> Result<Option<crate::https_server::HttpsServer>> {
     match dep.server {
         Some(server) => crate::stboot::start_server(server, manifest),
         None => Ok(None),
@@ -425,17 +508,45 @@ fn start_server(dep: &Deployment, manifest: &Manifest) -> Result<Option<crate::h
 }
 
 /// `cargo nekos run`: QEMU in the foreground, a window when a display exists.
-pub fn run_interactive(dep: &Deployment, manifest: &Manifest, opts: &BootOptions, qmp_socket: Option<&Path>) -> Result<ExitStatus> {
-    let window = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+pub fn run_interactive(
+    dep: &Deployment,
+    manifest: &Manifest,
+    opts: &BootOptions,
+    qmp_socket: Option<&Path>,
+) -> Result<ExitStatus> {
+    let window =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     let scratch = std::env::temp_dir().join(format!("nekos-run-{}", std::process::id()));
     fs::create_dir_all(&scratch)?;
-    let mut cmd = command(dep, manifest, opts, Frontend::Interactive { window }, &scratch, qmp_socket)?;
+    let mut cmd = command(
+        dep,
+        manifest,
+        opts,
+        Frontend::Interactive { window },
+        &scratch,
+        qmp_socket,
+    )?;
     let server = start_server(dep, manifest)?;
     if let Some(s) = &server {
-        eprintln!("nekos: serving the OS package at https://{} (the guest's https://10.0.2.2:{})", s.addr(), crate::stboot::PORT);
+        eprintln!(
+            "nekos: serving the OS package at https://{} (the guest's https://10.0.2.2:{})",
+            s.addr(),
+            crate::stboot::PORT
+        );
     }
-    eprintln!("nekos: booting {} ({}){}", dep.name, dep.about, if window { "" } else { "; serial console below, Ctrl-A X quits" });
-    let status = cmd.status().context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)");
+    eprintln!(
+        "nekos: booting {} ({}){}",
+        dep.name,
+        dep.about,
+        if window {
+            ""
+        } else {
+            "; serial console below, Ctrl-A X quits"
+        }
+    );
+    let status = cmd
+        .status()
+        .context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)");
     drop(server);
     let _ = fs::remove_dir_all(&scratch);
     status

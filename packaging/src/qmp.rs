@@ -28,7 +28,10 @@ impl Qmp {
             }
         };
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut qmp = Qmp { reader: BufReader::new(stream.try_clone()?), writer: stream };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
             bail!("unexpected QMP greeting: {greeting}");
@@ -39,7 +42,10 @@ impl Qmp {
 
     fn read_message(&mut self) -> Result<Value> {
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).context("reading from QMP")?;
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .context("reading from QMP")?;
         if n == 0 {
             bail!("QMP connection closed by QEMU");
         }
@@ -67,12 +73,17 @@ impl Qmp {
 
     /// Presses keys together, e.g. `["ctrl", "alt", "delete"]` or `["right"]` (QEMU qcodes).
     pub fn send_keys(&mut self, qcodes: &[&str]) -> Result<()> {
-        let keys: Vec<Value> = qcodes.iter().map(|k| json!({ "type": "qcode", "data": k })).collect();
-        self.execute("send-key", json!({ "keys": keys })).map(|_| ())
+        let keys: Vec<Value> = qcodes
+            .iter()
+            .map(|k| json!({ "type": "qcode", "data": k }))
+            .collect();
+        self.execute("send-key", json!({ "keys": keys }))
+            .map(|_| ())
     }
 
     pub fn screendump_png(&mut self, path: &Path) -> Result<()> {
-        self.execute("screendump", json!({ "filename": path, "format": "png" })).map(|_| ())
+        self.execute("screendump", json!({ "filename": path, "format": "png" }))
+            .map(|_| ())
     }
 
     pub fn quit(&mut self) -> Result<()> {

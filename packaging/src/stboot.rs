@@ -40,7 +40,10 @@ pub fn package_cmdline() -> String {
 /// Names inside the keys directory.
 pub const OSPKG_ROOT_KEY: &str = "ospkg-root.key";
 pub const OSPKG_ROOT_CERT: &str = "ospkg-root.pem";
-pub const SIGNERS: [(&str, &str); 2] = [("ospkg-signer-1.key", "ospkg-signer-1.pem"), ("ospkg-signer-2.key", "ospkg-signer-2.pem")];
+pub const SIGNERS: [(&str, &str); 2] = [
+    ("ospkg-signer-1.key", "ospkg-signer-1.pem"),
+    ("ospkg-signer-2.key", "ospkg-signer-2.pem"),
+];
 pub const TLS_CA_KEY: &str = "tls-ca.key";
 pub const TLS_CA_CERT: &str = "tls-ca.pem";
 pub const TLS_SERVER_KEY: &str = "tls-server.key";
@@ -56,7 +59,8 @@ pub fn default_keys_dir() -> PathBuf {
     }
     let base = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(x) if !x.is_empty() => PathBuf::from(x),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".config"),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".config"),
     };
     base.join("nekos").join("stboot")
 }
@@ -72,7 +76,9 @@ fn all_key_files() -> Vec<&'static str> {
 }
 
 fn now_unix() -> Result<i64> {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("the system clock is before 1970")?;
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
     i64::try_from(d.as_secs()).context("the system clock is out of range")
 }
 
@@ -85,7 +91,11 @@ fn os_random(buf: &mut [u8]) -> std::result::Result<(), String> {
 /// Leaves a complete directory alone; refuses a partial one (naming what is missing).
 pub fn ensure_keys(dir: &Path) -> Result<()> {
     let files = all_key_files();
-    let missing: Vec<&str> = files.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
+    let missing: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -96,15 +106,22 @@ pub fn ensure_keys(dir: &Path) -> Result<()> {
             missing.join(", ")
         );
     }
-    eprintln!("nekos: no stboot keys in {}; creating OS package signing and test TLS keys there", dir.display());
+    eprintln!(
+        "nekos: no stboot keys in {}; creating OS package signing and test TLS keys there",
+        dir.display()
+    );
     let from = now_unix()?;
     let until = from + VALIDITY_SECS;
     let mut rng = os_random;
-    let (root_key, root_pem) = ospkg::generate_root(from, until, &mut rng).map_err(|e| anyhow!("OS package root: {e}"))?;
-    let mut out: Vec<(&str, Vec<u8>, u32)> =
-        vec![(OSPKG_ROOT_KEY, ospkg::signing_key_to_pem(&root_key), 0o600), (OSPKG_ROOT_CERT, root_pem.clone(), 0o644)];
+    let (root_key, root_pem) =
+        ospkg::generate_root(from, until, &mut rng).map_err(|e| anyhow!("OS package root: {e}"))?;
+    let mut out: Vec<(&str, Vec<u8>, u32)> = vec![
+        (OSPKG_ROOT_KEY, ospkg::signing_key_to_pem(&root_key), 0o600),
+        (OSPKG_ROOT_CERT, root_pem.clone(), 0o644),
+    ];
     for (k, c) in SIGNERS {
-        let (key, pem) = ospkg::generate_leaf(&root_key, &root_pem, from, until, &mut rng).map_err(|e| anyhow!("OS package signer: {e}"))?;
+        let (key, pem) = ospkg::generate_leaf(&root_key, &root_pem, from, until, &mut rng)
+            .map_err(|e| anyhow!("OS package signer: {e}"))?;
         out.push((k, ospkg::signing_key_to_pem(&key), 0o600));
         out.push((c, pem, 0o644));
     }
@@ -116,7 +133,8 @@ pub fn ensure_keys(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot chmod {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot chmod {}", dir.display()))?;
     }
     for (name, bytes, mode) in out {
         util::write_atomic_mode(&dir.join(name), &bytes, mode)?;
@@ -135,27 +153,45 @@ pub struct TlsPki {
 /// A CA named `ca_name` and a server certificate for 10.0.2.2 and 127.0.0.1 (IP SANs),
 /// valid over `[from, until]` (seconds since the epoch).
 pub fn tls_pki(ca_name: &str, from: i64, until: i64) -> Result<TlsPki> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
     let time = |secs: i64| -> Result<time::OffsetDateTime> {
         time::OffsetDateTime::from_unix_timestamp(secs).map_err(|e| anyhow!("time {secs}: {e}"))
     };
     let ca_key = KeyPair::generate().map_err(|e| anyhow!("TLS CA key: {e}"))?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| anyhow!("TLS CA: {e}"))?;
+    let mut ca =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| anyhow!("TLS CA: {e}"))?;
     ca.distinguished_name.push(DnType::CommonName, ca_name);
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::CrlSign,
+    ];
     ca.not_before = time(from)?;
     ca.not_after = time(until)?;
-    let ca_cert = ca.self_signed(&ca_key).map_err(|e| anyhow!("TLS CA: {e}"))?;
+    let ca_cert = ca
+        .self_signed(&ca_key)
+        .map_err(|e| anyhow!("TLS CA: {e}"))?;
     let ca_key_pem = ca_key.serialize_pem();
     let issuer = Issuer::new(ca, ca_key);
     let srv_key = KeyPair::generate().map_err(|e| anyhow!("TLS server key: {e}"))?;
-    let mut srv = CertificateParams::new(vec![GUEST_HOST.to_string(), "127.0.0.1".to_string()]).map_err(|e| anyhow!("TLS server: {e}"))?;
-    srv.distinguished_name.push(DnType::CommonName, "NekOS stboot test server");
+    let mut srv = CertificateParams::new(vec![GUEST_HOST.to_string(), "127.0.0.1".to_string()])
+        .map_err(|e| anyhow!("TLS server: {e}"))?;
+    srv.distinguished_name
+        .push(DnType::CommonName, "NekOS stboot test server");
     srv.not_before = time(from)?;
     srv.not_after = time(until)?;
-    let srv_cert = srv.signed_by(&srv_key, &issuer).map_err(|e| anyhow!("TLS server: {e}"))?;
-    Ok(TlsPki { ca_key_pem, ca_cert_pem: ca_cert.pem(), server_key_pem: srv_key.serialize_pem(), server_cert_pem: srv_cert.pem() })
+    let srv_cert = srv
+        .signed_by(&srv_key, &issuer)
+        .map_err(|e| anyhow!("TLS server: {e}"))?;
+    Ok(TlsPki {
+        ca_key_pem,
+        ca_cert_pem: ca_cert.pem(),
+        server_key_pem: srv_key.serialize_pem(),
+        server_cert_pem: srv_cert.pem(),
+    })
 }
 
 /// The keys directory's contents (paths only; read when needed).
@@ -173,11 +209,20 @@ impl Keys {
     }
 
     pub fn open(dir: &Path) -> Result<Keys> {
-        let missing: Vec<&str> = all_key_files().into_iter().filter(|f| !dir.join(f).is_file()).collect();
+        let missing: Vec<&str> = all_key_files()
+            .into_iter()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
         if !missing.is_empty() {
-            bail!("the stboot keys directory {} lacks {} (run `cargo nekos build`)", dir.display(), missing.join(", "));
+            bail!(
+                "the stboot keys directory {} lacks {} (run `cargo nekos build`)",
+                dir.display(),
+                missing.join(", ")
+            );
         }
-        Ok(Keys { dir: dir.to_path_buf() })
+        Ok(Keys {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -194,7 +239,8 @@ impl Keys {
         SIGNERS
             .iter()
             .map(|(k, c)| {
-                let key = ospkg::signing_key_from_pem(&self.read(k)?).map_err(|e| anyhow!("{}: {e}", self.path(k).display()))?;
+                let key = ospkg::signing_key_from_pem(&self.read(k)?)
+                    .map_err(|e| anyhow!("{}: {e}", self.path(k).display()))?;
                 Ok((key, self.read(c)?))
             })
             .collect()
@@ -209,7 +255,11 @@ impl Keys {
 
 /// `/etc/trust_policy/trust_policy.json`.
 pub fn trust_policy_json() -> Vec<u8> {
-    ospkg::TrustPolicy { ospkg_signature_threshold: THRESHOLD, ospkg_fetch_method: ospkg::FetchMethod::Network }.to_json_bytes()
+    ospkg::TrustPolicy {
+        ospkg_signature_threshold: THRESHOLD,
+        ospkg_fetch_method: ospkg::FetchMethod::Network,
+    }
+    .to_json_bytes()
 }
 
 /// `/etc/host_configuration.json`: DHCP on the first Ethernet interface, the fixed
@@ -229,30 +279,72 @@ pub fn host_configuration_json() -> Vec<u8> {
 
 /// The stage-1 initramfs: init (which runs stage 1 because the trust policy is present),
 /// the trust policy, the signing root, the TLS roots and the host configuration. Pure.
-pub fn stage1_archive(init: &[u8], os_release: &[u8], signing_root_pem: &[u8], tls_roots_pem: &[u8]) -> Result<Archive> {
+pub fn stage1_archive(
+    init: &[u8],
+    os_release: &[u8],
+    signing_root_pem: &[u8],
+    tls_roots_pem: &[u8],
+) -> Result<Archive> {
     let mut a = Archive::new();
-    for dir in ["bin", "dev", "etc", "etc/trust_policy", "proc", "sys", "run", "tmp", "root"] {
+    for dir in [
+        "bin",
+        "dev",
+        "etc",
+        "etc/trust_policy",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "root",
+    ] {
         a.mkdir_p(dir)?;
     }
-    a.add("dev/console", Node::CharDevice { major: 5, minor: 1 }, 0o600)?;
+    a.add(
+        "dev/console",
+        Node::CharDevice { major: 5, minor: 1 },
+        0o600,
+    )?;
     a.add("etc/os-release", Node::File(os_release.to_vec()), 0o644)?;
     a.add("init", Node::File(init.to_vec()), 0o755)?;
-    a.add("etc/trust_policy/trust_policy.json", Node::File(trust_policy_json()), 0o644)?;
-    a.add("etc/trust_policy/ospkg_signing_root.pem", Node::File(signing_root_pem.to_vec()), 0o644)?;
-    a.add("etc/trust_policy/tls_roots.pem", Node::File(tls_roots_pem.to_vec()), 0o644)?;
-    a.add("etc/host_configuration.json", Node::File(host_configuration_json()), 0o644)?;
+    a.add(
+        "etc/trust_policy/trust_policy.json",
+        Node::File(trust_policy_json()),
+        0o644,
+    )?;
+    a.add(
+        "etc/trust_policy/ospkg_signing_root.pem",
+        Node::File(signing_root_pem.to_vec()),
+        0o644,
+    )?;
+    a.add(
+        "etc/trust_policy/tls_roots.pem",
+        Node::File(tls_roots_pem.to_vec()),
+        0o644,
+    )?;
+    a.add(
+        "etc/host_configuration.json",
+        Node::File(host_configuration_json()),
+        0o644,
+    )?;
     Ok(a)
 }
 
 /// The OS package zip (kernel as `boot/bzImage`, initramfs as `boot/initramfs.cpio`) and
 /// its descriptor signed by every signer in order. Pure and deterministic.
-pub fn os_package(kernel: &[u8], initramfs: &[u8], signers: &[(ospkg::SigningKey, Vec<u8>)], url: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+pub fn os_package(
+    kernel: &[u8],
+    initramfs: &[u8],
+    signers: &[(ospkg::SigningKey, Vec<u8>)],
+    url: &str,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let manifest = ospkg::Manifest::new(LABEL, "", "", &package_cmdline());
-    let zip = ospkg::OsPackageArchive::build("bzImage", kernel, "initramfs.cpio", initramfs, &manifest)
-        .map_err(|e| anyhow!("OS package archive: {e}"))?;
+    let zip =
+        ospkg::OsPackageArchive::build("bzImage", kernel, "initramfs.cpio", initramfs, &manifest)
+            .map_err(|e| anyhow!("OS package archive: {e}"))?;
     let mut descriptor = ospkg::Descriptor::new(url);
     for (key, cert) in signers {
-        ospkg::sign_descriptor(&mut descriptor, &zip, key, cert).map_err(|e| anyhow!("signing the OS package: {e}"))?;
+        ospkg::sign_descriptor(&mut descriptor, &zip, key, cert)
+            .map_err(|e| anyhow!("signing the OS package: {e}"))?;
     }
     Ok((zip, descriptor.to_json_bytes()))
 }
@@ -282,12 +374,19 @@ impl StbootArtifact {
 
 impl Manifest {
     pub fn stboot(&self) -> Result<&StbootArtifact> {
-        self.stboot.as_ref().context("the manifest has no stboot artifacts (run `cargo nekos build`)")
+        self.stboot
+            .as_ref()
+            .context("the manifest has no stboot artifacts (run `cargo nekos build`)")
     }
 }
 
 fn file_artifact(path: &Path, bytes: &[u8], inputs: BTreeMap<String, String>) -> FileArtifact {
-    FileArtifact { path: path.to_path_buf(), sha256: sha256_hex(bytes), size: bytes.len() as u64, inputs }
+    FileArtifact {
+        path: path.to_path_buf(),
+        sha256: sha256_hex(bytes),
+        size: bytes.len() as u64,
+        inputs,
+    }
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -299,19 +398,41 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Builds the stage-1 initramfs and UKI (`target/nekos/stboot/`) and the OS package
 /// (`target/nekos/ospkg/nekos.{zip,json}`) from the production kernel and initramfs.
-pub fn build(root: &Path, manifest: &Manifest, previous: Option<&StbootArtifact>) -> Result<StbootArtifact> {
+pub fn build(
+    root: &Path,
+    manifest: &Manifest,
+    previous: Option<&StbootArtifact>,
+) -> Result<StbootArtifact> {
     let keys = Keys::ensure_default()?;
-    build_into(root, manifest, previous, &keys, &crate::artifacts::out_dir(root))
+    build_into(
+        root,
+        manifest,
+        previous,
+        &keys,
+        &crate::artifacts::out_dir(root),
+    )
 }
 
 /// [`build`] with the given keys into `out_dir` (`stboot/`, `ospkg/`): the reproducibility
 /// test builds twice into fresh directories.
-pub fn build_into(root: &Path, manifest: &Manifest, previous: Option<&StbootArtifact>, keys: &Keys, out_dir: &Path) -> Result<StbootArtifact> {
+pub fn build_into(
+    root: &Path,
+    manifest: &Manifest,
+    previous: Option<&StbootArtifact>,
+    keys: &Keys,
+    out_dir: &Path,
+) -> Result<StbootArtifact> {
     let kernel = manifest.kernel_path()?.to_path_buf();
     // init with the `stboot` feature (userland.rs); the production init has no stage 1.
     let init_path = crate::userland::stage1_init_path(root);
-    let init_bytes = fs::read(&init_path).with_context(|| format!("cannot read {} (run `cargo nekos build`)", init_path.display()))?;
-    let os_release = fs::read(root.join("packaging/data/os-release")).context("cannot read packaging/data/os-release")?;
+    let init_bytes = fs::read(&init_path).with_context(|| {
+        format!(
+            "cannot read {} (run `cargo nekos build`)",
+            init_path.display()
+        )
+    })?;
+    let os_release = fs::read(root.join("packaging/data/os-release"))
+        .context("cannot read packaging/data/os-release")?;
     let signing_root = keys.read(OSPKG_ROOT_CERT)?;
     let tls_roots = keys.read(TLS_CA_CERT)?;
     let archive = stage1_archive(&init_bytes, &os_release, &signing_root, &tls_roots)?;
@@ -325,9 +446,16 @@ pub fn build_into(root: &Path, manifest: &Manifest, previous: Option<&StbootArti
             inputs.insert(format!("/{path}"), sha256_hex(b));
         }
     }
-    inputs.insert("source_date_epoch".into(), manifest.source_date_epoch.to_string());
+    inputs.insert(
+        "source_date_epoch".into(),
+        manifest.source_date_epoch.to_string(),
+    );
     let initramfs = file_artifact(&initramfs_path, &bytes, inputs);
-    eprintln!("nekos: stage-1 initramfs ({} KiB, sha256 {})", bytes.len() / 1024, &initramfs.sha256[..16]);
+    eprintln!(
+        "nekos: stage-1 initramfs ({} KiB, sha256 {})",
+        bytes.len() / 1024,
+        &initramfs.sha256[..16]
+    );
     let uki = crate::build::make_uki(
         root,
         &kernel,
@@ -339,7 +467,8 @@ pub fn build_into(root: &Path, manifest: &Manifest, previous: Option<&StbootArti
     )?;
 
     let prod = manifest.initramfs_path("production")?;
-    let kernel_bytes = fs::read(&kernel).with_context(|| format!("cannot read {}", kernel.display()))?;
+    let kernel_bytes =
+        fs::read(&kernel).with_context(|| format!("cannot read {}", kernel.display()))?;
     let prod_bytes = fs::read(prod).with_context(|| format!("cannot read {}", prod.display()))?;
     let (zip, descriptor) = os_package(&kernel_bytes, &prod_bytes, &keys.signers()?, PACKAGE_URL)?;
     let pkg_dir = out_dir.join("ospkg");
@@ -410,20 +539,30 @@ pub enum Served {
 /// Two signers issued by `root` (or by a fresh root of their own), valid over
 /// `[from, until]`. Attack packages are made per boot with the OS RNG: they are served,
 /// never recorded, and their refusal does not depend on which keys they carry.
-fn attack_signers(root: Option<(&ospkg::SigningKey, &[u8])>, from: i64, until: i64) -> Result<Vec<(ospkg::SigningKey, Vec<u8>)>> {
+fn attack_signers(
+    root: Option<(&ospkg::SigningKey, &[u8])>,
+    from: i64,
+    until: i64,
+) -> Result<Vec<(ospkg::SigningKey, Vec<u8>)>> {
     let mut rng = os_random;
     let (root_key, root_pem) = match root {
         Some((k, p)) => (k.clone(), p.to_vec()),
-        None => ospkg::generate_root(from, until.max(now_unix()? + VALIDITY_SECS), &mut rng).map_err(|e| anyhow!("attacker root: {e}"))?,
+        None => ospkg::generate_root(from, until.max(now_unix()? + VALIDITY_SECS), &mut rng)
+            .map_err(|e| anyhow!("attacker root: {e}"))?,
     };
     (0..2)
-        .map(|_| ospkg::generate_leaf(&root_key, &root_pem, from, until, &mut rng).map_err(|e| anyhow!("attack signer: {e}")))
+        .map(|_| {
+            ospkg::generate_leaf(&root_key, &root_pem, from, until, &mut rng)
+                .map_err(|e| anyhow!("attack signer: {e}"))
+        })
         .collect()
 }
 
 /// Path → body the server hands out for `served`, made from the built package.
 pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<String, Vec<u8>>> {
-    let read = |a: &FileArtifact| fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()));
+    let read = |a: &FileArtifact| {
+        fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()))
+    };
     let zip = read(&stboot.ospkg_zip)?;
     let good_descriptor = read(&stboot.ospkg_descriptor)?;
     let keys = stboot.keys()?;
@@ -446,7 +585,10 @@ pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<
             (z, good_descriptor)
         }
         Served::WrongSigner => {
-            let d = sign_with(&zip, &attack_signers(None, now - 3600, now + VALIDITY_SECS)?)?;
+            let d = sign_with(
+                &zip,
+                &attack_signers(None, now - 3600, now + VALIDITY_SECS)?,
+            )?;
             (zip, d)
         }
         Served::ExpiredCert => {
@@ -462,7 +604,10 @@ pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<
             (zip, d)
         }
         Served::MalformedDescriptor => {
-            let cut = good_descriptor.get(..good_descriptor.len() / 2).context("empty descriptor")?.to_vec();
+            let cut = good_descriptor
+                .get(..good_descriptor.len() / 2)
+                .context("empty descriptor")?
+                .to_vec();
             (zip, cut)
         }
     };
@@ -474,21 +619,34 @@ pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<
 
 /// Starts the deployment's server (None when nothing must listen). The caller keeps it
 /// alive for the boot; dropping it stops it.
-pub fn start_server(server: Server, manifest: &Manifest) -> Result<Option<crate::https_server::HttpsServer>> {
+pub fn start_server(
+    server: Server,
+    manifest: &Manifest,
+) -> Result<Option<crate::https_server::HttpsServer>> {
     let stboot = manifest.stboot()?;
     let keys = stboot.keys()?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], PORT));
     match server {
         Server::Ospkg(served) => {
             let files = served_files(stboot, served)?;
-            let srv = crate::https_server::HttpsServer::start(addr, &keys.read(TLS_SERVER_CERT)?, &keys.read(TLS_SERVER_KEY)?, files)?;
+            let srv = crate::https_server::HttpsServer::start(
+                addr,
+                &keys.read(TLS_SERVER_CERT)?,
+                &keys.read(TLS_SERVER_KEY)?,
+                files,
+            )?;
             Ok(Some(srv))
         }
         Server::UntrustedTls => {
             let now = now_unix()?;
             let other = tls_pki("Some other CA", now - 3600, now + VALIDITY_SECS)?;
             let files = served_files(stboot, Served::Good)?;
-            let srv = crate::https_server::HttpsServer::start(addr, other.server_cert_pem.as_bytes(), other.server_key_pem.as_bytes(), files)?;
+            let srv = crate::https_server::HttpsServer::start(
+                addr,
+                other.server_cert_pem.as_bytes(),
+                other.server_key_pem.as_bytes(),
+                files,
+            )?;
             Ok(Some(srv))
         }
     }
@@ -513,27 +671,47 @@ mod tests {
         let now = now_unix().unwrap();
         let mut rng = os_random;
         let (rk, rp) = ospkg::generate_root(now - 10, now + 1000, &mut rng).unwrap();
-        let signers: Vec<_> = (0..2).map(|_| ospkg::generate_leaf(&rk, &rp, now - 10, now + 1000, &mut rng).unwrap()).collect();
+        let signers: Vec<_> = (0..2)
+            .map(|_| ospkg::generate_leaf(&rk, &rp, now - 10, now + 1000, &mut rng).unwrap())
+            .collect();
         let a = os_package(b"kernel", b"initramfs", &signers, PACKAGE_URL).unwrap();
         let b = os_package(b"kernel", b"initramfs", &signers, PACKAGE_URL).unwrap();
         assert_eq!(a, b);
         let policy = ospkg::TrustPolicy::from_json(&trust_policy_json()).unwrap();
-        let v = ospkg::verify_package(&a.1, &a.0, &policy, &rp, now, ospkg::Limits::default()).unwrap();
+        let v =
+            ospkg::verify_package(&a.1, &a.0, &policy, &rp, now, ospkg::Limits::default()).unwrap();
         assert_eq!(v.kernel, b"kernel");
         assert_eq!(v.cmdline, package_cmdline());
         // One signature is below the threshold.
         let one = os_package(b"kernel", b"initramfs", &signers[..1], PACKAGE_URL).unwrap();
-        let e = ospkg::verify_package(&one.1, &one.0, &policy, &rp, now, ospkg::Limits::default()).unwrap_err();
+        let e = ospkg::verify_package(&one.1, &one.0, &policy, &rp, now, ospkg::Limits::default())
+            .unwrap_err();
         assert!(e.to_string().contains("threshold is 2"), "{e}");
     }
 
     #[test]
     fn stage1_archive_is_deterministic_and_carries_the_trust_policy() {
-        let a = stage1_archive(b"init", b"os", b"root", b"tls").unwrap().to_newc(1).unwrap();
-        let b = stage1_archive(b"init", b"os", b"root", b"tls").unwrap().to_newc(1).unwrap();
+        let a = stage1_archive(b"init", b"os", b"root", b"tls")
+            .unwrap()
+            .to_newc(1)
+            .unwrap();
+        let b = stage1_archive(b"init", b"os", b"root", b"tls")
+            .unwrap()
+            .to_newc(1)
+            .unwrap();
         assert_eq!(a, b);
-        let names: Vec<String> = stage1_archive(b"init", b"os", b"root", b"tls").unwrap().paths().map(|(p, _)| p.to_string()).collect();
-        for want in ["init", "etc/trust_policy/trust_policy.json", "etc/trust_policy/ospkg_signing_root.pem", "etc/trust_policy/tls_roots.pem", "etc/host_configuration.json"] {
+        let names: Vec<String> = stage1_archive(b"init", b"os", b"root", b"tls")
+            .unwrap()
+            .paths()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        for want in [
+            "init",
+            "etc/trust_policy/trust_policy.json",
+            "etc/trust_policy/ospkg_signing_root.pem",
+            "etc/trust_policy/tls_roots.pem",
+            "etc/host_configuration.json",
+        ] {
             assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
         }
     }

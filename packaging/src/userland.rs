@@ -9,7 +9,12 @@ use std::process::Command;
 /// (cargo package, binary name, path in the initramfs, test variant only)
 pub const PROGRAMS: &[(&str, &str, &str, bool)] = &[
     ("nekos-init", "nekos-init", "init", false),
-    ("nekos-compositor", "nekos-compositor", "bin/compositor", false),
+    (
+        "nekos-compositor",
+        "nekos-compositor",
+        "bin/compositor",
+        false,
+    ),
     ("nekos-viewer", "nekos-viewer", "bin/viewer", false),
     ("snpcheck", "snpcheck", "bin/snpcheck", false),
     ("nekos-testprogs", "nekos-crashloop", "bin/crashloop", true),
@@ -19,11 +24,15 @@ pub const PROGRAMS: &[(&str, &str, &str, bool)] = &[
 
 /// The stage-1 init: nekos-init with the `stboot` feature (the production one has none).
 pub fn stage1_init_path(root: &Path) -> PathBuf {
-    crate::artifacts::out_dir(root).join("stboot").join("nekos-init")
+    crate::artifacts::out_dir(root)
+        .join("stboot")
+        .join("nekos-init")
 }
 
 pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
 /// The flags that keep host paths out of the guest binaries (panic messages carry source
@@ -37,7 +46,10 @@ pub fn reproducible_rustflags(root: &Path) -> String {
     // Where cargo keeps the registry: CARGO_HOME (set by rustup for cargo's children), else
     // ~/.cargo, cargo's own default.
     let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| {
-        format!("{}/.cargo", std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+        format!(
+            "{}/.cargo",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
     });
     format!(
         "--remap-path-prefix={}=/nekos --remap-path-prefix={cargo_home}/registry/src=/cargo/registry/src",
@@ -50,7 +62,8 @@ pub fn reproducible_rustflags(root: &Path) -> String {
 /// profiles, the same a user's own plain build gets, or its bytes would differ from the image.
 fn cargo_build(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root).args(["build", "--release", "--locked", "--target", MUSL_TARGET]);
+    cmd.current_dir(root)
+        .args(["build", "--release", "--locked", "--target", MUSL_TARGET]);
     for var in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -66,7 +79,9 @@ fn cargo_build(root: &Path) -> Command {
 }
 
 fn run(mut cmd: Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run cargo to build {what}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run cargo to build {what}"))?;
     if !status.success() {
         bail!("cargo build of {what} failed ({status})");
     }
@@ -81,7 +96,11 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
 /// of the default members (init, compositor, viewer, snpcheck), so that
 /// `target/x86_64-unknown-linux-musl/release/` ends up holding exactly what the plain
 /// command gives. Cargo keeps each feature set's build, so a rerun only relinks.
-pub fn build(root: &Path, with_stage1: bool, with_test_programs: bool) -> Result<Vec<(String, PathBuf)>> {
+pub fn build(
+    root: &Path,
+    with_stage1: bool,
+    with_test_programs: bool,
+) -> Result<Vec<(String, PathBuf)>> {
     crate::host::ensure_musl_target(root)?;
     let dir = target_dir(root).join(MUSL_TARGET).join("release");
     let built_init = dir.join("nekos-init");
@@ -90,11 +109,18 @@ pub fn build(root: &Path, with_stage1: bool, with_test_programs: bool) -> Result
     if with_stage1 {
         let mut stage1_cmd = cargo_build(root);
         stage1_cmd.args(["-p", "nekos-init", "--features", "stboot"]);
-        run(stage1_cmd, "the stage-1 init (nekos-init --features stboot)")?;
+        run(
+            stage1_cmd,
+            "the stage-1 init (nekos-init --features stboot)",
+        )?;
         check_static(&built_init)?;
         let stage1 = stage1_init_path(root);
-        let bytes = std::fs::read(&built_init).with_context(|| format!("cannot read {}", built_init.display()))?;
-        if std::fs::read(&stage1).map(|old| old != bytes).unwrap_or(true) {
+        let bytes = std::fs::read(&built_init)
+            .with_context(|| format!("cannot read {}", built_init.display()))?;
+        if std::fs::read(&stage1)
+            .map(|old| old != bytes)
+            .unwrap_or(true)
+        {
             crate::util::write_atomic_mode(&stage1, &bytes, 0o755)?;
         }
         stage1_bytes = Some(bytes);
@@ -107,11 +133,18 @@ pub fn build(root: &Path, with_stage1: bool, with_test_programs: bool) -> Result
         for p in &packages {
             test_cmd.args(["-p", p]);
         }
-        run(test_cmd, &format!("the test programs ({})", packages.join(", ")))?;
+        run(
+            test_cmd,
+            &format!("the test programs ({})", packages.join(", ")),
+        )?;
     }
 
-    run(cargo_build(root), "the production userland (init, compositor, viewer, snpcheck)")?;
-    let production_init = std::fs::read(&built_init).with_context(|| format!("cannot read {}", built_init.display()))?;
+    run(
+        cargo_build(root),
+        "the production userland (init, compositor, viewer, snpcheck)",
+    )?;
+    let production_init = std::fs::read(&built_init)
+        .with_context(|| format!("cannot read {}", built_init.display()))?;
     if stage1_bytes.as_ref() == Some(&production_init) {
         bail!(
             "{} is still the stage-1 init after the production build: expected nekos-init without the stboot feature",
@@ -176,9 +209,14 @@ pub fn elf_dynamic_deps(b: &[u8]) -> Result<DynamicDeps> {
     let phoff = usize::try_from(read_u64(b, 0x20)?)?;
     let phentsize = usize::from(read_u16(b, 0x36)?);
     let phnum = usize::from(read_u16(b, 0x38)?);
-    let mut deps = DynamicDeps { interp: None, needed: 0 };
+    let mut deps = DynamicDeps {
+        interp: None,
+        needed: 0,
+    };
     for i in 0..phnum {
-        let ph = phoff.checked_add(i.checked_mul(phentsize).context("ELF overflow")?).context("ELF overflow")?;
+        let ph = phoff
+            .checked_add(i.checked_mul(phentsize).context("ELF overflow")?)
+            .context("ELF overflow")?;
         let kind = read_u32(b, ph)?;
         let offset = usize::try_from(read_u64(b, ph + 8)?)?;
         let size = usize::try_from(read_u64(b, ph + 32)?)?;
@@ -186,7 +224,13 @@ pub fn elf_dynamic_deps(b: &[u8]) -> Result<DynamicDeps> {
             .get(offset..offset.checked_add(size).context("ELF overflow")?)
             .context("ELF segment outside the file")?;
         match kind {
-            3 => deps.interp = Some(String::from_utf8_lossy(data).trim_end_matches('\0').to_string()),
+            3 => {
+                deps.interp = Some(
+                    String::from_utf8_lossy(data)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                )
+            }
             2 => {
                 for entry in data.chunks_exact(16) {
                     match read_u64(entry, 0)? {

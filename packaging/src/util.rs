@@ -39,12 +39,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// (private keys are never readable by others, not even briefly).
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = tmp_path_for(path);
     let _ = fs::remove_file(&tmp);
     let result = (|| -> Result<()> {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -96,7 +103,9 @@ pub fn workspace_root() -> Result<PathBuf> {
             return Ok(dir);
         }
         if !dir.pop() {
-            bail!("not inside the NekOS workspace (no kernel-config/ and Cargo.toml found upwards)");
+            bail!(
+                "not inside the NekOS workspace (no kernel-config/ and Cargo.toml found upwards)"
+            );
         }
     }
 }
@@ -105,9 +114,10 @@ pub fn workspace_root() -> Result<PathBuf> {
 /// commit time, so two clean checkouts of one commit agree; 0 outside git.
 pub fn source_date_epoch(root: &Path) -> u64 {
     if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH")
-        && let Ok(n) = value.trim().parse() {
-            return n;
-        }
+        && let Ok(n) = value.trim().parse()
+    {
+        return n;
+    }
     Command::new("git")
         .args(["log", "-1", "--format=%ct"])
         .current_dir(root)

@@ -5,7 +5,12 @@ use common::*;
 use std::time::Duration;
 
 fn assert_root_fs_panic(deployment: &str) {
-    let mut vm = boot(&format!("root-fs-panic-{deployment}"), deployment, "production", &[]);
+    let mut vm = boot(
+        &format!("root-fs-panic-{deployment}"),
+        deployment,
+        "production",
+        &[],
+    );
     vm.wait_for("VFS: Unable to mount root fs", BOOT).or_fail();
     // panic=-1 reboots at once and -no-reboot turns that into QEMU exiting.
     vm.wait_exit(Duration::from_secs(30)).or_fail();
@@ -67,8 +72,12 @@ fn uki_boots_through_ovmf_with_its_embedded_cmdline() {
     vm.wait_for("nekos: secureboot=off", STEP).or_fail();
     let out = vm.run_at_prompt("cat /proc/cmdline", STEP).or_fail();
     let embedded = manifest().uki["production"].cmdline.clone();
-    assert!(out.lines().any(|l| l.trim() == embedded), "/proc/cmdline is not the UKI's {embedded:?}:\n{out}");
+    assert!(
+        out.lines().any(|l| l.trim() == embedded),
+        "/proc/cmdline is not the UKI's {embedded:?}:\n{out}"
+    );
     // The stub, not OVMF's legacy loader, must have started the kernel.
-    vm.assert_absent("Using legacy linux kernel loader").or_fail();
+    vm.assert_absent("Using legacy linux kernel loader")
+        .or_fail();
     vm.assert_absent("Kernel panic").or_fail();
 }

@@ -14,8 +14,14 @@ fn slideshow_follows_the_seed_on(deployment: &str, test: &str) {
     let mut expected = Browser::new(names.len(), OrderMode::Shuffle, SEED);
     let first = names[expected.next().unwrap()].clone();
     let second = names[expected.next().unwrap()].clone();
-    let vm = boot(test, deployment, "production", &[&format!("nekos.seed={SEED}"), "nekos.interval=3600"]);
-    vm.wait_for("nekos: display: compositor started", BOOT).or_fail();
+    let vm = boot(
+        test,
+        deployment,
+        "production",
+        &[&format!("nekos.seed={SEED}"), "nekos.interval=3600"],
+    );
+    vm.wait_for("nekos: display: compositor started", BOOT)
+        .or_fail();
     let (shown, after) = showing(&vm, 0);
     assert_eq!(shown, first, "first photo for seed {SEED}");
     vm.wait_for("nekos: first frame after", STEP).or_fail();
@@ -37,7 +43,11 @@ fn wait_for_picture(vm: &nekos_packaging::qemu::Vm, shot_name: &str, name: &str)
         let shot = screendump(vm, shot_name);
         let expected = render(name, &shot);
         let matches = shot.rgba.len() == expected.len()
-            && shot.rgba.chunks_exact(4).zip(expected.chunks_exact(4)).all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
+            && shot
+                .rgba
+                .chunks_exact(4)
+                .zip(expected.chunks_exact(4))
+                .all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
         if matches || std::time::Instant::now() >= deadline {
             return shot;
         }
@@ -58,9 +68,15 @@ fn virtio_gpu_shows_the_seeded_first_cat_and_the_next_on_right() {
 fn simpledrm_on_the_uefi_framebuffer_shows_cats() {
     // The UKI carries its own command line (no seed, default interval), so the check is that
     // the screen equals the host rendering of whatever photo the viewer announces.
-    let vm = boot("cats-simpledrm", "fw,kernel,initramfs,uki,simpledrm", "production", &[]);
+    let vm = boot(
+        "cats-simpledrm",
+        "fw,kernel,initramfs,uki,simpledrm",
+        "production",
+        &[],
+    );
     vm.wait_for("Initialized simpledrm", BOOT).or_fail();
-    vm.wait_for("nekos: display: compositor started", BOOT).or_fail();
+    vm.wait_for("nekos: display: compositor started", BOOT)
+        .or_fail();
     showing(&vm, 0);
     let first = wait_for_announced_picture(&vm, 0, "cats-simpledrm-first");
     let mark = vm.mark();
@@ -82,14 +98,24 @@ fn close(a: [u8; 3], b: [u8; 3]) -> bool {
 
 #[test]
 fn exif_orientation_6_is_upright_and_a_corrupt_file_is_skipped() {
-    let vm = boot("cats-orientation", "kernel,initramfs", "test", &["nekos.order=name", "nekos.interval=3600"]);
+    let vm = boot(
+        "cats-orientation",
+        "kernel,initramfs",
+        "test",
+        &["nekos.order=name", "nekos.interval=3600"],
+    );
     let (shown, after) = showing(&vm, 0);
     assert_eq!(shown, "00-exif-orientation-6.jpg");
     let q = nekos_packaging::initramfs::ORIENTATION_QUADRANTS;
     let deadline = std::time::Instant::now() + STEP;
     loop {
         let shot = screendump(&vm, "cats-orientation");
-        let (cx, cy, dx, dy) = (shot.width / 2, shot.height / 2, shot.width / 8, shot.height / 8);
+        let (cx, cy, dx, dy) = (
+            shot.width / 2,
+            shot.height / 2,
+            shot.width / 8,
+            shot.height / 8,
+        );
         let seen = [
             pixel(&shot, cx - dx, cy - dy),
             pixel(&shot, cx + dx, cy - dy),
@@ -99,19 +125,30 @@ fn exif_orientation_6_is_upright_and_a_corrupt_file_is_skipped() {
         if seen.iter().zip(q.iter()).all(|(s, e)| close(*s, *e)) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "quadrants (clockwise from top-left) are {seen:?}, expected {q:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quadrants (clockwise from top-left) are {seen:?}, expected {q:?}"
+        );
     }
     vm.qmp().or_fail().send_keys(&["right"]).or_fail();
-    vm.wait_from(0, "viewer: skipping 01-corrupt.jpg", STEP).or_fail();
+    vm.wait_from(0, "viewer: skipping 01-corrupt.jpg", STEP)
+        .or_fail();
     let (next, _) = showing(&vm, after);
-    assert_eq!(next, photo_names()[0], "the first real photo follows the skipped one");
+    assert_eq!(
+        next,
+        photo_names()[0],
+        "the first real photo follows the skipped one"
+    );
 }
 
 #[test]
 fn host_reference_render_is_deterministic() {
     // The reference the screendumps are compared with must itself be stable.
     let names = photo_names();
-    assert!(names.len() >= 5, "cats/ must hold at least five photos: {names:?}");
+    assert!(
+        names.len() >= 5,
+        "cats/ must hold at least five photos: {names:?}"
+    );
     let bytes = std::fs::read(cats_dir().join(&names[0])).unwrap();
     let a = nekos_viewer::render_frame(&bytes, 640, 480, ScaleMode::Fit).unwrap();
     let b = nekos_viewer::render_frame(&bytes, 640, 480, ScaleMode::Fit).unwrap();

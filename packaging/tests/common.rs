@@ -20,8 +20,12 @@ pub fn manifest() -> Manifest {
 }
 
 pub fn log_path(test: &str) -> PathBuf {
-    let root = std::env::var("NEKOS_WORKSPACE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
-    nekos_packaging::artifacts::out_dir(&root).join("test-logs").join(format!("{test}.serial.log"))
+    let root = std::env::var("NEKOS_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
+    nekos_packaging::artifacts::out_dir(&root)
+        .join("test-logs")
+        .join(format!("{test}.serial.log"))
 }
 
 /// Boots a deployment; `test` names the serial log.
@@ -84,7 +88,11 @@ pub fn screendump(vm: &nekos_packaging::qemu::Vm, name: &str) -> Shot {
     // Keep a copy next to the serial logs for humans (and the README screenshot).
     let keep = log_path(name).with_extension("png");
     let _ = std::fs::copy(&path, &keep);
-    Shot { width: img.width(), height: img.height(), rgba: img.into_raw() }
+    Shot {
+        width: img.width(),
+        height: img.height(),
+        rgba: img.into_raw(),
+    }
 }
 
 /// Compares a screendump with the host rendering. The tolerance is computed from the
@@ -102,7 +110,10 @@ pub fn assert_same_picture(shot: &Shot, expected: &[u8], what: &str) {
             off += 1;
         }
     }
-    assert_eq!(off, 0, "{what}: {off} pixels differ by more than 1 (worst {worst})");
+    assert_eq!(
+        off, 0,
+        "{what}: {off} pixels differ by more than 1 (worst {worst})"
+    );
 }
 
 pub fn render(name: &str, shot: &Shot) -> Vec<u8> {
@@ -117,7 +128,6 @@ pub fn showing(vm: &nekos_packaging::qemu::Vm, from: usize) -> (String, usize) {
     (text[end..line_end - 1].trim().to_string(), line_end)
 }
 
-
 /// The photo the viewer announced last after byte `from` of the transcript.
 pub fn latest_shown(vm: &nekos_packaging::qemu::Vm, from: usize) -> Option<String> {
     let text = vm.transcript();
@@ -128,14 +138,22 @@ pub fn latest_shown(vm: &nekos_packaging::qemu::Vm, from: usize) -> Option<Strin
 
 /// Screendumps until the screen equals the host rendering of the photo the viewer says it
 /// is showing (the slideshow may advance meanwhile); bounded by STEP.
-pub fn wait_for_announced_picture(vm: &nekos_packaging::qemu::Vm, from: usize, shot_name: &str) -> String {
+pub fn wait_for_announced_picture(
+    vm: &nekos_packaging::qemu::Vm,
+    from: usize,
+    shot_name: &str,
+) -> String {
     let deadline = std::time::Instant::now() + STEP;
     loop {
         if let Some(name) = latest_shown(vm, from) {
             let shot = screendump(vm, shot_name);
             let expected = render(&name, &shot);
             let matches = shot.rgba.len() == expected.len()
-                && shot.rgba.chunks_exact(4).zip(expected.chunks_exact(4)).all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
+                && shot
+                    .rgba
+                    .chunks_exact(4)
+                    .zip(expected.chunks_exact(4))
+                    .all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
             if matches {
                 return name;
             }
@@ -143,7 +161,9 @@ pub fn wait_for_announced_picture(vm: &nekos_packaging::qemu::Vm, from: usize, s
                 assert_same_picture(&shot, &expected, &name);
             }
         }
-        assert!(std::time::Instant::now() < deadline, "no photo announced and shown within {STEP:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no photo announced and shown within {STEP:?}"
+        );
     }
 }
-

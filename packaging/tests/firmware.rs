@@ -10,7 +10,9 @@ use nekos_packaging::firmware;
 use std::path::PathBuf;
 
 fn workspace() -> PathBuf {
-    std::env::var("NEKOS_WORKSPACE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+    std::env::var("NEKOS_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -37,13 +39,18 @@ fn fake_patches(dir: &std::path::Path) -> firmware::Lock {
 fn the_lock_pins_nine_patches_and_both_tarballs() {
     let lock = firmware::read_lock(&workspace()).unwrap();
     assert_eq!(lock.patches.len(), 9);
-    assert_eq!(lock.orig.sha256, "b63b6053d6d89c74d9291f9e96fde1584be99e6fb9c169ba9511505129d6b049");
+    assert_eq!(
+        lock.orig.sha256,
+        "b63b6053d6d89c74d9291f9e96fde1584be99e6fb9c169ba9511505129d6b049"
+    );
     for p in &lock.patches {
         assert_eq!(p.sha256.len(), 64, "{}", p.file);
         assert_eq!(p.commit.len(), 40, "{}: the full commit id", p.file);
         assert!(p.file.ends_with(".patch"));
     }
-    assert!(lock.patch_source.url.starts_with("https://") && lock.patch_source.url.contains("{commit}"));
+    assert!(
+        lock.patch_source.url.starts_with("https://") && lock.patch_source.url.contains("{commit}")
+    );
 }
 
 #[test]
@@ -51,16 +58,27 @@ fn a_lock_with_a_missing_or_malformed_field_is_refused_naming_it() {
     let text = std::fs::read_to_string(firmware::lock_path(&workspace())).unwrap();
     let lock = firmware::parse_lock(&text).unwrap();
     let commit = &lock.patches[2].commit;
-    let short = text.replace(&format!("commit = \"{commit}\""), &format!("commit = \"{}\"", &commit[..10]));
+    let short = text.replace(
+        &format!("commit = \"{commit}\""),
+        &format!("commit = \"{}\"", &commit[..10]),
+    );
     let err = format!("{:#}", firmware::parse_lock(&short).unwrap_err());
-    assert!(err.contains("commit") && err.contains(&commit[..10]) && err.contains(&lock.patches[2].file), "{err}");
+    assert!(
+        err.contains("commit")
+            && err.contains(&commit[..10])
+            && err.contains(&lock.patches[2].file),
+        "{err}"
+    );
     let body = &lock.patches[5].sha256_body;
     let missing = text.replace(&format!("sha256_body = \"{body}\"\n"), "");
     let err = format!("{:#}", firmware::parse_lock(&missing).unwrap_err());
     assert!(err.contains("sha256_body"), "{err}");
     let url = text.replace("{commit}.patch", "f25e3d0.patch");
     let err = format!("{:#}", firmware::parse_lock(&url).unwrap_err());
-    assert!(err.contains("[patch_source] url") && err.contains("{commit}"), "{err}");
+    assert!(
+        err.contains("[patch_source] url") && err.contains("{commit}"),
+        "{err}"
+    );
 }
 
 /// A patch as `git format-patch` writes it, with a signature trailer for git `version`.
@@ -77,7 +95,11 @@ fn the_signature_trailer_is_the_only_part_allowed_to_differ() {
     let commit = "f25e3d0d2c556723792bb216c030836604b4a89d";
     let local = format_patch(commit, "2.47.3");
     let body = firmware::strip_signature(&local).to_vec();
-    assert!(body.ends_with(b"+x\r\n"), "{}", String::from_utf8_lossy(&body));
+    assert!(
+        body.ends_with(b"+x\r\n"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let p = firmware::PinnedPatch {
         file: "0001-test.patch".into(),
         commit: commit.into(),
@@ -85,7 +107,10 @@ fn the_signature_trailer_is_the_only_part_allowed_to_differ() {
         sha256_body: nekos_packaging::util::sha256_hex(&body),
     };
     // Another git version's signature: accepted by the body pin, and what is applied is the body.
-    assert_eq!(firmware::check_patch(&p, &format_patch(commit, "2.43.0")).unwrap(), &body[..]);
+    assert_eq!(
+        firmware::check_patch(&p, &format_patch(commit, "2.43.0")).unwrap(),
+        &body[..]
+    );
     assert_eq!(firmware::check_patch(&p, &body).unwrap(), &body[..]);
     // Any change before the trailer is refused.
     let mut changed = format_patch(commit, "2.47.3");
@@ -97,9 +122,15 @@ fn the_signature_trailer_is_the_only_part_allowed_to_differ() {
 
 /// The project's HTTPS server on an ephemeral loopback port, serving `replies`, with a CA the
 /// download client is given as its extra root.
-fn download_server(replies: std::collections::BTreeMap<String, nekos_packaging::https_server::Reply>) -> (nekos_packaging::https_server::HttpsServer, String) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let pki = nekos_packaging::stboot::tls_pki("NekOS download test CA", now - 3600, now + 86400).unwrap();
+fn download_server(
+    replies: std::collections::BTreeMap<String, nekos_packaging::https_server::Reply>,
+) -> (nekos_packaging::https_server::HttpsServer, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let pki = nekos_packaging::stboot::tls_pki("NekOS download test CA", now - 3600, now + 86400)
+        .unwrap();
     let srv = nekos_packaging::https_server::HttpsServer::start_replies(
         "127.0.0.1:0".parse().unwrap(),
         pki.server_cert_pem.as_bytes(),
@@ -124,10 +155,18 @@ fn pinned_test_patch() -> (firmware::PinnedPatch, Vec<u8>) {
     (p, format_patch(commit, "2.39.5"))
 }
 
-fn fetch_from(srv: &nekos_packaging::https_server::HttpsServer, ca: &str, case: &str, sources: &std::path::Path) -> firmware::PatchFetch {
+fn fetch_from(
+    srv: &nekos_packaging::https_server::HttpsServer,
+    ca: &str,
+    case: &str,
+    sources: &std::path::Path,
+) -> firmware::PatchFetch {
     firmware::PatchFetch {
         sources: sources.to_path_buf(),
-        url_template: format!("https://127.0.0.1:{}/{case}/{{commit}}.patch", srv.addr().port()),
+        url_template: format!(
+            "https://127.0.0.1:{}/{case}/{{commit}}.patch",
+            srv.addr().port()
+        ),
         extra_ca_pem: Some(ca.as_bytes().to_vec()),
     }
 }
@@ -135,21 +174,41 @@ fn fetch_from(srv: &nekos_packaging::https_server::HttpsServer, ca: &str, case: 
 /// Nothing under the cache's directory for this patch: no file, no temporary, no directory.
 fn assert_nothing_cached(fetch: &firmware::PatchFetch, p: &firmware::PinnedPatch) {
     let dir = fetch.cached_path(p).parent().unwrap().to_path_buf();
-    assert!(!dir.exists(), "{} must not exist after a refused download", dir.display());
+    assert!(
+        !dir.exists(),
+        "{} must not exist after a refused download",
+        dir.display()
+    );
 }
 
 #[test]
 fn a_pinned_patch_is_downloaded_by_commit_checked_and_cached() {
     let (p, served) = pinned_test_patch();
-    let (srv, ca) = download_server([(format!("/good/{}.patch", p.commit), nekos_packaging::https_server::Reply::Body(served.clone()))].into());
+    let (srv, ca) = download_server(
+        [(
+            format!("/good/{}.patch", p.commit),
+            nekos_packaging::https_server::Reply::Body(served.clone()),
+        )]
+        .into(),
+    );
     let dir = tmp("download-good");
     let fetch = fetch_from(&srv, &ca, "good", &dir.join("sources"));
     let path = fetch.patch(&p, &mut None).unwrap();
     assert_eq!(path, dir.join("sources").join(&p.sha256_body).join(&p.file));
     // The cache holds the body (no signature trailer) under its own sha256.
-    assert_eq!(std::fs::read(&path).unwrap(), firmware::strip_signature(&served));
-    assert_eq!(nekos_packaging::util::sha256_file(&path).unwrap(), p.sha256_body);
-    assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        firmware::strip_signature(&served)
+    );
+    assert_eq!(
+        nekos_packaging::util::sha256_file(&path).unwrap(),
+        p.sha256_body
+    );
+    assert_eq!(
+        std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
     // The second time it comes from the cache: no new request.
     let before = srv.requests().len();
     assert_eq!(fetch.patch(&p, &mut None).unwrap(), path);
@@ -163,12 +222,25 @@ fn a_tampered_download_is_refused_naming_file_and_both_hashes_and_not_cached() {
     let at = served.windows(3).position(|w| w == b"+x\r").unwrap();
     served[at + 1] = b'y';
     let actual = nekos_packaging::util::sha256_hex(&served);
-    let (srv, ca) = download_server([(format!("/tampered/{}.patch", p.commit), nekos_packaging::https_server::Reply::Body(served))].into());
+    let (srv, ca) = download_server(
+        [(
+            format!("/tampered/{}.patch", p.commit),
+            nekos_packaging::https_server::Reply::Body(served),
+        )]
+        .into(),
+    );
     let dir = tmp("download-tampered");
     let fetch = fetch_from(&srv, &ca, "tampered", &dir.join("sources"));
     let err = format!("{:#}", fetch.patch(&p, &mut None).unwrap_err());
     eprintln!("refused as expected: {err}");
-    for want in [p.file.as_str(), p.sha256.as_str(), p.sha256_body.as_str(), actual.as_str(), "refused", "--edk2-patches"] {
+    for want in [
+        p.file.as_str(),
+        p.sha256.as_str(),
+        p.sha256_body.as_str(),
+        actual.as_str(),
+        "refused",
+        "--edk2-patches",
+    ] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
     assert_nothing_cached(&fetch, &p);
@@ -183,11 +255,21 @@ fn a_missing_commit_404_is_an_error_naming_file_and_url_and_nothing_is_cached() 
     let fetch = fetch_from(&srv, &ca, "nowhere", &dir.join("sources"));
     let err = format!("{:#}", fetch.patch(&p, &mut None).unwrap_err());
     eprintln!("refused as expected: {err}");
-    for want in [p.file.as_str(), p.commit.as_str(), "HTTP 404", "/nowhere/", "--edk2-patches"] {
+    for want in [
+        p.file.as_str(),
+        p.commit.as_str(),
+        "HTTP 404",
+        "/nowhere/",
+        "--edk2-patches",
+    ] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
     assert_nothing_cached(&fetch, &p);
-    assert!(srv.requests().iter().any(|r| r.contains("404")), "{:?}", srv.requests());
+    assert!(
+        srv.requests().iter().any(|r| r.contains("404")),
+        "{:?}",
+        srv.requests()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -195,7 +277,10 @@ fn a_missing_commit_404_is_an_error_naming_file_and_url_and_nothing_is_cached() 
 fn a_download_cut_off_half_way_is_an_error_and_nothing_is_cached() {
     let (p, served) = pinned_test_patch();
     let half = served[..served.len() / 2].to_vec();
-    let reply = nekos_packaging::https_server::Reply::Truncated { body: half, content_length: served.len() };
+    let reply = nekos_packaging::https_server::Reply::Truncated {
+        body: half,
+        content_length: served.len(),
+    };
     let (srv, ca) = download_server([(format!("/cut/{}.patch", p.commit), reply)].into());
     let dir = tmp("download-cut");
     let fetch = fetch_from(&srv, &ca, "cut", &dir.join("sources"));
@@ -211,14 +296,26 @@ fn a_download_cut_off_half_way_is_an_error_and_nothing_is_cached() {
 #[test]
 fn a_server_with_a_certificate_from_another_ca_is_refused() {
     let (p, served) = pinned_test_patch();
-    let (srv, _ca) = download_server([(format!("/good/{}.patch", p.commit), nekos_packaging::https_server::Reply::Body(served))].into());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (srv, _ca) = download_server(
+        [(
+            format!("/good/{}.patch", p.commit),
+            nekos_packaging::https_server::Reply::Body(served),
+        )]
+        .into(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let other = nekos_packaging::stboot::tls_pki("another CA", now - 3600, now + 86400).unwrap();
     let dir = tmp("download-untrusted");
     let fetch = fetch_from(&srv, &other.ca_cert_pem, "good", &dir.join("sources"));
     let err = format!("{:#}", fetch.patch(&p, &mut None).unwrap_err());
     eprintln!("refused as expected: {err}");
-    assert!(err.contains(&p.file) && err.contains("cannot download"), "{err}");
+    assert!(
+        err.contains(&p.file) && err.contains("cannot download"),
+        "{err}"
+    );
     assert_nothing_cached(&fetch, &p);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -230,16 +327,22 @@ fn repro_against_lists_differing_modules_and_tool_versions() {
     let modules = firmware::parse_module_hashes(text).unwrap();
     assert_eq!(modules.len(), 2);
     assert!(firmware::parse_module_hashes("nothex  X64/a.efi\n").is_err());
-    let art = |modules: std::collections::BTreeMap<String, String>, gcc: &str| firmware::FirmwareArtifact {
-        pv_vars: "a".into(),
-        pv_vars_sha256: "11".repeat(32),
-        amdsev: "b".into(),
-        amdsev_sha256: "22".repeat(32),
-        input_hash: String::new(),
-        inputs: [("gcc".to_string(), gcc.to_string()), ("nasm".to_string(), "NASM version 2.16.01".to_string())].into(),
-        modules,
-        clean_build_seconds: 0.0,
-        cached: true,
+    let art = |modules: std::collections::BTreeMap<String, String>, gcc: &str| {
+        firmware::FirmwareArtifact {
+            pv_vars: "a".into(),
+            pv_vars_sha256: "11".repeat(32),
+            amdsev: "b".into(),
+            amdsev_sha256: "22".repeat(32),
+            input_hash: String::new(),
+            inputs: [
+                ("gcc".to_string(), gcc.to_string()),
+                ("nasm".to_string(), "NASM version 2.16.01".to_string()),
+            ]
+            .into(),
+            modules,
+            clean_build_seconds: 0.0,
+            cached: true,
+        }
     };
     let ours = art(modules.clone(), "gcc (Debian 12.2.0-14+deb12u1) 12.2.0");
     let (same, lines) = firmware::compare(&ours, &ours.clone());
@@ -251,9 +354,20 @@ fn repro_against_lists_differing_modules_and_tool_versions() {
     let (same, lines) = firmware::compare(&ours, &theirs);
     let report = lines.join("\n");
     assert!(!same);
-    assert!(report.contains("OVMF.pv-vars.fd: DIFFERS") && report.contains("OVMF.amdsev.fd: same"), "{report}");
-    assert!(report.contains("OvmfX64/X64/IScsiDxe.efi") && !report.contains("OvmfX64/FV/OVMF.fd:"), "{report}");
-    assert!(report.contains("gcc (tool version)") && report.contains("14.2.0") && !report.contains("nasm"), "{report}");
+    assert!(
+        report.contains("OVMF.pv-vars.fd: DIFFERS") && report.contains("OVMF.amdsev.fd: same"),
+        "{report}"
+    );
+    assert!(
+        report.contains("OvmfX64/X64/IScsiDxe.efi") && !report.contains("OvmfX64/FV/OVMF.fd:"),
+        "{report}"
+    );
+    assert!(
+        report.contains("gcc (tool version)")
+            && report.contains("14.2.0")
+            && !report.contains("nasm"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -264,7 +378,10 @@ fn a_patch_with_a_different_sha256_is_refused_naming_the_file() {
     let victim = dir.join(&lock.patches[4].file);
     std::fs::write(&victim, "patch 4 with one more line\n+evil\n").unwrap();
     let err = format!("{:#}", firmware::verified_patches(&lock, &dir).unwrap_err());
-    assert!(err.contains(&victim.display().to_string()) && err.contains("pins"), "{err}");
+    assert!(
+        err.contains(&victim.display().to_string()) && err.contains("pins"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -274,7 +391,10 @@ fn a_missing_patch_is_refused_naming_file_and_commit() {
     let lock = fake_patches(&dir);
     std::fs::remove_file(dir.join(&lock.patches[8].file)).unwrap();
     let err = format!("{:#}", firmware::verified_patches(&lock, &dir).unwrap_err());
-    assert!(err.contains(&lock.patches[8].file) && err.contains(&lock.patches[8].commit), "{err}");
+    assert!(
+        err.contains(&lock.patches[8].file) && err.contains(&lock.patches[8].commit),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -284,8 +404,14 @@ fn a_tarball_with_a_different_sha256_is_refused() {
     let fake = dir.join("edk2_2025.02.orig.tar.xz");
     std::fs::write(&fake, b"not the edk2 source").unwrap();
     let lock = firmware::read_lock(&workspace()).unwrap();
-    let err = format!("{:#}", firmware::verify_pinned(&fake, &lock.orig.sha256, "the edk2 orig tarball").unwrap_err());
-    assert!(err.contains(&fake.display().to_string()) && err.contains(&lock.orig.sha256), "{err}");
+    let err = format!(
+        "{:#}",
+        firmware::verify_pinned(&fake, &lock.orig.sha256, "the edk2 orig tarball").unwrap_err()
+    );
+    assert!(
+        err.contains(&fake.display().to_string()) && err.contains(&lock.orig.sha256),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -306,10 +432,21 @@ fn the_pinned_real_patches_verify_when_present() {
 fn the_built_firmware_matches_its_manifest_entry() {
     let m = manifest();
     let fw = m.firmware().unwrap();
-    assert_eq!(nekos_packaging::util::sha256_file(&fw.pv_vars).unwrap(), fw.pv_vars_sha256);
-    assert_eq!(nekos_packaging::util::sha256_file(&fw.amdsev).unwrap(), fw.amdsev_sha256);
+    assert_eq!(
+        nekos_packaging::util::sha256_file(&fw.pv_vars).unwrap(),
+        fw.pv_vars_sha256
+    );
+    assert_eq!(
+        nekos_packaging::util::sha256_file(&fw.amdsev).unwrap(),
+        fw.amdsev_sha256
+    );
     for fd in [&fw.pv_vars, &fw.amdsev] {
-        assert_eq!(std::fs::metadata(fd).unwrap().len(), 4 << 20, "{}: a 4 MiB flash image", fd.display());
+        assert_eq!(
+            std::fs::metadata(fd).unwrap().len(),
+            4 << 20,
+            "{}: a 4 MiB flash image",
+            fd.display()
+        );
     }
     // The QEMU_PV_VARS driver is in the image: its module name is in a UI section (UTF-16).
     let image = std::fs::read(&fw.pv_vars).unwrap();
@@ -326,8 +463,16 @@ fn variable_stores_are_reproducible() {
         assert_eq!(a.to_json(), b.to_json(), "{name}.json");
         assert_eq!(a.to_raw_4m().unwrap(), b.to_raw_4m().unwrap(), "{name}.fd");
         // …and equal to what the build wrote.
-        assert_eq!(std::fs::read(m.varstore_path(&format!("{name}.json")).unwrap()).unwrap(), a.to_json(), "{name}.json");
-        assert_eq!(std::fs::read(m.varstore_path(&format!("{name}.fd")).unwrap()).unwrap(), a.to_raw_4m().unwrap(), "{name}.fd");
+        assert_eq!(
+            std::fs::read(m.varstore_path(&format!("{name}.json")).unwrap()).unwrap(),
+            a.to_json(),
+            "{name}.json"
+        );
+        assert_eq!(
+            std::fs::read(m.varstore_path(&format!("{name}.fd")).unwrap()).unwrap(),
+            a.to_raw_4m().unwrap(),
+            "{name}.fd"
+        );
     }
 }
 

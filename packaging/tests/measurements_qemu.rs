@@ -273,14 +273,23 @@ fn custom_store_boot_option_pcrs_match_swtpm() {
 /// The project's firmware (QEMU_PV_VARS OVMF, TPM2) through the deployments users boot: the
 /// signed UKI from the ESP disk image (a boot option: `pcr4`) or via `-kernel`
 /// (`pcr4_qemu_kernel`), with the preset's JSON store in QEMU's uefi-vars device.
-fn nekos_firmware_boot(tag: &str, deployment: &str, medium: deployments::Medium, preset: &str, pcr4_key: &str) {
+fn nekos_firmware_boot(
+    tag: &str,
+    deployment: &str,
+    medium: deployments::Medium,
+    preset: &str,
+    pcr4_key: &str,
+) {
     let manifest = common::manifest();
     let keys = nekos_packaging::keys::default_keys_dir();
     let predicted = measurements::compute(&manifest, &keys).unwrap();
     let dir = scratch(tag);
     let (_swtpm, ctrl) = start_swtpm(&dir);
     let dep = deployments::find(deployment).unwrap();
-    let opts = BootOptions { medium: Some(medium), ..BootOptions::default() };
+    let opts = BootOptions {
+        medium: Some(medium),
+        ..BootOptions::default()
+    };
     let mut cmd = qemu::command(dep, &manifest, &opts, Frontend::Headless, &dir, None).unwrap();
     cmd.args(tpm_args(&ctrl));
     let got = read_pcrs(cmd);
@@ -290,12 +299,24 @@ fn nekos_firmware_boot(tag: &str, deployment: &str, medium: deployments::Medium,
 
 #[test]
 fn project_firmware_custom_store_esp_boot_pcrs_match_swtpm() {
-    nekos_firmware_boot("nekos-fw-custom-esp", "fw,kernel,initramfs,uki,sb-pass", deployments::Medium::EspDisk, "custom", "pcr4");
+    nekos_firmware_boot(
+        "nekos-fw-custom-esp",
+        "fw,kernel,initramfs,uki,sb-pass",
+        deployments::Medium::EspDisk,
+        "custom",
+        "pcr4",
+    );
 }
 
 #[test]
 fn project_firmware_blank_store_kernel_arg_pcrs_match_swtpm() {
-    nekos_firmware_boot("nekos-fw-blank-kernel", "fw,kernel,initramfs,uki", deployments::Medium::KernelArg, "blank", "pcr4_qemu_kernel");
+    nekos_firmware_boot(
+        "nekos-fw-blank-kernel",
+        "fw,kernel,initramfs,uki",
+        deployments::Medium::KernelArg,
+        "blank",
+        "pcr4_qemu_kernel",
+    );
 }
 
 /// Stage 1 (stboot) extends PCR 12/13/14 before its kexec and the TPM keeps them across it,
@@ -304,21 +325,38 @@ fn project_firmware_blank_store_kernel_arg_pcrs_match_swtpm() {
 fn stboot_pcrs_match_swtpm_after_the_kexec() {
     use common::OrFail;
     let manifest = common::manifest();
-    let predicted = measurements::compute(&manifest, &nekos_packaging::keys::default_keys_dir()).unwrap();
+    let predicted =
+        measurements::compute(&manifest, &nekos_packaging::keys::default_keys_dir()).unwrap();
     let want = &predicted["stboot"];
     let dir = scratch("stboot");
     let (_swtpm, ctrl) = start_swtpm(&dir);
     let dep = deployments::find("fw,kernel,initramfs,stboot").unwrap();
-    let opts = BootOptions { tpm: Some(ctrl), log: Some(common::log_path("measurements-stboot")), ..BootOptions::default() };
+    let opts = BootOptions {
+        tpm: Some(ctrl),
+        log: Some(common::log_path("measurements-stboot")),
+        ..BootOptions::default()
+    };
     let mut vm = qemu::Vm::start(dep, &manifest, &opts).or_fail();
     let limit = Duration::from_secs(240);
-    vm.wait_for("nekos: stboot: measured PCR 12/13/14", limit).or_fail();
+    vm.wait_for("nekos: stboot: measured PCR 12/13/14", limit)
+        .or_fail();
     let kexec = vm.wait_from(0, "nekos: kexec now", limit).or_fail();
-    let started = vm.wait_from(kexec, "nekos: started by stboot", limit).or_fail();
+    let started = vm
+        .wait_from(kexec, "nekos: started by stboot", limit)
+        .or_fail();
     vm.wait_from(started, "nekos# ", limit).or_fail();
     for n in [12, 13, 14] {
-        let out = vm.run_at_prompt(&format!("cat /sys/class/tpm/tpm0/pcr-sha256/{n}"), common::STEP).or_fail();
-        assert_eq!(single_pcr_value(&out, n), want[format!("pcr{n}")].as_str().unwrap(), "PCR {n}: read vs predicted\n{want:#}");
+        let out = vm
+            .run_at_prompt(
+                &format!("cat /sys/class/tpm/tpm0/pcr-sha256/{n}"),
+                common::STEP,
+            )
+            .or_fail();
+        assert_eq!(
+            single_pcr_value(&out, n),
+            want[format!("pcr{n}")].as_str().unwrap(),
+            "PCR {n}: read vs predicted\n{want:#}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

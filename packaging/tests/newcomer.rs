@@ -19,7 +19,12 @@ use std::time::{Duration, Instant};
 const FIRST_RUN: Duration = Duration::from_secs(40 * 60);
 
 /// Lines a firmware build prints (firmware.rs, progress.rs); none may appear.
-const FIRMWARE_BUILD_MARKERS: &[&str] = &["building OVMF", "nekos: firmware built", "edk2 source tarballs", "QEMU_PV_VARS patch"];
+const FIRMWARE_BUILD_MARKERS: &[&str] = &[
+    "building OVMF",
+    "nekos: firmware built",
+    "edk2 source tarballs",
+    "QEMU_PV_VARS patch",
+];
 
 struct Output {
     text: Mutex<(String, usize)>,
@@ -42,7 +47,11 @@ impl Output {
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
                 panic!(
                     "{} waiting for {marker:?}; last output:\n{}",
-                    if guard.1 == 2 { "cargo nekos run exited" } else { "timed out" },
+                    if guard.1 == 2 {
+                        "cargo nekos run exited"
+                    } else {
+                        "timed out"
+                    },
                     tail.join("\n")
                 );
             }
@@ -57,7 +66,10 @@ impl Output {
 
 #[test]
 fn a_fresh_clone_boots_kernel_initramfs_to_a_cat_without_building_firmware() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap();
     let base = std::env::temp_dir().join(format!("nekos-newcomer-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let repo = base.join("nekos");
@@ -67,21 +79,47 @@ fn a_fresh_clone_boots_kernel_initramfs_to_a_cat_without_building_firmware() {
 
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&repo)
-        .args(["nekos", "run", "kernel,initramfs", "--append", "nekos.seed=7", "--qmp"])
+        .args([
+            "nekos",
+            "run",
+            "kernel,initramfs",
+            "--append",
+            "nekos.seed=7",
+            "--qmp",
+        ])
         .arg(&qmp_socket)
         .env("CARGO_TARGET_DIR", repo.join("target"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // Nothing of this workspace's test set-up may leak into the newcomer's run.
-    for var in ["NEKOS_MANIFEST", "NEKOS_WORKSPACE", "NEKOS_EDK2_PATCHES", "DISPLAY", "WAYLAND_DISPLAY", "CARGO_MANIFEST_DIR"] {
+    for var in [
+        "NEKOS_MANIFEST",
+        "NEKOS_WORKSPACE",
+        "NEKOS_EDK2_PATCHES",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "CARGO_MANIFEST_DIR",
+    ] {
         cmd.env_remove(var);
     }
     let mut child = cmd.spawn().expect("cannot run cargo nekos run");
-    let output = Arc::new(Output { text: Mutex::new((String::new(), 0)), changed: Condvar::new() });
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
+    let output = Arc::new(Output {
+        text: Mutex::new((String::new(), 0)),
+        changed: Condvar::new(),
+    });
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
     {
         let output = output.clone();
         let mut stream = stream;
@@ -95,7 +133,9 @@ fn a_fresh_clone_boots_kernel_initramfs_to_a_cat_without_building_firmware() {
                     output.changed.notify_all();
                     return;
                 }
-                guard.0.push_str(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
+                guard
+                    .0
+                    .push_str(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
                 output.changed.notify_all();
             }
         });
@@ -105,7 +145,10 @@ fn a_fresh_clone_boots_kernel_initramfs_to_a_cat_without_building_firmware() {
     let shown = output.wait_for("viewer: showing ", STEP);
     let text = output.text();
     for marker in FIRMWARE_BUILD_MARKERS {
-        assert!(!text.contains(marker), "the kernel,initramfs run started a firmware build ({marker:?}):\n{text}");
+        assert!(
+            !text.contains(marker),
+            "the kernel,initramfs run started a firmware build ({marker:?}):\n{text}"
+        );
     }
     assert!(booted > 0 && shown > booted);
 
@@ -114,14 +157,28 @@ fn a_fresh_clone_boots_kernel_initramfs_to_a_cat_without_building_firmware() {
     let deadline = Instant::now() + STEP;
     loop {
         let text = output.text();
-        let name = text.lines().filter_map(|l| l.split("viewer: showing ").nth(1)).next_back().unwrap().trim().to_string();
+        let name = text
+            .lines()
+            .filter_map(|l| l.split("viewer: showing ").nth(1))
+            .next_back()
+            .unwrap()
+            .trim()
+            .to_string();
         let png = base.join("screen.png");
         qmp.screendump_png(&png).unwrap();
         let img = image::open(&png).unwrap().to_rgba8();
-        let shot = common::Shot { width: img.width(), height: img.height(), rgba: img.into_raw() };
+        let shot = common::Shot {
+            width: img.width(),
+            height: img.height(),
+            rgba: img.into_raw(),
+        };
         let expected = render(&name, &shot);
         let same = shot.rgba.len() == expected.len()
-            && shot.rgba.chunks_exact(4).zip(expected.chunks_exact(4)).all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
+            && shot
+                .rgba
+                .chunks_exact(4)
+                .zip(expected.chunks_exact(4))
+                .all(|(a, b)| (0..3).all(|i| a[i].abs_diff(b[i]) <= 1));
         if same {
             break;
         }

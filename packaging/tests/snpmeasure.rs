@@ -410,14 +410,28 @@ fn matches_sev_snp_measure_on_the_project_amdsev_build() {
     let fw = m.firmware().unwrap();
     let data = std::fs::read(&fw.amdsev).unwrap();
     let o = snpmeasure::Ovmf::parse(&data).unwrap();
-    for k in [SectionType::SnpSecMem, SectionType::SnpSecrets, SectionType::Cpuid, SectionType::SnpKernelHashes] {
-        assert!(o.has_section(k), "{k:?} missing in {}: {:?}", fw.amdsev.display(), o.sections());
+    for k in [
+        SectionType::SnpSecMem,
+        SectionType::SnpSecrets,
+        SectionType::Cpuid,
+        SectionType::SnpKernelHashes,
+    ] {
+        assert!(
+            o.has_section(k),
+            "{k:?} missing in {}: {:?}",
+            fw.amdsev.display(),
+            o.sections()
+        );
     }
     let kernel = m.kernel_path().unwrap().to_path_buf();
     let initrd = m.initramfs_path("production").unwrap().to_path_buf();
     let jx = judge_exe();
     let mut cases = Vec::new();
-    for (vcpus, t) in [(1, VcpuType::EpycV4), (2, VcpuType::EpycMilan), (4, VcpuType::EpycGenoa)] {
+    for (vcpus, t) in [
+        (1, VcpuType::EpycV4),
+        (2, VcpuType::EpycMilan),
+        (4, VcpuType::EpycGenoa),
+    ] {
         cases.push(FileInputs {
             ovmf: &fw.amdsev,
             kernel: Some(&kernel),

@@ -400,7 +400,10 @@ fn make_uki_is_reproducible_across_directories() {
         m["signed"]["authenticode_sha256"],
         m["unsigned"]["authenticode_sha256"]
     );
-    assert_eq!(m["stub"]["sha256"], stub::stub_pin().unwrap().file_sha256.unwrap());
+    assert_eq!(
+        m["stub"]["sha256"],
+        stub::stub_pin().unwrap().file_sha256.unwrap()
+    );
     assert_eq!(
         m["unsigned"]["pcr11_sha256"],
         hex::encode(uki::predict_pcr11(&unsigned).unwrap())

@@ -43,12 +43,16 @@ fn virt_fw_vars() -> PathBuf {
     let python = p.with_file_name("python");
     if python.is_file() {
         let out = Command::new(&python)
-            .args(["-c", "import importlib.metadata as m; print(m.version('virt-firmware'))"])
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('virt-firmware'))",
+            ])
             .output()
             .unwrap();
         let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert_eq!(
-            got, want,
+            got,
+            want,
             "{} is virt-firmware {got}, but packaging/varstore-certs/certs.lock pins {want}: \
              run `sudo packaging/host-setup.sh`",
             p.display()
@@ -541,12 +545,25 @@ fn tampered_certificate_or_malformed_certs_lock_is_an_error_naming_it() {
     std::fs::write(&rom, &bytes).unwrap();
     let e = err_text(varstore::microsoft_store(&d).unwrap_err());
     assert!(e.contains("ms-uefi-rom-2023.pem has SHA-256"), "{e}");
-    assert!(e.contains("expected 7e7f7aa448b9221de4f59d09505193888e172149247ed4d289bf53fd7e8d0e06"), "{e}");
+    assert!(
+        e.contains("expected 7e7f7aa448b9221de4f59d09505193888e172149247ed4d289bf53fd7e8d0e06"),
+        "{e}"
+    );
     let lock = d.join("certs.lock");
     let text = std::fs::read_to_string(&lock).unwrap();
-    std::fs::write(&lock, text.replace("\"ms-kek-2023.pem\" = \"ec61", "\"ms-kek-2023.pem\" = \"xx61")).unwrap();
+    std::fs::write(
+        &lock,
+        text.replace(
+            "\"ms-kek-2023.pem\" = \"ec61",
+            "\"ms-kek-2023.pem\" = \"xx61",
+        ),
+    )
+    .unwrap();
     let e = err_text(varstore::microsoft_store(&d).unwrap_err());
-    assert!(e.contains("certs.lock: [sha256] ms-kek-2023.pem is \"xx61"), "{e}");
+    assert!(
+        e.contains("certs.lock: [sha256] ms-kek-2023.pem is \"xx61"),
+        "{e}"
+    );
     std::fs::write(&lock, text.replace("pk = \"rh-pk-kek-2014.pem\"\n", "")).unwrap();
     let e = err_text(varstore::microsoft_store(&d).unwrap_err());
     assert!(e.contains("certs.lock: pk is missing"), "{e}");

@@ -759,11 +759,18 @@ mod tests {
             drop(s);
         });
         let u = Url::parse(&format!("http://127.0.0.1:{port}/stall")).unwrap();
-        let limits = Limits { io_timeout: Duration::from_millis(300), ..Limits::DESCRIPTOR };
+        let limits = Limits {
+            io_timeout: Duration::from_millis(300),
+            ..Limits::DESCRIPTOR
+        };
         let t = Instant::now();
         let e = get(&u, &tls_dummy(), &limits).unwrap_err();
         assert!(e.contains("timed out"), "{e}");
-        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
         held.join().unwrap();
     }
 

@@ -336,15 +336,15 @@ const PEM_PKCS1_RSA: &str = "RSA PRIVATE KEY-----";
 const PEM_PKCS8: &str = "PRIVATE KEY-----";
 
 fn has_pem_label(text: &str, label: &str) -> bool {
-    text.lines().any(|l| l.trim_end().strip_prefix("-----BEGIN ") == Some(label))
+    text.lines()
+        .any(|l| l.trim_end().strip_prefix("-----BEGIN ") == Some(label))
 }
 
 pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey> {
     if let Ok(text) = std::str::from_utf8(bytes)
         && text.contains("-----BEGIN ")
     {
-        if has_pem_label(text, PEM_ENCRYPTED_PKCS8) || text.contains("Proc-Type: 4,ENCRYPTED")
-        {
+        if has_pem_label(text, PEM_ENCRYPTED_PKCS8) || text.contains("Proc-Type: 4,ENCRYPTED") {
             bail!(
                 "the key is encrypted; decrypt it (e.g. openssl pkey -in KEY -out PLAIN.key) or use a hardware signer"
             );

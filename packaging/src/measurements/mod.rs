@@ -332,26 +332,53 @@ pub fn stboot_entry(st: &crate::stboot::StbootArtifact) -> Result<Value> {
         ("/etc/trust_policy/tls_roots.pem", &tls_pem),
         ("/etc/host_configuration.json", &host),
     ] {
-        let recorded = st.initramfs.inputs.get(path).map(String::as_str).unwrap_or("(none)");
+        let recorded = st
+            .initramfs
+            .inputs
+            .get(path)
+            .map(String::as_str)
+            .unwrap_or("(none)");
         if recorded != sha256_hex(bytes) {
-            anyhow::bail!("stage-1 {path}: the manifest records sha256 {recorded}, the inputs now give {} (run `cargo nekos build`)", sha256_hex(bytes));
+            anyhow::bail!(
+                "stage-1 {path}: the manifest records sha256 {recorded}, the inputs now give {} (run `cargo nekos build`)",
+                sha256_hex(bytes)
+            );
         }
     }
     let mut events: Vec<(u32, [u8; 32], String)> = Vec::new();
     let digest = |hex_text: &str| -> Result<[u8; 32]> {
         let v = hex::decode(hex_text)?;
-        v.try_into().map_err(|_| anyhow::anyhow!("not a sha256: {hex_text}"))
+        v.try_into()
+            .map_err(|_| anyhow::anyhow!("not a sha256: {hex_text}"))
     };
-    events.push((12, digest(&st.ospkg_zip.sha256)?, format!("ospkg zip {}", sb::PACKAGE_URL)));
-    events.push((12, digest(&st.ospkg_descriptor.sha256)?, format!("ospkg descriptor {}", st.descriptor_url)));
+    events.push((
+        12,
+        digest(&st.ospkg_zip.sha256)?,
+        format!("ospkg zip {}", sb::PACKAGE_URL),
+    ));
+    events.push((
+        12,
+        digest(&st.ospkg_descriptor.sha256)?,
+        format!("ospkg descriptor {}", st.descriptor_url),
+    ));
     events.push((13, nekos_ospkg::sha256(&policy), "trust policy".into()));
     // Only CERTIFICATE blocks are measured, in file order (as stage 1 does).
-    let roots: Vec<_> = nekos_ospkg::pem_decode_all(&roots_pem).into_iter().filter(|b| b.label == "CERTIFICATE").collect();
+    let roots: Vec<_> = nekos_ospkg::pem_decode_all(&roots_pem)
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .collect();
     if roots.is_empty() {
-        anyhow::bail!("{}: no CERTIFICATE block", keys.path(sb::OSPKG_ROOT_CERT).display());
+        anyhow::bail!(
+            "{}: no CERTIFICATE block",
+            keys.path(sb::OSPKG_ROOT_CERT).display()
+        );
     }
     for (i, block) in roots.iter().enumerate() {
-        events.push((13, nekos_ospkg::sha256(&block.der), format!("signing root {i} (DER)")));
+        events.push((
+            13,
+            nekos_ospkg::sha256(&block.der),
+            format!("signing root {i} (DER)"),
+        ));
     }
     events.push((13, nekos_ospkg::sha256(&tls_pem), "tls roots".into()));
     events.push((14, nekos_ospkg::sha256(&host), "host configuration".into()));
@@ -363,7 +390,12 @@ pub fn stboot_entry(st: &crate::stboot::StbootArtifact) -> Result<Value> {
     }
     out.insert(
         "events".into(),
-        Value::Array(events.iter().map(|(p, d, what)| json!({"pcr": p, "digest": hex::encode(d), "event": what})).collect()),
+        Value::Array(
+            events
+                .iter()
+                .map(|(p, d, what)| json!({"pcr": p, "digest": hex::encode(d), "event": what}))
+                .collect(),
+        ),
     );
     out.insert("descriptor_url".into(), json!(st.descriptor_url));
     out.insert("threshold".into(), json!(st.threshold));

@@ -68,7 +68,12 @@ pub fn fetch_deb(package: &str, version: &str, deb_sha256: &str) -> Result<PathB
                 .args(["policy", package])
                 .output()
                 .ok()
-                .and_then(|o| crate::lock::parse_policy_field(&String::from_utf8_lossy(&o.stdout), "Candidate"))
+                .and_then(|o| {
+                    crate::lock::parse_policy_field(
+                        &String::from_utf8_lossy(&o.stdout),
+                        "Candidate",
+                    )
+                })
                 .unwrap_or_else(|| "nothing".into());
             bail!(
                 "apt-get download {spec} failed: {}\n  {} pins {package} {version} (.deb sha256 {deb_sha256}), \

@@ -93,7 +93,13 @@ impl MicrosoftCerts {
         for file in std::iter::once(&pk).chain(&kek).chain(&db) {
             sha256.insert(file.clone(), lock.sha256(Some("sha256"), file)?);
         }
-        Ok(MicrosoftCerts { version: lock.string(None, "version")?, pk, kek, db, sha256 })
+        Ok(MicrosoftCerts {
+            version: lock.string(None, "version")?,
+            pk,
+            kek,
+            db,
+            sha256,
+        })
     }
 }
 
@@ -536,10 +542,12 @@ pub fn pinned_certs_dir() -> Result<PathBuf> {
 /// Loads the certificate `file` from `dir`, checking it against its SHA-256 in `certs`.
 pub fn load_pinned(dir: &Path, certs: &MicrosoftCerts, file: &str) -> Result<Cert> {
     let path = dir.join(file);
-    let want = certs
-        .sha256
-        .get(file)
-        .ok_or_else(|| anyhow!("{}: [sha256] has no entry for {file}", dir.join("certs.lock").display()))?;
+    let want = certs.sha256.get(file).ok_or_else(|| {
+        anyhow!(
+            "{}: [sha256] has no entry for {file}",
+            dir.join("certs.lock").display()
+        )
+    })?;
     let bytes =
         std::fs::read(&path).with_context(|| format!("reading certificate {}", path.display()))?;
     let got = crate::util::sha256_hex(&bytes);
