@@ -22,8 +22,12 @@ pub struct Parts {
     pub firmware: bool,
     /// The UKIs (unsigned and signed) of every requested variant and their ESP disk images.
     pub uki: bool,
-    /// The network boot: stage-1 initramfs and UKI, the OS package.
+    /// The network boot: stage-1 initramfs and UKI, the OS package (implies `stage1_init`).
     pub stboot: bool,
+    /// The stage-1 init binary (`nekos-init --features stboot`, with rustls and ring: minutes
+    /// of compiling on a first run), built with the userland. Separate from `stboot` because
+    /// it needs no kernel: `build --no-kernel` and `repro initramfs` still build and compare it.
+    pub stage1_init: bool,
     /// The UEFI variable stores (blank, custom, microsoft).
     pub varstores: bool,
 }
@@ -35,6 +39,7 @@ impl Parts {
         firmware: true,
         uki: true,
         stboot: true,
+        stage1_init: true,
         varstores: true,
     };
     pub const NONE: Parts = Parts {
@@ -43,6 +48,7 @@ impl Parts {
         firmware: false,
         uki: false,
         stboot: false,
+        stage1_init: false,
         varstores: false,
     };
 
@@ -54,6 +60,7 @@ impl Parts {
             firmware: self.firmware || other.firmware,
             uki: self.uki || other.uki,
             stboot: self.stboot || other.stboot,
+            stage1_init: self.stage1_init || other.stage1_init,
             varstores: self.varstores || other.varstores,
         }
     }
@@ -171,7 +178,11 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
 /// The userland (cargo) and the initramfs of every requested variant.
 fn build_initramfs(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) -> Result<()> {
     let with_tests = opts.variants.contains(&Variant::Test);
-    let programs = crate::userland::build(root, opts.parts.stboot, with_tests)?;
+    let programs = crate::userland::build(
+        root,
+        opts.parts.stage1_init || opts.parts.stboot,
+        with_tests,
+    )?;
     manifest.userland.clear();
     // What every binary is a function of: the toolchain, the locked dependency graph, the
     // flags. (The sources themselves are cargo's business; the binary hash covers them.)

@@ -426,6 +426,7 @@ impl Deployment {
                 kernel: true,
                 initramfs: true,
                 stboot: true,
+                stage1_init: true,
                 ..Parts::NONE
             },
         };

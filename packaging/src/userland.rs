@@ -57,6 +57,18 @@ pub fn reproducible_rustflags(root: &Path) -> String {
     )
 }
 
+/// Environment variables that would change the userland's bytes behind the repository's back:
+/// flags, and a wrapper (sccache, …) that would replace the one that remaps paths. The image
+/// build removes them; so does the test that compares a plain build with the image.
+pub const FOREIGN_BUILD_ENV: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+    "RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+];
+
 /// `cargo build --release --locked --target x86_64-unknown-linux-musl` in the workspace, with
 /// no flags from the environment: the flags are the ones in `.cargo/config.toml` and the
 /// profiles, the same a user's own plain build gets, or its bytes would differ from the image.
@@ -64,15 +76,7 @@ fn cargo_build(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root)
         .args(["build", "--release", "--locked", "--target", MUSL_TARGET]);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
-        // A wrapper from the environment (sccache, …) would replace the one that remaps paths.
-        "RUSTC_WRAPPER",
-        "CARGO_BUILD_RUSTC_WRAPPER",
-    ] {
+    for var in FOREIGN_BUILD_ENV {
         cmd.env_remove(var);
     }
     cmd

@@ -149,14 +149,7 @@ fn the_plain_cargo_build_gives_the_binaries_of_the_production_initramfs() {
         "--target",
         "x86_64-unknown-linux-musl",
     ]);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "CARGO_BUILD_RUSTC_WRAPPER",
-    ] {
+    for var in nekos_packaging::userland::FOREIGN_BUILD_ENV {
         cargo.env_remove(var);
     }
     let out = cargo.output().unwrap();
