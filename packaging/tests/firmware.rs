@@ -370,6 +370,57 @@ fn repro_against_lists_differing_modules_and_tool_versions() {
     );
 }
 
+/// `firmware/reference-firmware.json` is what another machine checks its build against
+/// (`cargo nekos repro --against`): it must be a firmware.json that command reads, name the
+/// images `firmware/README.md` records, and be a build of the inputs pinned today (tool
+/// versions aside: those are what the comparison reports).
+#[test]
+fn the_reference_firmware_json_is_a_build_of_todays_inputs_with_the_readmes_hashes() {
+    let root = workspace();
+    let text = std::fs::read_to_string(root.join("firmware/reference-firmware.json")).unwrap();
+    let reference: firmware::FirmwareArtifact = serde_json::from_str(&text).unwrap();
+    let readme = std::fs::read_to_string(root.join("firmware/README.md")).unwrap();
+    for (image, sha) in [
+        ("OVMF.pv-vars.fd", &reference.pv_vars_sha256),
+        ("OVMF.amdsev.fd", &reference.amdsev_sha256),
+    ] {
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [image, sha]),
+            "firmware/README.md does not record {image} {sha}"
+        );
+    }
+    assert_eq!(
+        reference.modules.get("OvmfX64/FV/OVMF.fd"),
+        Some(&reference.pv_vars_sha256),
+        "the pv-vars image is one of the recorded modules"
+    );
+    assert_eq!(
+        reference.modules.get("AmdSev/FV/OVMF.fd"),
+        Some(&reference.amdsev_sha256)
+    );
+    assert!(
+        reference.modules.len() > 200,
+        "{} modules",
+        reference.modules.len()
+    );
+    let lock = firmware::read_lock(&root).unwrap();
+    let today = firmware::inputs(&root, &lock).unwrap();
+    for (name, value) in &today.inputs {
+        if firmware::TOOL_INPUTS.contains(&name.as_str()) {
+            continue;
+        }
+        assert_eq!(
+            reference.inputs.get(name),
+            Some(value),
+            "input {name} changed since reference-firmware.json was recorded: rebuild the \
+             firmware, copy its firmware.json (paths reduced to file names) there and update \
+             firmware/README.md"
+        );
+    }
+}
+
 #[test]
 fn a_patch_with_a_different_sha256_is_refused_naming_the_file() {
     let dir = tmp("patch-changed");
