@@ -50,7 +50,7 @@ packages=(
   python3 binutils
   # musl-gcc: ring (rustls's crypto in init's stage 1) compiles C for the musl target
   musl-tools
-  # UKI judges (packaging/tests/uki.rs): sbverify; python3-pefile for trixie's ukify 257,
+  # UKI judges (packaging/tests/it/uki.rs): sbverify; python3-pefile for trixie's ukify 257,
   # which is only unpacked (apt-get download + dpkg-deb, like the systemd-boot-efi stub)
   sbsigntool python3-pefile
   # the project's firmware (firmware/build-edk2.sh: edk2 2025.02 from trixie's source tarballs)
@@ -60,12 +60,12 @@ packages=(
   ovmf
   # judges of the ESP disk image (packaging/src/esp.rs): sfdisk, fsck.fat, mtools
   fdisk dosfstools mtools
-  # judge of the OS package format (ospkg/tests/go_interop.rs): Go's own encoding/json,
+  # judge of the OS package format (ospkg/tests/it/go_interop.rs): Go's own encoding/json,
   # archive/zip, crypto/x509 and crypto/ed25519 — what stmgr and stboot are built on
   golang-go
   # pinned PyPI judges live in their own venvs (ensure_venv below)
   python3-venv
-  # a software TPM for the measured-boot judges (packaging/tests/measurements_qemu.rs)
+  # a software TPM for the measured-boot judges (packaging/tests/it/measurements_qemu.rs)
   swtpm swtpm-tools
 )
 

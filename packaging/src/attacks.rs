@@ -4,7 +4,7 @@
 
 use crate::artifacts::Manifest;
 use crate::deployments::UkiImage;
-use crate::keys::{self, KeyFileSigner, Role};
+use crate::keys::{self, KeySigner, Role};
 use crate::pe::PeFile;
 use anyhow::{Context, Result, bail};
 
@@ -52,6 +52,6 @@ pub fn sign_with_wrong_key(unsigned: &[u8]) -> Result<Vec<u8>> {
     let db = hierarchy
         .get(Role::Db)
         .context("the attacker hierarchy has no db key")?;
-    let signer = KeyFileSigner::from_keypair(db)?;
+    let signer = KeySigner::from_keypair(db)?;
     crate::authenticode::sign(unsigned, &signer)
 }

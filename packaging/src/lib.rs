@@ -1,13 +1,14 @@
 //! NekOS host tools. `main.rs` is only the command line; everything it does lives here so
 //! the tests drive the same code paths as users.
 
+// The byte formats, under the names the rest of this crate and its tests use.
+pub use nekos_formats::{authenticode, cpio, pe};
+
 pub mod artifacts;
 pub mod attacks;
-pub mod authenticode;
 pub mod bench;
 pub mod build;
 pub mod cache;
-pub mod cpio;
 pub mod deployments;
 pub mod download;
 pub mod esp;
@@ -20,7 +21,6 @@ pub mod keys;
 pub mod lock;
 pub mod measurements;
 pub mod ospkg_cli;
-pub mod pe;
 pub mod progress;
 pub mod qemu;
 pub mod qmp;

@@ -476,7 +476,7 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
                     .get("production")
                     .context("no production initramfs")?;
                 // The stage-1 init (feature stboot) too: the stage-1 initramfs and UKI are a
-                // pure function of it, the keys and the kernel (packaging/tests/stboot.rs).
+                // pure function of it, the keys and the kernel (packaging/tests/it/stboot.rs).
                 let stage1 = util::sha256_file(&dir.join("target/nekos/stboot/nekos-init"))?;
                 eprintln!(
                     "nekos: initramfs built in {}: sha256 {}, stage-1 init sha256 {stage1}",

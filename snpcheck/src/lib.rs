@@ -1,7 +1,6 @@
 //! snpcheck: the NekOS in-guest AMD SEV-SNP checker.
 //!
 //! Parsers of untrusted input (reports, certificate tables, certificates) never panic.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![deny(unsafe_code)]
 

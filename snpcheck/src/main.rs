@@ -1,4 +1,3 @@
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![forbid(unsafe_code)]
 
 fn main() {

@@ -27,7 +27,6 @@
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// Bytes per sector, on the disk and in the file system.
 pub const SECTOR_SIZE: u64 = 512;
@@ -223,13 +222,6 @@ pub fn build_esp_image(files: &[EspFile], opts: &EspOptions) -> Result<Vec<u8>> 
         next_free,
     )?;
     Ok(image)
-}
-
-/// [`build_esp_image`], then writes the image to `path` atomically.
-pub fn write_esp_image(path: &Path, files: &[EspFile], opts: &EspOptions) -> Result<()> {
-    let image = build_esp_image(files, opts)?;
-    crate::util::write_atomic(path, &image)
-        .with_context(|| format!("cannot write ESP image {}", path.display()))
 }
 
 // ---------------------------------------------------------------------------------------

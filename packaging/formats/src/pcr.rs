@@ -17,7 +17,7 @@
 //! QEMU `-kernel` (the `fw,kernel,initramfs,uki` deployments, OVMF's fw_cfg kernel loader)
 //! is not a boot option: OVMF loads (and measures) the UKI *before* it signals ReadyToBoot,
 //! so PCR 4 there is: UKI Authenticode hash, EV_EFI_ACTION, separator, `.linux` (Secure
-//! Boot off; checked with swtpm on the blank store, packaging/tests/measurements_qemu.rs).
+//! Boot off; checked with swtpm on the blank store, packaging/tests/it/measurements_qemu.rs).
 
 use crate::varstore::{self, Guid, Store};
 use anyhow::{Context, Result, anyhow, bail};

@@ -46,7 +46,7 @@
 //!   CPU type (`EPYC-v4`, `EPYC-Milan`, `EPYC-Genoa`) → vCPU count (`"1"`, `"2"`, `"4"`) →
 //!   digest.
 //!
-//! Judged in packaging/tests/measurements_qemu.rs with swtpm (PCRs read from sysfs at the
+//! Judged in packaging/tests/it/measurements_qemu.rs with swtpm (PCRs read from sysfs at the
 //! prompt): `blank` and `custom` via a vvfat ESP boot option on Debian's SMM Secure Boot
 //! OVMF, `blank`'s `pcr4_qemu_kernel` via the `fw,kernel,initramfs,uki` deployment. The
 //! Microsoft store's refusal and its `pcr7` are not judged there.
@@ -56,9 +56,7 @@
 //! certs.lock) and the pinned Debian OVMF.amdsev.fd (packaging/debian-packages.lock), which
 //! is fetched once and cached like everywhere else in the host tools.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-pub mod pcr;
+pub use nekos_formats::pcr;
 
 use crate::artifacts::{FileArtifact, Manifest};
 use crate::snpmeasure::{self, VcpuType};

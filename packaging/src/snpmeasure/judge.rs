@@ -193,16 +193,4 @@ pub fn bench(runs: usize) -> Result<Value> {
     result
 }
 
-/// Deterministic filler bytes (xorshift), for synthetic kernels and initrds.
-pub fn synthetic(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
+pub use nekos_formats::snp::synth::synthetic;

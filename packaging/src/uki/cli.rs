@@ -1,10 +1,8 @@
 //! The command-line verbs of the UKI/Secure Boot tools. `cli_main(args)` takes the verb and
 //! its arguments (without the program name), e.g. `["make-uki", "--kernel", "bzImage", …]`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
-use crate::keys::{self, KeyFileSigner};
+use crate::keys::{self, KeySigner};
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;
 
@@ -234,11 +232,11 @@ fn cli_uki(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn signer_from(a: &Args) -> Result<KeyFileSigner> {
+fn signer_from(a: &Args) -> Result<KeySigner> {
     match (a.get("--key"), a.get("--cert"), a.get("--keys")) {
-        (Some(k), Some(c), None) => KeyFileSigner::from_files(k.as_ref(), c.as_ref()),
-        (None, None, Some(d)) => KeyFileSigner::from_dir(d.as_ref()),
-        (None, None, None) => KeyFileSigner::from_dir(&keys::default_keys_dir()),
+        (Some(k), Some(c), None) => crate::keys::load_signer(k.as_ref(), c.as_ref()),
+        (None, None, Some(d)) => crate::keys::load_db_signer(d.as_ref()),
+        (None, None, None) => crate::keys::load_db_signer(&keys::default_keys_dir()),
         _ => bail!("give either --keys DIR or both --key KEY and --cert CERT"),
     }
 }

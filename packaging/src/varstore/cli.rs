@@ -1,8 +1,6 @@
 //! `cargo nekos varstore --preset blank|microsoft|custom [--keys DIR] [--json OUT] [--raw OUT]
 //! [--template OVMF_VARS_4M.fd]`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::{Preset, build, write_outputs};
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;

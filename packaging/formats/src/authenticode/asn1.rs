@@ -1,8 +1,6 @@
 //! Minimal DER writer and bounds-checked reader for the fixed shapes of Authenticode
 //! SignedData and our self-signed certificates. Only single-byte tags and definite lengths.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use anyhow::{Result, anyhow, bail};
 
 pub const SEQUENCE: u8 = 0x30;

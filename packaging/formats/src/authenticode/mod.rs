@@ -9,8 +9,6 @@
 //! RSA PKCS#1 v1.5 signature, so signing the same image with the same key twice gives the
 //! same bytes. Verified by `sbverify --cert` and `osslsigncode verify -CAfile` in the tests.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 pub mod asn1;
 
 use crate::pe::{self, PeFile};
@@ -34,7 +32,7 @@ const WIN_CERT_REVISION_2_0: u16 = 0x0200;
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
 
 /// Something that can make RSA-2048/SHA-256 PKCS#1 v1.5 signatures and names its
-/// certificate. Implemented by [`crate::keys::KeyFileSigner`]; a PKCS#11 token or a YubiKey
+/// certificate. Implemented by [`crate::keys::KeySigner`]; a PKCS#11 token or a YubiKey
 /// would implement it too (sign the digest on the device, return its certificate).
 pub trait Signer {
     /// DER of the X.509 certificate that verifies this signer's signatures.

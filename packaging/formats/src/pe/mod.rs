@@ -4,8 +4,6 @@
 //! Every read goes through [`read_u16`]/[`read_u32`]/[`slice`], which return errors instead
 //! of panicking, so arbitrary bytes can be fed to [`PeFile::parse`] (a proptest does so).
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use anyhow::{Context, Result, anyhow, bail};
 
 /// Optional header magic of PE32.

@@ -3,7 +3,7 @@
 //! reset block (AP reset vector) and the SEV hashes table address.
 //!
 //! Everything here is bounds-checked and returns errors; nothing panics on arbitrary input
-//! (packaging/tests/snpmeasure_fuzz.rs). On well-formed images the result is sev-snp-measure
+//! (packaging/tests/it/snpmeasure_fuzz.rs). On well-formed images the result is sev-snp-measure
 //! 0.0.13's; on malformed ones we are stricter (a footer entry longer than the rest of the
 //! table, or metadata past the end of the image, is an error where Python slicing clamps).
 

@@ -41,7 +41,7 @@ impl SyntheticOvmf {
 
     pub fn build(&self) -> Vec<u8> {
         let len = self.pages.max(2) as usize * 4096;
-        let mut img = super::judge::synthetic(len, self.seed);
+        let mut img = synthetic(len, self.seed);
         let mut entries: Vec<(GuidLe, Vec<u8>)> = Vec::new();
         if let Some(secs) = &self.sections {
             // ASEV header + descriptors at the start of the image's first page.
@@ -84,4 +84,18 @@ impl SyntheticOvmf {
         img[end - table.len()..end].copy_from_slice(&table);
         img
     }
+}
+
+/// Deterministic filler bytes (xorshift), for synthetic kernels and initrds.
+pub fn synthetic(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
 }

@@ -1,0 +1,10 @@
+//! The integration tests of this crate, as one test binary (one link instead of one per file).
+// Tests may unwrap: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod go_interop;
+mod json_golden;
+mod no_panic;
+mod verify;
+mod zip;

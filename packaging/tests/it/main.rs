@@ -1,0 +1,26 @@
+//! The host side's integration tests, one test binary (one link instead of twenty). The
+//! modules need the build manifest that `cargo nekos test` makes for the QEMU tests; the pure
+//! ones run under plain `cargo test -p nekos-packaging` too.
+// Tests may unwrap: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod artifacts;
+mod boot;
+mod cats;
+mod common;
+mod esp;
+mod firmware;
+mod measurements;
+mod measurements_qemu;
+mod newcomer;
+mod pid1;
+mod secure_boot;
+mod snp;
+mod snpmeasure;
+mod snpmeasure_fuzz;
+mod stboot;
+mod uki;
+mod uki_fuzz;
+mod uki_pcr;
+mod varstore;
+mod varstore_boot;
