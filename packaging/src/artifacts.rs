@@ -1,7 +1,6 @@
 //! The build manifest (`target/nekos/manifest.json`): every artifact with its sha256, size
 //! and inputs. The QEMU runner and the tests find their inputs through it.
 
-use crate::kernel::KernelArtifact;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,7 +32,7 @@ pub struct Manifest {
     pub uki: BTreeMap<String, UkiArtifact>,
     /// The project's OVMF builds (cached by input hash, firmware/).
     #[serde(default)]
-    pub firmware: Option<crate::firmware::FirmwareArtifact>,
+    pub firmware: Option<FirmwareArtifact>,
     /// Reproducible ESP disk images holding a UKI as EFI/BOOT/BOOTX64.EFI, by name
     /// ("<variant>-signed", "<variant>-unsigned", attack images…).
     #[serde(default)]
@@ -44,7 +43,7 @@ pub struct Manifest {
     pub varstores: BTreeMap<String, FileArtifact>,
     /// The network boot (stboot.rs): stage-1 initramfs and UKI, the OS package.
     #[serde(default)]
-    pub stboot: Option<crate::stboot::StbootArtifact>,
+    pub stboot: Option<StbootArtifact>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -61,14 +60,84 @@ pub struct UkiArtifact {
     pub input_hash: String,
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `<root>/target`).
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
 pub fn out_dir(root: &Path) -> PathBuf {
-    crate::userland::target_dir(root).join("nekos")
+    target_dir(root).join("nekos")
 }
 
 pub fn manifest_path(root: &Path) -> PathBuf {
     std::env::var_os("NEKOS_MANIFEST")
         .map(PathBuf::from)
         .unwrap_or_else(|| out_dir(root).join("manifest.json"))
+}
+
+/// `kernel-config/linux-source.lock`: the source this project was built and tested with.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SourceLock {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct KernelArtifact {
+    pub bzimage: PathBuf,
+    pub config: PathBuf,
+    pub sha256: String,
+    pub source: SourceLock,
+    /// Where the tarball of `source` was read from: the installed package or the cache copy.
+    #[serde(default)]
+    pub source_origin: String,
+    pub gcc: String,
+    pub binutils: String,
+    pub input_hash: String,
+    pub inputs: BTreeMap<String, String>,
+    /// Wall time of the build that produced the cache entry.
+    pub clean_build_seconds: f64,
+    pub cached: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FirmwareArtifact {
+    /// OvmfPkgX64 + QEMU_PV_VARS + Secure Boot + TPM2.
+    pub pv_vars: PathBuf,
+    pub pv_vars_sha256: String,
+    /// AmdSevX64.
+    pub amdsev: PathBuf,
+    pub amdsev_sha256: String,
+    pub input_hash: String,
+    pub inputs: BTreeMap<String, String>,
+    /// sha256 of every module and firmware volume of both platforms, e.g.
+    /// `OvmfX64/X64/IScsiDxe.efi`, `AmdSev/FV/OVMF.fd`: two builds compare module by module.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+    /// Wall time of the build that produced this cache entry.
+    pub clean_build_seconds: f64,
+    #[serde(default)]
+    pub cached: bool,
+}
+
+/// What `cargo nekos build` records about stboot (stboot.rs).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct StbootArtifact {
+    /// Where the keys are (certificates are read from here by the tests; the private keys
+    /// only by the package signing and the attack packages).
+    pub keys_dir: PathBuf,
+    pub threshold: usize,
+    pub descriptor_url: String,
+    /// nekos-init built with the `stboot` feature (the stage-1 image's `/init`).
+    pub init: FileArtifact,
+    pub initramfs: FileArtifact,
+    pub uki: UkiArtifact,
+    /// `nekos.zip` and `nekos.json`.
+    pub ospkg_zip: FileArtifact,
+    pub ospkg_descriptor: FileArtifact,
 }
 
 impl Manifest {
@@ -107,7 +176,7 @@ impl Manifest {
         })
     }
 
-    pub fn firmware(&self) -> Result<&crate::firmware::FirmwareArtifact> {
+    pub fn firmware(&self) -> Result<&FirmwareArtifact> {
         self.firmware
             .as_ref()
             .context("the manifest has no firmware (run `cargo nekos build`)")
@@ -129,5 +198,11 @@ impl Manifest {
             .with_context(|| {
                 format!("the manifest has no {variant} initramfs (run `cargo nekos build`)")
             })
+    }
+
+    pub fn stboot(&self) -> Result<&StbootArtifact> {
+        self.stboot
+            .as_ref()
+            .context("the manifest has no stboot artifacts (run `cargo nekos build`)")
     }
 }

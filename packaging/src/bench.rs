@@ -5,23 +5,11 @@ use crate::artifacts::Manifest;
 use crate::deployments::{DEPLOYMENTS, Outcome};
 use crate::initramfs::Compression;
 use crate::qemu::{BootOptions, Vm};
+use crate::util::median;
 use anyhow::Result;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-pub fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
 
 /// Seconds from QEMU start to the deployment's success marker, `runs` times.
 pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f64>> {
@@ -198,7 +186,7 @@ fn decode_times(root: &Path) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use crate::util::median;
 
     #[test]
     fn median_of_odd_and_even() {

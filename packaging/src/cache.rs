@@ -8,16 +8,9 @@ use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// `NEKOS_CACHE_DIR`, else `$XDG_CACHE_HOME/nekos`, else `~/.cache/nekos`.
 pub fn cache_root() -> PathBuf {
-    if let Ok(dir) = std::env::var("NEKOS_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache")
-        });
-    base.join("nekos")
+    crate::util::user_dir("NEKOS_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "")
 }
 
 /// Hash of a list of named inputs; the names are part of the hash so that two inputs cannot

@@ -3,7 +3,7 @@
 //! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
 
 use crate::build::Parts;
-use crate::stboot::{Served, Server};
+use crate::stboot_server::{Served, Server};
 use anyhow::{Result, bail};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub enum Medium {
 }
 
 /// The command line embedded in the UKI's `.cmdline` (defined with the build that embeds it).
-pub use crate::build::UKI_CMDLINE;
+pub use crate::ukis::UKI_CMDLINE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Display {
@@ -163,7 +163,7 @@ pub struct Deployment {
     pub network: Network,
     /// For `Payload::StbootUki`: what the project's HTTPS server on 127.0.0.1 (the guest's
     /// 10.0.2.2) serves during the boot.
-    pub server: Option<crate::stboot::Server>,
+    pub server: Option<crate::stboot_server::Server>,
 }
 
 /// Defaults the table below overrides: direct boot on `-M pc` with stdvga.

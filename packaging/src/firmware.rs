@@ -19,12 +19,13 @@
 //! commit by its id from the URL template in `edk2.lock` (`NEKOS_EDK2_PATCH_URL` overrides it),
 //! checked against the lock before it is used or enters the cache.
 
+pub use crate::artifacts::FirmwareArtifact;
 use crate::cache::{Entry, InputHash, cache_root};
 use crate::download;
 use crate::progress::Progress;
 use crate::util::{self, sha256_file, sha256_hex};
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -91,26 +92,6 @@ pub struct PinnedPatch {
     pub sha256: String,
     /// The same file without the signature trailer (`-- \n<git version>\n`): what is applied.
     pub sha256_body: String,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct FirmwareArtifact {
-    /// OvmfPkgX64 + QEMU_PV_VARS + Secure Boot + TPM2.
-    pub pv_vars: PathBuf,
-    pub pv_vars_sha256: String,
-    /// AmdSevX64.
-    pub amdsev: PathBuf,
-    pub amdsev_sha256: String,
-    pub input_hash: String,
-    pub inputs: BTreeMap<String, String>,
-    /// sha256 of every module and firmware volume of both platforms, e.g.
-    /// `OvmfX64/X64/IScsiDxe.efi`, `AmdSev/FV/OVMF.fd`: two builds compare module by module.
-    #[serde(default)]
-    pub modules: BTreeMap<String, String>,
-    /// Wall time of the build that produced this cache entry.
-    pub clean_build_seconds: f64,
-    #[serde(default)]
-    pub cached: bool,
 }
 
 #[derive(Default, Clone, Debug)]

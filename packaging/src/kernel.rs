@@ -1,11 +1,11 @@
 //! The kernel: Debian's `linux-source-6.12` tarball + `kernel-config/nekos.config`, built
 //! reproducibly and cached by the hash of everything that goes into it.
 
+pub use crate::artifacts::{KernelArtifact, SourceLock};
 use crate::cache::{Entry, InputHash};
 use crate::progress::Progress;
 use crate::util::{self, run_capture, sha256_file};
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,32 +29,6 @@ const REPRODUCIBLE_ENV: &[(&str, &str)] = &[
     ("TZ", "UTC"),
 ];
 
-/// `kernel-config/linux-source.lock`: the source this project was built and tested with.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct SourceLock {
-    pub package: String,
-    pub version: String,
-    pub sha256: String,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct KernelArtifact {
-    pub bzimage: PathBuf,
-    pub config: PathBuf,
-    pub sha256: String,
-    pub source: SourceLock,
-    /// Where the tarball of `source` was read from: the installed package or the cache copy.
-    #[serde(default)]
-    pub source_origin: String,
-    pub gcc: String,
-    pub binutils: String,
-    pub input_hash: String,
-    pub inputs: BTreeMap<String, String>,
-    /// Wall time of the build that produced the cache entry.
-    pub clean_build_seconds: f64,
-    pub cached: bool,
-}
-
 #[derive(Default, Clone)]
 pub struct KernelOptions {
     /// Refuse a source that differs from `linux-source.lock`.
@@ -72,7 +46,7 @@ pub fn fragment_path(root: &Path) -> PathBuf {
 
 /// Reads the lock; a missing or malformed field is an error naming the file and the field.
 pub fn read_lock(root: &Path) -> Result<SourceLock> {
-    let lock = crate::lock::LockFile::load(&lock_path(root))?;
+    let lock = crate::pins::LockFile::load(&lock_path(root))?;
     let source = SourceLock {
         package: lock.string(None, "package")?,
         version: lock.string(None, "version")?,

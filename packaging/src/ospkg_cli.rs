@@ -177,7 +177,7 @@ pub fn ospkg_main(args: &[String]) -> Result<()> {
         } => {
             let now = match now {
                 Some(s) => nekos_ospkg::parse_rfc3339(&s).map_err(|e| anyhow!("--now: {e}"))?,
-                None => now_unix()?,
+                None => crate::util::now_unix()?,
             };
             print!("{}", verify(&pkg, &root, threshold, now)?);
         }
@@ -215,7 +215,7 @@ pub fn keygen_main(args: &[String]) -> Result<()> {
                 from,
                 until,
                 force,
-                &mut os_random,
+                &mut crate::util::os_random,
             )?;
             println!(
                 "wrote {} and {} (valid {} .. {})",
@@ -234,22 +234,11 @@ fn is_help(args: &[String]) -> bool {
         .any(|a| a == "--help" || a == "-h" || a == "help")
 }
 
-fn now_unix() -> Result<i64> {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    i64::try_from(d.as_secs()).context("the system clock is out of range")
-}
-
-fn os_random(buf: &mut [u8]) -> std::result::Result<(), String> {
-    getrandom::fill(buf).map_err(|e| format!("OS random number generator: {e}"))
-}
-
 /// `--valid-from`/`--valid-until` with defaults (now, and 10 years after the start).
 pub fn validity(from: Option<&str>, until: Option<&str>) -> Result<(i64, i64)> {
     let from = match from {
         Some(s) => nekos_ospkg::parse_rfc3339(s).map_err(|e| anyhow!("--valid-from: {e}"))?,
-        None => now_unix()?,
+        None => crate::util::now_unix()?,
     };
     let until = match until {
         Some(s) => nekos_ospkg::parse_rfc3339(s).map_err(|e| anyhow!("--valid-until: {e}"))?,

@@ -502,7 +502,7 @@ fn start_server(
     manifest: &Manifest,
 ) -> Result<Option<crate::https_server::HttpsServer>> {
     match dep.server {
-        Some(server) => crate::stboot::start_server(server, manifest),
+        Some(server) => crate::stboot_server::start_server(server, manifest),
         None => Ok(None),
     }
 }

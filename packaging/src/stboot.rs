@@ -8,12 +8,12 @@
 //! stage-1 image, same package, same descriptor (Ed25519 and PKCS#1 v1.5 are
 //! deterministic). Private keys never go into an image or a log.
 
-use crate::artifacts::{FileArtifact, Manifest, UkiArtifact};
+pub use crate::artifacts::StbootArtifact;
+use crate::artifacts::{FileArtifact, Manifest};
 use crate::cpio::{Archive, Node};
 use crate::util::{self, sha256_hex};
 use anyhow::{Context, Result, anyhow, bail};
 use nekos_ospkg as ospkg;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ pub const THRESHOLD: usize = 2;
 pub const LABEL: &str = "NekOS production";
 /// The OS package's command line: the UKI's plus the marker the second init reports.
 pub fn package_cmdline() -> String {
-    format!("{} nekos.bootflow=stboot", crate::deployments::UKI_CMDLINE)
+    format!("{} nekos.bootflow=stboot", crate::ukis::UKI_CMDLINE)
 }
 
 /// Names inside the keys directory.
@@ -50,19 +50,16 @@ pub const TLS_SERVER_KEY: &str = "tls-server.key";
 pub const TLS_SERVER_CERT: &str = "tls-server.pem";
 
 /// Validity of the generated certificates: ten years from creation.
-const VALIDITY_SECS: i64 = 10 * 365 * 24 * 3600;
+pub const VALIDITY_SECS: i64 = 10 * 365 * 24 * 3600;
 
 /// `NEKOS_STBOOT_KEYS_DIR`, else `$XDG_CONFIG_HOME/nekos/stboot`, else `~/.config/nekos/stboot`.
 pub fn default_keys_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("NEKOS_STBOOT_KEYS_DIR") {
-        return PathBuf::from(d);
-    }
-    let base = match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(x) if !x.is_empty() => PathBuf::from(x),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".config"),
-    };
-    base.join("nekos").join("stboot")
+    crate::util::user_dir(
+        "NEKOS_STBOOT_KEYS_DIR",
+        "XDG_CONFIG_HOME",
+        ".config",
+        "stboot",
+    )
 }
 
 fn all_key_files() -> Vec<&'static str> {
@@ -73,17 +70,6 @@ fn all_key_files() -> Vec<&'static str> {
     }
     v.extend([TLS_CA_KEY, TLS_CA_CERT, TLS_SERVER_KEY, TLS_SERVER_CERT]);
     v
-}
-
-fn now_unix() -> Result<i64> {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    i64::try_from(d.as_secs()).context("the system clock is out of range")
-}
-
-fn os_random(buf: &mut [u8]) -> std::result::Result<(), String> {
-    getrandom::fill(buf).map_err(|e| format!("OS random number generator: {e}"))
 }
 
 /// Creates the keys once: OS package signing root + two signers (Ed25519, stmgr's
@@ -110,9 +96,9 @@ pub fn ensure_keys(dir: &Path) -> Result<()> {
         "nekos: no stboot keys in {}; creating OS package signing and test TLS keys there",
         dir.display()
     );
-    let from = now_unix()?;
+    let from = crate::util::now_unix()?;
     let until = from + VALIDITY_SECS;
-    let mut rng = os_random;
+    let mut rng = crate::util::os_random;
     let (root_key, root_pem) =
         ospkg::generate_root(from, until, &mut rng).map_err(|e| anyhow!("OS package root: {e}"))?;
     let mut out: Vec<(&str, Vec<u8>, u32)> = vec![
@@ -201,6 +187,11 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The keys a build recorded in its manifest.
+    pub fn of(artifact: &StbootArtifact) -> Result<Keys> {
+        Keys::open(&artifact.keys_dir)
+    }
+
     /// The default directory, created on first use.
     pub fn ensure_default() -> Result<Keys> {
         let dir = default_keys_dir();
@@ -349,37 +340,6 @@ pub fn os_package(
     Ok((zip, descriptor.to_json_bytes()))
 }
 
-/// What `cargo nekos build` records about stboot.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct StbootArtifact {
-    /// Where the keys are (certificates are read from here by the tests; the private keys
-    /// only by the package signing and the attack packages).
-    pub keys_dir: PathBuf,
-    pub threshold: usize,
-    pub descriptor_url: String,
-    /// nekos-init built with the `stboot` feature (the stage-1 image's `/init`).
-    pub init: FileArtifact,
-    pub initramfs: FileArtifact,
-    pub uki: UkiArtifact,
-    /// `nekos.zip` and `nekos.json`.
-    pub ospkg_zip: FileArtifact,
-    pub ospkg_descriptor: FileArtifact,
-}
-
-impl StbootArtifact {
-    pub fn keys(&self) -> Result<Keys> {
-        Keys::open(&self.keys_dir)
-    }
-}
-
-impl Manifest {
-    pub fn stboot(&self) -> Result<&StbootArtifact> {
-        self.stboot
-            .as_ref()
-            .context("the manifest has no stboot artifacts (run `cargo nekos build`)")
-    }
-}
-
 fn file_artifact(path: &Path, bytes: &[u8], inputs: BTreeMap<String, String>) -> FileArtifact {
     FileArtifact {
         path: path.to_path_buf(),
@@ -456,12 +416,12 @@ pub fn build_into(
         bytes.len() / 1024,
         &initramfs.sha256[..16]
     );
-    let uki = crate::build::make_uki(
+    let uki = crate::ukis::make_uki(
         root,
         &kernel,
         &initramfs_path,
         &out.join("uki"),
-        crate::deployments::UKI_CMDLINE,
+        crate::ukis::UKI_CMDLINE,
         "stage-1 (stboot)",
         previous.map(|p| &p.uki),
     )?;
@@ -508,150 +468,6 @@ pub fn build_into(
     Ok(art)
 }
 
-// --- What the server hands the guest, per deployment ---
-
-/// The HTTPS server of a `…,stboot` deployment (a deployment without one: nothing listens).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Server {
-    /// The project's server with our TLS certificate, serving the package as given.
-    Ospkg(Served),
-    /// The good package, but the server's certificate is from another CA.
-    UntrustedTls,
-}
-
-/// Which package the server hands out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Served {
-    /// The built package, signed by both signers.
-    Good,
-    /// One byte of the zip's kernel flipped after signing.
-    TamperedZip,
-    /// Signed by two signers under another root (valid Ed25519 signatures, untrusted chain).
-    WrongSigner,
-    /// Signed by two signers under our root whose certificates have expired.
-    ExpiredCert,
-    /// Signed by one of our signers only: fewer than the trust policy's threshold.
-    BelowThreshold,
-    /// A descriptor that is not valid JSON (cut in the middle).
-    MalformedDescriptor,
-}
-
-/// Two signers issued by `root` (or by a fresh root of their own), valid over
-/// `[from, until]`. Attack packages are made per boot with the OS RNG: they are served,
-/// never recorded, and their refusal does not depend on which keys they carry.
-fn attack_signers(
-    root: Option<(&ospkg::SigningKey, &[u8])>,
-    from: i64,
-    until: i64,
-) -> Result<Vec<(ospkg::SigningKey, Vec<u8>)>> {
-    let mut rng = os_random;
-    let (root_key, root_pem) = match root {
-        Some((k, p)) => (k.clone(), p.to_vec()),
-        None => ospkg::generate_root(from, until.max(now_unix()? + VALIDITY_SECS), &mut rng)
-            .map_err(|e| anyhow!("attacker root: {e}"))?,
-    };
-    (0..2)
-        .map(|_| {
-            ospkg::generate_leaf(&root_key, &root_pem, from, until, &mut rng)
-                .map_err(|e| anyhow!("attack signer: {e}"))
-        })
-        .collect()
-}
-
-/// Path → body the server hands out for `served`, made from the built package.
-pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<String, Vec<u8>>> {
-    let read = |a: &FileArtifact| {
-        fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()))
-    };
-    let zip = read(&stboot.ospkg_zip)?;
-    let good_descriptor = read(&stboot.ospkg_descriptor)?;
-    let keys = stboot.keys()?;
-    let sign_with = |zip: &[u8], signers: &[(ospkg::SigningKey, Vec<u8>)]| -> Result<Vec<u8>> {
-        let mut d = ospkg::Descriptor::new(PACKAGE_URL);
-        for (k, c) in signers {
-            ospkg::sign_descriptor(&mut d, zip, k, c).map_err(|e| anyhow!("signing: {e}"))?;
-        }
-        Ok(d.to_json_bytes())
-    };
-    let now = now_unix()?;
-    let (zip, descriptor) = match served {
-        Served::Good => (zip, good_descriptor),
-        Served::TamperedZip => {
-            let mut z = zip;
-            // The middle of the archive lies inside the kernel or initramfs entry.
-            let mid = z.len() / 2;
-            let b = z.get_mut(mid).context("the OS package zip is empty")?;
-            *b ^= 0xff;
-            (z, good_descriptor)
-        }
-        Served::WrongSigner => {
-            let d = sign_with(
-                &zip,
-                &attack_signers(None, now - 3600, now + VALIDITY_SECS)?,
-            )?;
-            (zip, d)
-        }
-        Served::ExpiredCert => {
-            let (rk, rp) = keys.root()?;
-            // Valid for one day, ten days ago.
-            let signers = attack_signers(Some((&rk, &rp)), now - 10 * 86400, now - 9 * 86400)?;
-            let d = sign_with(&zip, &signers)?;
-            (zip, d)
-        }
-        Served::BelowThreshold => {
-            let signers = keys.signers()?;
-            let d = sign_with(&zip, signers.get(..1).context("no signer")?)?;
-            (zip, d)
-        }
-        Served::MalformedDescriptor => {
-            let cut = good_descriptor
-                .get(..good_descriptor.len() / 2)
-                .context("empty descriptor")?
-                .to_vec();
-            (zip, cut)
-        }
-    };
-    let mut files = BTreeMap::new();
-    files.insert("/nekos.json".to_string(), descriptor);
-    files.insert("/nekos.zip".to_string(), zip);
-    Ok(files)
-}
-
-/// Starts the deployment's server (None when nothing must listen). The caller keeps it
-/// alive for the boot; dropping it stops it.
-pub fn start_server(
-    server: Server,
-    manifest: &Manifest,
-) -> Result<Option<crate::https_server::HttpsServer>> {
-    let stboot = manifest.stboot()?;
-    let keys = stboot.keys()?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], PORT));
-    match server {
-        Server::Ospkg(served) => {
-            let files = served_files(stboot, served)?;
-            let srv = crate::https_server::HttpsServer::start(
-                addr,
-                &keys.read(TLS_SERVER_CERT)?,
-                &keys.read(TLS_SERVER_KEY)?,
-                files,
-            )?;
-            Ok(Some(srv))
-        }
-        Server::UntrustedTls => {
-            let now = now_unix()?;
-            let other = tls_pki("Some other CA", now - 3600, now + VALIDITY_SECS)?;
-            let files = served_files(stboot, Served::Good)?;
-            let srv = crate::https_server::HttpsServer::start(
-                addr,
-                other.server_cert_pem.as_bytes(),
-                other.server_key_pem.as_bytes(),
-                files,
-            )?;
-            Ok(Some(srv))
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -668,8 +484,8 @@ mod tests {
 
     #[test]
     fn package_is_deterministic_and_verifies_with_both_signatures() {
-        let now = now_unix().unwrap();
-        let mut rng = os_random;
+        let now = crate::util::now_unix().unwrap();
+        let mut rng = crate::util::os_random;
         let (rk, rp) = ospkg::generate_root(now - 10, now + 1000, &mut rng).unwrap();
         let signers: Vec<_> = (0..2)
             .map(|_| ospkg::generate_leaf(&rk, &rp, now - 10, now + 1000, &mut rng).unwrap())

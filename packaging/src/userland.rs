@@ -29,12 +29,6 @@ pub fn stage1_init_path(root: &Path) -> PathBuf {
         .join("nekos-init")
 }
 
-pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-}
-
 /// The flags that keep host paths out of the guest binaries (panic messages carry source
 /// paths), exactly as `.cargo/nekos-rustc-wrapper` adds them to every rustc run for the guest
 /// target: the checkout and the registry sources of CARGO_HOME. They live in that wrapper,
@@ -106,7 +100,9 @@ pub fn build(
     with_test_programs: bool,
 ) -> Result<Vec<(String, PathBuf)>> {
     crate::host::ensure_musl_target(root)?;
-    let dir = target_dir(root).join(MUSL_TARGET).join("release");
+    let dir = crate::artifacts::target_dir(root)
+        .join(MUSL_TARGET)
+        .join("release");
     let built_init = dir.join("nekos-init");
 
     let mut stage1_bytes = None;

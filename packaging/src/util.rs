@@ -155,3 +155,57 @@ pub fn tail_lines(text: &str, n: usize) -> String {
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
 }
+
+/// `<pid>-<counter>`: unique among the threads and processes writing at the same time.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The median (mean of the middle two for an even count; NaN for none).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Where the user's NekOS files of one kind live, outside the repository: `$<env_override>`
+/// if set, else `$<xdg_var>/nekos/<sub>`, else `~/<home_default>/nekos/<sub>` (the XDG base
+/// directory rules; `sub` may be empty).
+pub fn user_dir(env_override: &str, xdg_var: &str, home_default: &str, sub: &str) -> PathBuf {
+    if let Some(d) = std::env::var_os(env_override).filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let base = match std::env::var_os(xdg_var) {
+        Some(x) if !x.is_empty() => PathBuf::from(x),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(home_default),
+    };
+    let dir = base.join("nekos");
+    if sub.is_empty() { dir } else { dir.join(sub) }
+}
+
+/// Seconds since the Unix epoch (certificate validity; never written into an artifact).
+pub fn now_unix() -> Result<i64> {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    i64::try_from(d.as_secs()).context("the system clock is out of range")
+}
+
+/// The OS random number generator, in the shape `nekos_ospkg`'s key generation takes.
+pub fn os_random(buf: &mut [u8]) -> std::result::Result<(), String> {
+    getrandom::fill(buf).map_err(|e| format!("OS random number generator: {e}"))
+}

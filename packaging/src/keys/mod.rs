@@ -24,30 +24,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The default key directory (see the module docs).
-pub fn default_keys_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("NEKOS_KEYS_DIR") {
-        return PathBuf::from(d);
-    }
-    let base = match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(x) if !x.is_empty() => PathBuf::from(x),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".config"),
-    };
-    base.join("nekos").join("keys")
-}
-
-/// `<pid>-<counter>`: unique among the threads and processes writing at the same time.
-pub fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 pub use crate::util::write_atomic_mode as write_atomic;
 
 /// Writes a hierarchy into `dir` (created 0700). Refuses to replace existing keys unless
@@ -115,6 +91,11 @@ pub fn load_certificate(path: &Path) -> Result<Vec<u8>> {
     let bytes =
         fs::read(path).with_context(|| format!("reading certificate {}", path.display()))?;
     parse_certificate(&bytes).with_context(|| format!("certificate {}", path.display()))
+}
+
+/// The default key directory (see the module docs).
+pub fn default_keys_dir() -> PathBuf {
+    crate::util::user_dir("NEKOS_KEYS_DIR", "XDG_CONFIG_HOME", ".config", "keys")
 }
 
 /// The signer of a key file and its certificate; errors if they do not match.

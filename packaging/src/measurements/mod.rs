@@ -319,7 +319,7 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
 /// recorded for the stage-1 initramfs, so a prediction can never describe other inputs.
 pub fn stboot_entry(st: &crate::stboot::StbootArtifact) -> Result<Value> {
     use crate::stboot as sb;
-    let keys = st.keys()?;
+    let keys = crate::stboot::Keys::of(st)?;
     let policy = sb::trust_policy_json();
     let roots_pem = keys.read(sb::OSPKG_ROOT_CERT)?;
     let tls_pem = keys.read(sb::TLS_CA_CERT)?;

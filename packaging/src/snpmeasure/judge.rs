@@ -14,8 +14,8 @@ use std::time::Instant;
 pub const OVMF_AMDSEV_PACKAGE: &str = "ovmf-amdsev";
 
 /// The pin of the SNP test firmware.
-pub fn ovmf_amdsev_pin() -> Result<crate::lock::DebPin> {
-    crate::lock::debian_pin(OVMF_AMDSEV_PACKAGE)
+pub fn ovmf_amdsev_pin() -> Result<crate::pins::DebPin> {
+    crate::pins::debian_pin(OVMF_AMDSEV_PACKAGE)
 }
 
 /// The pinned judge version (also pinned in packaging/host-setup.sh).
@@ -34,7 +34,7 @@ pub fn pinned_ovmf_amdsev() -> Result<PathBuf> {
         format!(
             "fetching the SNP test firmware {pkg}={ver} from Debian sid: {FIX}; if sid has moved \
              past {ver}, move the pin in {} with `cargo nekos lock`",
-            crate::lock::DEBIAN_LOCK
+            crate::pins::DEBIAN_LOCK
         )
     })?;
     if !fd.is_file() {
@@ -149,7 +149,7 @@ pub fn bench(runs: usize) -> Result<Value> {
     let fw = pinned_ovmf_amdsev()?;
     let jp = judge_path()?;
     let dir =
-        std::env::temp_dir().join(format!("nekos-snpm-bench-{}", crate::keys::unique_suffix()));
+        std::env::temp_dir().join(format!("nekos-snpm-bench-{}", crate::util::unique_suffix()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> Result<Value> {
         let kernel = dir.join("bzImage");
@@ -181,7 +181,7 @@ pub fn bench(runs: usize) -> Result<Value> {
                 );
             }
         }
-        let (o, j) = (crate::bench::median(t_ours), crate::bench::median(t_judge));
+        let (o, j) = (crate::util::median(t_ours), crate::util::median(t_judge));
         Ok(json!({
             "runs": runs,
             "ours_seconds": o,

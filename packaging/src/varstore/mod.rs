@@ -56,7 +56,7 @@ pub struct MicrosoftCerts {
 impl MicrosoftCerts {
     /// Reads `certs.lock` in `dir`; a missing or malformed field is an error naming it.
     pub fn load(dir: &Path) -> Result<MicrosoftCerts> {
-        let lock = crate::lock::LockFile::load(&dir.join("certs.lock"))?;
+        let lock = crate::pins::LockFile::load(&dir.join("certs.lock"))?;
         let pk = lock.string(None, "pk")?;
         let kek = lock.string_list(None, "kek")?;
         let db = lock.string_list(None, "db")?;
@@ -108,7 +108,7 @@ pub fn load_cert(path: &Path) -> Result<Cert> {
 
 /// The directory holding the certificate files and their `certs.lock` (in the repository).
 pub fn pinned_certs_dir() -> Result<PathBuf> {
-    Ok(crate::util::workspace_root()?.join(crate::lock::CERTS_DIR))
+    Ok(crate::util::workspace_root()?.join(crate::pins::CERTS_DIR))
 }
 
 /// Loads the certificate `file` from `dir`, checking it against its SHA-256 in `certs`.

@@ -158,7 +158,7 @@ fn the_plain_cargo_build_gives_the_binaries_of_the_production_initramfs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let built =
-        nekos_packaging::userland::target_dir(&root).join("x86_64-unknown-linux-musl/release");
+        nekos_packaging::artifacts::target_dir(&root).join("x86_64-unknown-linux-musl/release");
     let image = cpio_files(m.initramfs_path("production").unwrap());
     for (bin, dest) in [
         ("nekos-init", "init"),

@@ -11,7 +11,7 @@
 use crate::common::*;
 use nekos_packaging::deployments::{self, Outcome, STAGE1_RETRY, STARTED_BY_STBOOT};
 use nekos_packaging::qemu::{BootOptions, Vm};
-use nekos_packaging::stboot::Server;
+use nekos_packaging::stboot_server::Server;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -296,7 +296,7 @@ fn manifest_records_the_stboot_artifacts() {
             a.path.display()
         );
     }
-    let keys = st.keys().unwrap();
+    let keys = nekos_packaging::stboot::Keys::of(st).unwrap();
     let root = keys.read(nekos_packaging::stboot::OSPKG_ROOT_CERT).unwrap();
     let policy =
         nekos_ospkg::TrustPolicy::from_json(&nekos_packaging::stboot::trust_policy_json()).unwrap();
@@ -361,8 +361,14 @@ fn stboot_artifacts_are_reproducible() {
         let dir = base.join(run);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let art = nekos_packaging::stboot::build_into(&root, &m, None, &st.keys().unwrap(), &dir)
-            .unwrap();
+        let art = nekos_packaging::stboot::build_into(
+            &root,
+            &m,
+            None,
+            &nekos_packaging::stboot::Keys::of(st).unwrap(),
+            &dir,
+        )
+        .unwrap();
         outs.push(art);
     }
     let (a, b) = (&outs[0], &outs[1]);

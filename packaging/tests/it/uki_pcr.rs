@@ -36,7 +36,7 @@ fn systemd_measure() -> Command {
     let dirs: Vec<PathBuf> = MEASURE_DEBS
         .iter()
         .map(|(p, v, h)| {
-            stub::fetch_deb(p, v, h).unwrap_or_else(|e| {
+            nekos_packaging::pins::fetch_deb(p, v, h).unwrap_or_else(|e| {
                 panic!(
                     "fetching trixie {p} {v} (apt-get download; run packaging/host-setup.sh): {e:#}"
                 )

@@ -1,0 +1,158 @@
+//! What the project's HTTPS server hands the guest in each `…,stboot` deployment: the built
+//! OS package, or one attack on it. The lab side of stboot; the build side (keys, stage-1
+//! image, package) is [`crate::stboot`].
+
+use crate::artifacts::{FileArtifact, Manifest, StbootArtifact};
+use crate::stboot::{
+    Keys, PACKAGE_URL, PORT, TLS_SERVER_CERT, TLS_SERVER_KEY, VALIDITY_SECS, tls_pki,
+};
+use anyhow::{Context, Result, anyhow};
+use nekos_ospkg as ospkg;
+use std::collections::BTreeMap;
+use std::fs;
+
+/// The HTTPS server of a `…,stboot` deployment (a deployment without one: nothing listens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// The project's server with our TLS certificate, serving the package as given.
+    Ospkg(Served),
+    /// The good package, but the server's certificate is from another CA.
+    UntrustedTls,
+}
+
+/// Which package the server hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// The built package, signed by both signers.
+    Good,
+    /// One byte of the zip's kernel flipped after signing.
+    TamperedZip,
+    /// Signed by two signers under another root (valid Ed25519 signatures, untrusted chain).
+    WrongSigner,
+    /// Signed by two signers under our root whose certificates have expired.
+    ExpiredCert,
+    /// Signed by one of our signers only: fewer than the trust policy's threshold.
+    BelowThreshold,
+    /// A descriptor that is not valid JSON (cut in the middle).
+    MalformedDescriptor,
+}
+
+/// Two signers issued by `root` (or by a fresh root of their own), valid over
+/// `[from, until]`. Attack packages are made per boot with the OS RNG: they are served,
+/// never recorded, and their refusal does not depend on which keys they carry.
+fn attack_signers(
+    root: Option<(&ospkg::SigningKey, &[u8])>,
+    from: i64,
+    until: i64,
+) -> Result<Vec<(ospkg::SigningKey, Vec<u8>)>> {
+    let mut rng = crate::util::os_random;
+    let (root_key, root_pem) = match root {
+        Some((k, p)) => (k.clone(), p.to_vec()),
+        None => ospkg::generate_root(
+            from,
+            until.max(crate::util::now_unix()? + VALIDITY_SECS),
+            &mut rng,
+        )
+        .map_err(|e| anyhow!("attacker root: {e}"))?,
+    };
+    (0..2)
+        .map(|_| {
+            ospkg::generate_leaf(&root_key, &root_pem, from, until, &mut rng)
+                .map_err(|e| anyhow!("attack signer: {e}"))
+        })
+        .collect()
+}
+
+/// Path → body the server hands out for `served`, made from the built package.
+pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<String, Vec<u8>>> {
+    let read = |a: &FileArtifact| {
+        fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()))
+    };
+    let zip = read(&stboot.ospkg_zip)?;
+    let good_descriptor = read(&stboot.ospkg_descriptor)?;
+    let keys = Keys::of(stboot)?;
+    let sign_with = |zip: &[u8], signers: &[(ospkg::SigningKey, Vec<u8>)]| -> Result<Vec<u8>> {
+        let mut d = ospkg::Descriptor::new(PACKAGE_URL);
+        for (k, c) in signers {
+            ospkg::sign_descriptor(&mut d, zip, k, c).map_err(|e| anyhow!("signing: {e}"))?;
+        }
+        Ok(d.to_json_bytes())
+    };
+    let now = crate::util::now_unix()?;
+    let (zip, descriptor) = match served {
+        Served::Good => (zip, good_descriptor),
+        Served::TamperedZip => {
+            let mut z = zip;
+            // The middle of the archive lies inside the kernel or initramfs entry.
+            let mid = z.len() / 2;
+            let b = z.get_mut(mid).context("the OS package zip is empty")?;
+            *b ^= 0xff;
+            (z, good_descriptor)
+        }
+        Served::WrongSigner => {
+            let d = sign_with(
+                &zip,
+                &attack_signers(None, now - 3600, now + VALIDITY_SECS)?,
+            )?;
+            (zip, d)
+        }
+        Served::ExpiredCert => {
+            let (rk, rp) = keys.root()?;
+            // Valid for one day, ten days ago.
+            let signers = attack_signers(Some((&rk, &rp)), now - 10 * 86400, now - 9 * 86400)?;
+            let d = sign_with(&zip, &signers)?;
+            (zip, d)
+        }
+        Served::BelowThreshold => {
+            let signers = keys.signers()?;
+            let d = sign_with(&zip, signers.get(..1).context("no signer")?)?;
+            (zip, d)
+        }
+        Served::MalformedDescriptor => {
+            let cut = good_descriptor
+                .get(..good_descriptor.len() / 2)
+                .context("empty descriptor")?
+                .to_vec();
+            (zip, cut)
+        }
+    };
+    let mut files = BTreeMap::new();
+    files.insert("/nekos.json".to_string(), descriptor);
+    files.insert("/nekos.zip".to_string(), zip);
+    Ok(files)
+}
+
+/// Starts the deployment's server (None when nothing must listen). The caller keeps it
+/// alive for the boot; dropping it stops it.
+pub fn start_server(
+    server: Server,
+    manifest: &Manifest,
+) -> Result<Option<crate::https_server::HttpsServer>> {
+    let stboot = manifest.stboot()?;
+    let keys = Keys::of(stboot)?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], PORT));
+    match server {
+        Server::Ospkg(served) => {
+            let files = served_files(stboot, served)?;
+            let srv = crate::https_server::HttpsServer::start(
+                addr,
+                &keys.read(TLS_SERVER_CERT)?,
+                &keys.read(TLS_SERVER_KEY)?,
+                files,
+            )?;
+            Ok(Some(srv))
+        }
+        Server::UntrustedTls => {
+            let now = crate::util::now_unix()?;
+            let other = tls_pki("Some other CA", now - 3600, now + VALIDITY_SECS)?;
+            let files = served_files(stboot, Served::Good)?;
+            let srv = crate::https_server::HttpsServer::start(
+                addr,
+                other.server_cert_pem.as_bytes(),
+                other.server_key_pem.as_bytes(),
+                files,
+            )?;
+            Ok(Some(srv))
+        }
+    }
+}

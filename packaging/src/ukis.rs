@@ -1,0 +1,108 @@
+//! The UKI build step: `make-uki` on the built kernel and an initramfs, signed with the
+//! user's db key, skipped when its input hash is that of the previous build.
+
+use crate::artifacts::{FileArtifact, UkiArtifact};
+use crate::util::{self, sha256_hex};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The command line embedded in every UKI's `.cmdline` (the firmware passes none).
+pub const UKI_CMDLINE: &str = "panic=-1 console=tty0 console=ttyS0";
+
+/// The Secure Boot keys used for signing: the user's hierarchy in the documented keys
+/// directory, created on first use (private keys 0600, never inside the repository).
+pub fn signing_keys_dir() -> Result<PathBuf> {
+    let dir = crate::keys::default_keys_dir();
+    if !dir.join("db.key").is_file() {
+        eprintln!(
+            "nekos: no Secure Boot keys in {}; creating a new PK/KEK/db hierarchy there",
+            dir.display()
+        );
+        let hierarchy = crate::keys::generate_hierarchy(None)?;
+        crate::keys::write_hierarchy(&dir, &hierarchy, false)?;
+    }
+    Ok(dir)
+}
+
+/// `make-uki` on the built kernel and an initramfs: `nekos.efi` and `nekos.signed.efi` in
+/// `out_dir`; skipped when its inputs (and so its outputs) are those of the previous build.
+/// `what` names the UKI in messages.
+pub fn make_uki(
+    _root: &Path,
+    kernel: &Path,
+    initramfs: &Path,
+    out_dir: &Path,
+    cmdline: &str,
+    what: &str,
+    previous: Option<&UkiArtifact>,
+) -> Result<UkiArtifact> {
+    let out_dir = out_dir.to_path_buf();
+    let cmdline = cmdline.to_string();
+    let keys_dir = signing_keys_dir()?;
+    let mut inputs = crate::cache::InputHash::default();
+    inputs
+        .add("kernel", &util::sha256_file(kernel)?)
+        .add("initramfs", &util::sha256_file(initramfs)?)
+        .add("cmdline", &cmdline)
+        .add(
+            "os-release",
+            &sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()),
+        )
+        .add(
+            "stub",
+            &util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?,
+        )
+        .add("db.crt", &util::sha256_file(&keys_dir.join("db.crt"))?)
+        .add("db.key", &util::sha256_file(&keys_dir.join("db.key"))?)
+        .add("packaging", env!("CARGO_PKG_VERSION"));
+    let input_hash = inputs.hex();
+    if let Some(prev) = previous {
+        let intact = |a: &FileArtifact| util::sha256_file(&a.path).is_ok_and(|s| s == a.sha256);
+        if prev.input_hash == input_hash && intact(&prev.unsigned) && intact(&prev.signed) {
+            eprintln!("nekos: UKI {what} up to date");
+            return Ok(prev.clone());
+        }
+    }
+    let out = crate::uki::make_uki(&crate::uki::MakeUkiOptions {
+        kernel: kernel.to_path_buf(),
+        initramfs: initramfs.to_path_buf(),
+        cmdline: cmdline.clone(),
+        // The same os-release as the initramfs's /etc/os-release (both from data/os-release).
+        os_release: None,
+        uname: None,
+        stub: None,
+        sbat: None,
+        keys_dir: Some(keys_dir),
+        out_dir,
+    })?;
+    let file = |path: &Path| -> Result<FileArtifact> {
+        let bytes = fs::read(path)?;
+        Ok(FileArtifact {
+            path: path.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            inputs: BTreeMap::new(),
+        })
+    };
+    let signed = out.signed.as_deref().context("make-uki did not sign")?;
+    let authenticode = out.manifest_json["unsigned"]["authenticode_sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let art = UkiArtifact {
+        cmdline,
+        unsigned: file(&out.unsigned)?,
+        signed: file(signed)?,
+        authenticode_sha256: authenticode,
+        make_uki: out.manifest_json,
+        input_hash,
+    };
+    eprintln!(
+        "nekos: UKI {what}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
+        &art.unsigned.sha256[..16],
+        &art.signed.sha256[..16]
+    );
+    Ok(art)
+}
