@@ -10,8 +10,8 @@
 //! certificates say "INSECURE TEST KEY" in their subject and the directory gets a
 //! `INSECURE-TEST-KEYS` marker file. Real keys come from the OS RNG (getrandom).
 
-use crate::authenticode::Signer;
-use crate::authenticode::asn1::{
+use crate::signer::Signer;
+use crate::asn1::{
     BIT_STRING, BOOLEAN, GENERALIZED_TIME, OCTET_STRING, UTC_TIME, UTF8_STRING, alg_null, ctx, oid,
     seq, tlv, uint,
 };
@@ -284,7 +284,7 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey> {
 /// EncryptedPrivateKeyInfo ::= SEQUENCE { AlgorithmIdentifier, OCTET STRING } (a
 /// PrivateKeyInfo starts with an INTEGER instead).
 fn looks_like_encrypted_pkcs8(bytes: &[u8]) -> bool {
-    use crate::authenticode::asn1;
+    use crate::asn1;
     let Ok((outer, _)) = asn1::expect(bytes, asn1::SEQUENCE) else {
         return false;
     };

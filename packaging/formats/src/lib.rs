@@ -6,6 +6,8 @@
 //! | module | what |
 //! |---|---|
 //! | [`pe`] | PE32+ parsing and section layout |
+//! | [`asn1`] | the small DER writer/reader Authenticode and the certificates use |
+//! | [`signer`] | the [`signer::Signer`] trait: a key that signs a SHA-256 digest and names its certificate |
 //! | [`authenticode`] | Authenticode hash, PKCS#7 signing through the [`authenticode::Signer`] trait, verification |
 //! | [`keys`] | the PK/KEK/db hierarchy: generation, self-signed certificates, key and certificate parsing |
 //! | [`uki`] | Unified Kernel Images, byte-identical to `ukify build` 257; PCR 11 prediction |
@@ -15,6 +17,7 @@
 //! | [`snp`] | the SEV-SNP launch digest of an OVMF + kernel boot |
 //! | [`pcr`] | PCR 4/7/11 predictions |
 
+pub mod asn1;
 pub mod authenticode;
 pub mod cpio;
 pub mod digest;
@@ -22,6 +25,7 @@ pub mod esp;
 pub mod keys;
 pub mod pcr;
 pub mod pe;
+pub mod signer;
 pub mod snp;
 pub mod uki;
 pub mod varstore;

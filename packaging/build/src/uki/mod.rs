@@ -6,10 +6,8 @@
 //! `nekos.signed.efi` and `nekos.uki.json` out), [`cli_main`] (the CLI verbs), and
 //! [`stub::load_pinned_stub`] (the pinned, cached systemd-stub).
 
-pub mod cli;
 pub mod stub;
 
-pub use cli::cli_main;
 pub use nekos_formats::uki::*;
 
 use crate::authenticode::{self, Signer};

@@ -93,7 +93,7 @@ pub fn workspace_root() -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("NEKOS_WORKSPACE") {
         return Ok(PathBuf::from(dir));
     }
-    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     if compiled.join("kernel-config").is_dir() {
         return Ok(compiled.canonicalize()?);
     }

@@ -1,12 +1,12 @@
 //! What the project's HTTPS server hands the guest in each `…,stboot` deployment: the built
 //! OS package, or one attack on it. The lab side of stboot; the build side (keys, stage-1
-//! image, package) is [`crate::stboot`].
+//! image, package) is [`nekos_build::stboot`].
 
-use crate::artifacts::{FileArtifact, Manifest, StbootArtifact};
-use crate::stboot::{
+use anyhow::{Context, Result, anyhow};
+use nekos_build::artifacts::{FileArtifact, Manifest, StbootArtifact};
+use nekos_build::stboot::{
     Keys, PACKAGE_URL, PORT, TLS_SERVER_CERT, TLS_SERVER_KEY, VALIDITY_SECS, tls_pki,
 };
-use anyhow::{Context, Result, anyhow};
 use nekos_ospkg as ospkg;
 use std::collections::BTreeMap;
 use std::fs;
@@ -45,12 +45,12 @@ fn attack_signers(
     from: i64,
     until: i64,
 ) -> Result<Vec<(ospkg::SigningKey, Vec<u8>)>> {
-    let mut rng = crate::util::os_random;
+    let mut rng = nekos_build::util::os_random;
     let (root_key, root_pem) = match root {
         Some((k, p)) => (k.clone(), p.to_vec()),
         None => ospkg::generate_root(
             from,
-            until.max(crate::util::now_unix()? + VALIDITY_SECS),
+            until.max(nekos_build::util::now_unix()? + VALIDITY_SECS),
             &mut rng,
         )
         .map_err(|e| anyhow!("attacker root: {e}"))?,
@@ -78,7 +78,7 @@ pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<
         }
         Ok(d.to_json_bytes())
     };
-    let now = crate::util::now_unix()?;
+    let now = nekos_build::util::now_unix()?;
     let (zip, descriptor) = match served {
         Served::Good => (zip, good_descriptor),
         Served::TamperedZip => {
@@ -143,7 +143,7 @@ pub fn start_server(
             Ok(Some(srv))
         }
         Server::UntrustedTls => {
-            let now = crate::util::now_unix()?;
+            let now = nekos_build::util::now_unix()?;
             let other = tls_pki("Some other CA", now - 3600, now + VALIDITY_SECS)?;
             let files = served_files(stboot, Served::Good)?;
             let srv = crate::https_server::HttpsServer::start(

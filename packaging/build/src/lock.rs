@@ -815,7 +815,7 @@ mod tests {
 
     #[test]
     fn project_lock_files_parse_and_agree() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let deb = LockFile::load(&root.join(DEBIAN_LOCK)).unwrap();
         assert_eq!(
             deb.table_names(),

@@ -1,12 +1,12 @@
 //! `cargo nekos bench`: build times, sizes and TCG boot times (median of N). Timing goals
 //! live here, never in tests.
 
-use crate::artifacts::Manifest;
 use crate::deployments::{DEPLOYMENTS, Outcome};
-use crate::initramfs::Compression;
 use crate::qemu::{BootOptions, Vm};
-use crate::util::median;
 use anyhow::Result;
+use nekos_build::artifacts::Manifest;
+use nekos_build::initramfs::Compression;
+use nekos_build::util::median;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
     let mut report = json!({});
     if let Some(k) = &manifest.kernel {
         let started = Instant::now();
-        crate::kernel::ensure(root, &crate::kernel::KernelOptions::default())?;
+        nekos_build::kernel::ensure(root, &nekos_build::kernel::KernelOptions::default())?;
         report["kernel"] = json!({
             "clean_build_seconds": k.clean_build_seconds,
             "cached_build_seconds": started.elapsed().as_secs_f64(),
@@ -53,7 +53,7 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
     }
     if let Some(fw) = &manifest.firmware {
         let started = Instant::now();
-        crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
+        nekos_build::firmware::ensure(root, &nekos_build::firmware::FirmwareOptions::default())?;
         report["firmware"] = json!({
             "clean_build_seconds": fw.clean_build_seconds,
             "cached_build_seconds": started.elapsed().as_secs_f64(),
@@ -102,7 +102,7 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
     report["decode_and_scale_ms"] = decode_times(root)?;
     // Needs the pinned AmdSev firmware and the sev-snp-measure judge (host-setup.sh); a
     // machine without them still gets the other numbers.
-    report["snp_launch_digest"] = crate::snpmeasure::judge::bench(runs)
+    report["snp_launch_digest"] = nekos_build::snpmeasure::judge::bench(runs)
         .unwrap_or_else(|e| json!({ "error": format!("{e:#}") }));
     Ok(report)
 }
@@ -186,7 +186,7 @@ fn decode_times(root: &Path) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
-    use crate::util::median;
+    use nekos_build::util::median;
 
     #[test]
     fn median_of_odd_and_even() {

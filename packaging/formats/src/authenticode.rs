@@ -9,7 +9,8 @@
 //! RSA PKCS#1 v1.5 signature, so signing the same image with the same key twice gives the
 //! same bytes. Verified by `sbverify --cert` and `osslsigncode verify -CAfile` in the tests.
 
-pub mod asn1;
+pub use crate::asn1;
+pub use crate::signer::Signer;
 
 use crate::pe::{self, PeFile};
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,15 +32,6 @@ pub const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 const WIN_CERT_REVISION_2_0: u16 = 0x0200;
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
 
-/// Something that can make RSA-2048/SHA-256 PKCS#1 v1.5 signatures and names its
-/// certificate. Implemented by [`crate::keys::KeySigner`]; a PKCS#11 token or a YubiKey
-/// would implement it too (sign the digest on the device, return its certificate).
-pub trait Signer {
-    /// DER of the X.509 certificate that verifies this signer's signatures.
-    fn certificate_der(&self) -> &[u8];
-    /// RSA PKCS#1 v1.5 signature (DigestInfo with SHA-256) over a SHA-256 `digest`.
-    fn sign_sha256_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>>;
-}
 
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();

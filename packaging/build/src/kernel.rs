@@ -574,7 +574,7 @@ mod tests {
 
     #[test]
     fn project_fragment_is_well_formed() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let wanted = parse_fragment(&fs::read_to_string(fragment_path(&root)).unwrap()).unwrap();
         assert!(wanted.iter().any(|w| w.name == "CONFIG_EFI_STUB"));
         let mut names: Vec<_> = wanted.iter().map(|w| &w.name).collect();

@@ -1,8 +1,8 @@
 //! `cargo nekos varstore --preset blank|microsoft|custom [--keys DIR] [--json OUT] [--raw OUT]
 //! [--template OVMF_VARS_4M.fd]`.
 
-use super::{Preset, build, write_outputs};
 use anyhow::{Result, anyhow, bail};
+use nekos_build::varstore::{Preset, build, write_outputs};
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\

@@ -1,9 +1,10 @@
 //! The command-line verbs of the UKI/Secure Boot tools. `cli_main(args)` takes the verb and
 //! its arguments (without the program name), e.g. `["make-uki", "--kernel", "bzImage", …]`.
 
-use super::*;
 use crate::keys::{self, KeySigner};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use nekos_build::authenticode;
+use nekos_build::uki::*;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\

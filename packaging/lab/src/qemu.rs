@@ -1,12 +1,12 @@
 //! Boots a deployment in QEMU. Tests get a `Vm` with the serial line, QMP and markers to
 //! wait for (never sleeps); users get QEMU in the foreground.
 
-use crate::artifacts::Manifest;
 use crate::deployments::{
     Deployment, Display, Firmware, Machine, Medium, Network, Payload, UkiImage,
 };
 use crate::qmp::Qmp;
 use anyhow::{Context, Result, bail};
+use nekos_build::artifacts::Manifest;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -210,7 +210,7 @@ pub fn command(
                     let path = scratch.join("esp.img");
                     fs::write(
                         &path,
-                        crate::build::esp_image_bytes(&uki, manifest.source_date_epoch)?,
+                        nekos_build::build::esp_image_bytes(&uki, manifest.source_date_epoch)?,
                     )?;
                     cmd.arg("-drive").arg(format!(
                         "file={},format=raw,if=virtio,readonly=on",
@@ -236,7 +236,7 @@ pub fn command(
 /// The stage-1 UKI as the deployment's `uki` says (the Secure Boot attacks apply to it too).
 pub fn stage1_uki_bytes(kind: UkiImage, manifest: &Manifest) -> Result<Vec<u8>> {
     let uki = &manifest.stboot()?.uki;
-    let read = |a: &crate::artifacts::FileArtifact| {
+    let read = |a: &nekos_build::artifacts::FileArtifact| {
         fs::read(&a.path).with_context(|| format!("cannot read {}", a.path.display()))
     };
     match kind {
@@ -400,7 +400,7 @@ impl Vm {
             let now = Instant::now();
             if s.closed || now >= deadline {
                 let why = if s.closed { "QEMU exited" } else { "timed out" };
-                let tail = crate::util::tail_lines(&s.text, 40);
+                let tail = nekos_build::util::tail_lines(&s.text, 40);
                 drop(s);
                 bail!(
                     "{}: {why} after {:.1}s waiting for {marker:?}{}\n--- last serial lines ---\n{tail}",
@@ -426,7 +426,7 @@ impl Vm {
             bail!(
                 "{}: unexpected {marker:?} on the serial line\n{}",
                 self.name,
-                crate::util::tail_lines(&text, 40)
+                nekos_build::util::tail_lines(&text, 40)
             );
         }
         Ok(())
@@ -477,7 +477,7 @@ impl Vm {
                     "{}: QEMU still running {:.0}s after the deadline\n{}",
                     self.name,
                     timeout.as_secs_f64(),
-                    crate::util::tail_lines(&self.transcript(), 40)
+                    nekos_build::util::tail_lines(&self.transcript(), 40)
                 );
             }
             // QEMU's exit is not observable as an event on a Child without a reaper
@@ -531,7 +531,7 @@ pub fn run_interactive(
         eprintln!(
             "nekos: serving the OS package at https://{} (the guest's https://10.0.2.2:{})",
             s.addr(),
-            crate::stboot::PORT
+            nekos_build::stboot::PORT
         );
     }
     eprintln!(

@@ -2,9 +2,9 @@
 //! <name>` boots one interactively; the tests boot the same definitions and assert markers.
 //! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
 
-use crate::build::Parts;
 use crate::stboot_server::{Served, Server};
 use anyhow::{Result, bail};
+use nekos_build::build::Parts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Machine {
@@ -104,7 +104,7 @@ pub enum Medium {
 }
 
 /// The command line embedded in the UKI's `.cmdline` (defined with the build that embeds it).
-pub use crate::ukis::UKI_CMDLINE;
+pub use nekos_build::ukis::UKI_CMDLINE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Display {

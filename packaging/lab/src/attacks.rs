@@ -2,11 +2,11 @@
 //! built UKIs at boot time and named after the attack it models (deployments.rs, UkiImage).
 //! Every one of them must be refused by the project's firmware with the custom store.
 
-use crate::artifacts::Manifest;
 use crate::deployments::UkiImage;
-use crate::keys::{self, KeySigner, Role};
-use crate::pe::PeFile;
 use anyhow::{Context, Result, bail};
+use nekos_build::artifacts::Manifest;
+use nekos_build::keys::{self, KeySigner, Role};
+use nekos_formats::pe::PeFile;
 
 /// Seed of the attacker's key hierarchy: a real RSA key and a valid Authenticode signature,
 /// only not one the store's db trusts. Fixed, so the attack image is the same every time.
@@ -53,5 +53,5 @@ pub fn sign_with_wrong_key(unsigned: &[u8]) -> Result<Vec<u8>> {
         .get(Role::Db)
         .context("the attacker hierarchy has no db key")?;
     let signer = KeySigner::from_keypair(db)?;
-    crate::authenticode::sign(unsigned, &signer)
+    nekos_formats::authenticode::sign(unsigned, &signer)
 }

@@ -513,7 +513,7 @@ mod tests {
             samples.push(
                 fs::read(
                     Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../cats")
+                        .join("../../cats")
                         .join(name),
                 )
                 .unwrap(),
@@ -600,7 +600,7 @@ mod tests {
     #[test]
     fn the_projects_own_cats_all_pass() {
         let photos =
-            collect_photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../cats")).unwrap();
+            collect_photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cats")).unwrap();
         assert!(photos.len() >= 5, "{}", photos.len());
         assert!(
             photos

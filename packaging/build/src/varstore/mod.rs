@@ -32,9 +32,6 @@
 //! Timestamps as virt-fw-vars sets them: a signature database gets the latest notBefore
 //! of its certificates; PK (cleared first) and the dummy dbx at least 2010-01-01.
 
-pub mod cli;
-
-pub use cli::cli_main;
 pub use nekos_formats::varstore::*;
 
 use anyhow::{Context, Result, anyhow, bail};
