@@ -41,7 +41,7 @@ Pin-Priority: 100
 PIN
 changed=$apt_changed
 
-# The packages, one per purpose (keep in sync with HOST_TOOLS in packaging/src/host.rs,
+# The packages, one per purpose (keep in sync with HOST_TOOLS in packaging/build/src/host.rs,
 # which names the package for each tool it finds missing).
 packages=(
   # kernel build (linux-source-6.12 from bookworm-security ships the tarball)
@@ -58,7 +58,7 @@ packages=(
   # Debian's own OVMF: the SMM Secure Boot build as an independent judge of the raw variable
   # store, and the firmware of the Debian-OVMF comparison deployments
   ovmf
-  # judges of the ESP disk image (packaging/src/esp.rs): sfdisk, fsck.fat, mtools
+  # judges of the ESP disk image (packaging/formats/src/esp.rs): sfdisk, fsck.fat, mtools
   fdisk dosfstools mtools
   # judge of the OS package format (ospkg/tests/it/go_interop.rs): Go's own encoding/json,
   # archive/zip, crypto/x509 and crypto/ed25519 — what stmgr and stboot are built on
@@ -108,7 +108,7 @@ ensure_venv() {
 # --- BEGIN snpmeasure (packaging/src/snpmeasure, packaging/tests/snpmeasure*.rs) ---
 # Debian sid at pin priority 1: nothing is ever installed or upgraded from it; it is only a
 # source for `apt-get download ovmf-amdsev` (OVMF.amdsev.fd, the SNP launch-digest test
-# firmware; version + sha256 pinned in packaging/src/snpmeasure/judge.rs).
+# firmware; version + sha256 pinned in packaging/build/src/snpmeasure/judge.rs).
 # The judge: PyPI sev-snp-measure, pinned, in its own venv.
 apt_changed=0
 put_file /etc/apt/sources.list.d/nekos-sid.sources <<'SRC'

@@ -395,7 +395,7 @@ fn real_main() -> Result<()> {
     Ok(())
 }
 
-/// The UKI / Secure Boot verbs parse their own arguments (packaging/src/uki/cli.rs).
+/// The UKI / Secure Boot verbs parse their own arguments (packaging/src/uki_cli.rs).
 fn uki_cli(verb: &str, args: Vec<String>) -> Result<()> {
     let mut v = vec![verb.to_string()];
     v.extend(args);

@@ -32,7 +32,6 @@ pub const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 const WIN_CERT_REVISION_2_0: u16 = 0x0200;
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
 
-
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     for p in parts {

@@ -10,11 +10,11 @@
 //! certificates say "INSECURE TEST KEY" in their subject and the directory gets a
 //! `INSECURE-TEST-KEYS` marker file. Real keys come from the OS RNG (getrandom).
 
-use crate::signer::Signer;
 use crate::asn1::{
     BIT_STRING, BOOLEAN, GENERALIZED_TIME, OCTET_STRING, UTC_TIME, UTF8_STRING, alg_null, ctx, oid,
     seq, tlv, uint,
 };
+use crate::signer::Signer;
 use anyhow::{Context, Result, anyhow, bail};
 use chacha20::ChaCha20Rng;
 use der::{Decode, Encode};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// Seconds from QEMU start to the deployment's success marker, `runs` times.
 pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f64>> {
     let dep = crate::deployments::find(name)?;
-    let stboot = dep.payload == crate::deployments::Payload::StbootUki;
+    let stboot = dep.payload.is_stboot();
     let marker = match dep.outcome {
         Outcome::BootOk => "nekos: boot ok",
         Outcome::RootFsPanic => "Unable to mount root fs",

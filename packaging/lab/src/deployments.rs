@@ -16,19 +16,41 @@ pub enum Machine {
     Q35Smm,
 }
 
+/// What the guest boots. The fields of a UKI boot live in its variant, so a direct boot
+/// cannot name a UKI image or a boot medium, and only a network boot has a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// Only the kernel: it must end in "VFS: Unable to mount root fs" (nothing to run).
     Kernel,
     /// Kernel + initramfs given to QEMU directly (`-kernel`/`-initrd`).
     KernelInitramfs,
-    /// UEFI firmware loads a UKI (kernel + initramfs + embedded cmdline); which image and
-    /// how it reaches the firmware are the deployment's `uki` and `medium`.
-    Uki,
+    /// UEFI firmware loads a UKI (kernel + initramfs + embedded cmdline).
+    Uki { image: UkiImage, medium: Medium },
     /// UEFI firmware loads the stage-1 UKI (the same kernel + the stage-1 initramfs, see
-    /// stboot.rs): it fetches the OS package from the deployment's `server` over the
-    /// network, verifies it and kexecs its kernel. `uki` and `medium` as for `Uki`.
-    StbootUki,
+    /// stboot.rs): it fetches the OS package from `server` (the project's HTTPS server on
+    /// 127.0.0.1, the guest's 10.0.2.2; `None`: nothing listens) over the network, verifies
+    /// it and kexecs its kernel.
+    Stboot {
+        image: UkiImage,
+        medium: Medium,
+        server: Option<Server>,
+    },
+}
+
+impl Payload {
+    /// The UKI image and how it reaches the firmware, for the two UKI payloads.
+    pub fn uki(&self) -> Option<(UkiImage, Medium)> {
+        match *self {
+            Payload::Kernel | Payload::KernelInitramfs => None,
+            Payload::Uki { image, medium } | Payload::Stboot { image, medium, .. } => {
+                Some((image, medium))
+            }
+        }
+    }
+
+    pub fn is_stboot(&self) -> bool {
+        matches!(self, Payload::Stboot { .. })
+    }
 }
 
 /// The guest's network.
@@ -62,11 +84,11 @@ impl Store {
     }
 }
 
-/// The UEFI firmware a deployment boots through.
+/// The UEFI firmware a deployment boots through; the machine follows from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Firmware {
-    /// Direct kernel boot: QEMU's own loader, no UEFI.
-    None,
+    /// Direct kernel boot: QEMU's own loader, no UEFI, on `machine` (`pc` or `microvm`).
+    None(DirectMachine),
     /// The project's OVMF (firmware/: QEMU_PV_VARS, Secure Boot, TPM2, no SMM). QEMU keeps
     /// the variables (`-device uefi-vars-x64,jsonfile=` a fresh copy of the store's JSON);
     /// the launcher never starts this firmware without that device (it would hang silently).
@@ -75,8 +97,37 @@ pub enum Firmware {
     /// variable store per boot: the comparison for the project's firmware.
     DebianOvmf,
     /// Debian's SMM Secure Boot OVMF (`OVMF_CODE_4M.secboot.fd`) with the store as a raw
-    /// 4 MiB OVMF_VARS image in pflash: what users of older QEMU would run.
+    /// 4 MiB OVMF_VARS image in pflash (on q35 with SMM): what users of older QEMU would run.
     DebianSmmSecboot(Store),
+}
+
+/// The machines a direct kernel boot can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectMachine {
+    Pc,
+    Microvm,
+}
+
+impl Firmware {
+    /// Direct boot on `-M pc`.
+    pub const DIRECT: Firmware = Firmware::None(DirectMachine::Pc);
+
+    /// The machine this firmware runs on: SMM firmware needs q35 with SMM, the others `pc`
+    /// (microvm only for a direct boot).
+    pub fn machine(self) -> Machine {
+        match self {
+            Firmware::None(DirectMachine::Microvm) => Machine::Microvm,
+            Firmware::DebianSmmSecboot(_) => Machine::Q35Smm,
+            Firmware::None(DirectMachine::Pc) | Firmware::Nekos(_) | Firmware::DebianOvmf => {
+                Machine::Pc
+            }
+        }
+    }
+
+    /// A direct boot (no UEFI).
+    pub fn is_direct(self) -> bool {
+        matches!(self, Firmware::None(_))
+    }
 }
 
 /// Which UKI the firmware is given. The attack images are made from the built UKIs at boot
@@ -151,52 +202,43 @@ pub const LEGACY_LOADER: &str = "Using legacy linux kernel loader";
 pub struct Deployment {
     pub name: &'static str,
     pub about: &'static str,
-    pub machine: Machine,
     pub payload: Payload,
     pub firmware: Firmware,
     pub display: Display,
     pub outcome: Outcome,
-    /// For `Payload::Uki`: which image.
-    pub uki: UkiImage,
-    /// For `Payload::Uki`: how it reaches the firmware.
-    pub medium: Medium,
-    pub network: Network,
-    /// For `Payload::StbootUki`: what the project's HTTPS server on 127.0.0.1 (the guest's
-    /// 10.0.2.2) serves during the boot.
-    pub server: Option<crate::stboot_server::Server>,
 }
 
 /// Defaults the table below overrides: direct boot on `-M pc` with stdvga.
 const DIRECT: Deployment = Deployment {
     name: "",
     about: "",
-    machine: Machine::Pc,
     payload: Payload::KernelInitramfs,
-    firmware: Firmware::None,
+    firmware: Firmware::DIRECT,
     display: Display::StdVga,
     outcome: Outcome::BootOk,
-    uki: UkiImage::Signed,
-    medium: Medium::KernelArg,
-    network: Network::None,
-    server: None,
 };
 
 /// A signed UKI from an ESP disk through the project's firmware with the custom store.
 const SECURE_BOOT: Deployment = Deployment {
-    payload: Payload::Uki,
+    payload: uki(UkiImage::Signed, Medium::EspDisk),
     firmware: Firmware::Nekos(Store::Custom),
-    medium: Medium::EspDisk,
     ..DIRECT
 };
+
+/// A UKI boot (shorthand for the table).
+const fn uki(image: UkiImage, medium: Medium) -> Payload {
+    Payload::Uki { image, medium }
+}
 
 /// The signed stage-1 UKI from an ESP disk, network on, the good package served: stboot
 /// with the blank store (Secure Boot off).
 const STBOOT: Deployment = Deployment {
-    payload: Payload::StbootUki,
+    payload: Payload::Stboot {
+        image: UkiImage::Signed,
+        medium: Medium::EspDisk,
+        server: Some(Server::Ospkg(Served::Good)),
+    },
     firmware: Firmware::Nekos(Store::Blank),
-    medium: Medium::EspDisk,
-    network: Network::User,
-    server: Some(Server::Ospkg(Served::Good)),
     ..DIRECT
 };
 
@@ -210,8 +252,12 @@ const fn stboot_attack(
     Deployment {
         name,
         about,
+        payload: Payload::Stboot {
+            image: UkiImage::Signed,
+            medium: Medium::EspDisk,
+            server,
+        },
         firmware: Firmware::Nekos(Store::Custom),
-        server,
         outcome: Outcome::Stage1Refused(reason),
         ..STBOOT
     }
@@ -247,7 +293,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
     Deployment {
         name: "microvm,kernel,initramfs,serialonly",
         about: "QEMU microvm, serial console only",
-        machine: Machine::Microvm,
+        firmware: Firmware::None(DirectMachine::Microvm),
         display: Display::SerialOnly,
         ..DIRECT
     },
@@ -276,7 +322,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         about: "as fw,kernel,initramfs,uki (-kernel) on ramfb: the UEFI framebuffer through simpledrm",
         firmware: Firmware::Nekos(Store::Blank),
         display: Display::Ramfb,
-        medium: Medium::KernelArg,
+        payload: uki(UkiImage::Signed, Medium::KernelArg),
         ..SECURE_BOOT
     },
     Deployment {
@@ -300,21 +346,21 @@ pub const DEPLOYMENTS: &[Deployment] = &[
     Deployment {
         name: "fw,kernel,initramfs,uki,sb-tampered-initrd",
         about: "attack: one byte of the signed UKI's .initrd flipped after signing — refused",
-        uki: UkiImage::TamperedInitrd,
+        payload: uki(UkiImage::TamperedInitrd, Medium::EspDisk),
         outcome: Outcome::Refused,
         ..SECURE_BOOT
     },
     Deployment {
         name: "fw,kernel,initramfs,uki,sb-wrong-key",
         about: "attack: the UKI validly signed by a key that is not in db — refused",
-        uki: UkiImage::WrongKey,
+        payload: uki(UkiImage::WrongKey, Medium::EspDisk),
         outcome: Outcome::Refused,
         ..SECURE_BOOT
     },
     Deployment {
         name: "fw,kernel,initramfs,uki,sb-unsigned",
         about: "attack: the UKI without any signature — refused",
-        uki: UkiImage::Unsigned,
+        payload: uki(UkiImage::Unsigned, Medium::EspDisk),
         outcome: Outcome::Refused,
         ..SECURE_BOOT
     },
@@ -322,14 +368,12 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         name: "debian-fw,kernel,initramfs,uki",
         about: "comparison: Debian's OVMF (pflash, Secure Boot off) boots the unsigned UKI (-kernel)",
         firmware: Firmware::DebianOvmf,
-        uki: UkiImage::Unsigned,
-        medium: Medium::KernelArg,
+        payload: uki(UkiImage::Unsigned, Medium::KernelArg),
         ..SECURE_BOOT
     },
     Deployment {
         name: "debian-smm-fw,kernel,initramfs,uki,sb-pass",
         about: "comparison: Debian's SMM Secure Boot OVMF, raw custom store, signed UKI from the ESP disk",
-        machine: Machine::Q35Smm,
         firmware: Firmware::DebianSmmSecboot(Store::Custom),
         ..SECURE_BOOT
     },
@@ -416,13 +460,13 @@ impl Deployment {
                 initramfs: true,
                 ..Parts::NONE
             },
-            Payload::Uki => Parts {
+            Payload::Uki { .. } => Parts {
                 kernel: true,
                 initramfs: true,
                 uki: true,
                 ..Parts::NONE
             },
-            Payload::StbootUki => Parts {
+            Payload::Stboot { .. } => Parts {
                 kernel: true,
                 initramfs: true,
                 stboot: true,
@@ -431,7 +475,7 @@ impl Deployment {
             },
         };
         let firmware = match self.firmware {
-            Firmware::None | Firmware::DebianOvmf => Parts::NONE,
+            Firmware::None(_) | Firmware::DebianOvmf => Parts::NONE,
             Firmware::Nekos(_) => Parts {
                 firmware: true,
                 varstores: true,
@@ -445,11 +489,33 @@ impl Deployment {
         payload.union(firmware)
     }
 
+    /// The machine, from the firmware.
+    pub fn machine(&self) -> Machine {
+        self.firmware.machine()
+    }
+
+    /// The network follows from the payload: only a network boot has one.
+    pub fn network(&self) -> Network {
+        if self.payload.is_stboot() {
+            Network::User
+        } else {
+            Network::None
+        }
+    }
+
+    /// What the project's HTTPS server serves during the boot (network boots only).
+    pub fn server(&self) -> Option<Server> {
+        match self.payload {
+            Payload::Stboot { server, .. } => server,
+            _ => None,
+        }
+    }
+
     /// Guest memory: at least what the deployment needs (stage 1 holds the downloaded zip,
     /// the unpacked kernel and initramfs, and the kexec segments at once: 512 MiB).
     pub fn memory_mib(&self, requested: u32) -> u32 {
         match self.payload {
-            Payload::StbootUki => requested.max(512),
+            Payload::Stboot { .. } => requested.max(512),
             _ => requested,
         }
     }
@@ -457,7 +523,7 @@ impl Deployment {
     /// What init must report as `secureboot=`: on exactly when a Secure Boot store is loaded.
     pub fn secure_boot(&self) -> Option<bool> {
         match self.firmware {
-            Firmware::None => None,
+            Firmware::None(_) => None,
             Firmware::DebianOvmf
             | Firmware::Nekos(Store::Blank)
             | Firmware::DebianSmmSecboot(Store::Blank) => Some(false),
@@ -468,13 +534,13 @@ impl Deployment {
     /// The kernel command line. `console=ttyS0` comes last so it becomes /dev/console and
     /// userspace output reaches the serial log.
     pub fn cmdline(&self, extra: &[String]) -> String {
-        if matches!(self.payload, Payload::Uki | Payload::StbootUki) {
+        if self.payload.uki().is_some() {
             // The UKI carries its command line; extra words would be ignored under Secure
             // Boot and would hide whether the embedded one is in effect, so none are added.
             return UKI_CMDLINE.to_string();
         }
         let mut parts: Vec<String> = vec!["panic=-1".into()];
-        if self.machine == Machine::Microvm {
+        if self.machine() == Machine::Microvm {
             // Under TCG microvm hangs calibrating the TSC without this.
             parts.push("tsc_early_khz=2000000".into());
         }
@@ -515,19 +581,10 @@ mod tests {
         // Nothing but UEFI firmware sets up a framebuffer on ramfb.
         for d in DEPLOYMENTS {
             assert!(
-                d.display != Display::Ramfb || d.firmware != Firmware::None,
+                d.display != Display::Ramfb || !d.firmware.is_direct(),
                 "{}",
                 d.name
             );
-        }
-    }
-
-    #[test]
-    fn secure_boot_firmware_has_its_machine() {
-        // SMM firmware needs q35 with SMM; nothing else may ask for it.
-        for d in DEPLOYMENTS {
-            let smm = matches!(d.firmware, Firmware::DebianSmmSecboot(_));
-            assert_eq!(smm, d.machine == Machine::Q35Smm, "{}", d.name);
         }
     }
 
@@ -536,7 +593,7 @@ mod tests {
         // A refusal can only be asserted where the firmware verifies an image: a UKI with a
         // Secure Boot store (a plain bzImage would slip through the legacy loader).
         for d in DEPLOYMENTS.iter().filter(|d| d.outcome == Outcome::Refused) {
-            assert_eq!(d.payload, Payload::Uki, "{}", d.name);
+            assert!(matches!(d.payload, Payload::Uki { .. }), "{}", d.name);
             assert!(
                 matches!(
                     d.firmware,
@@ -549,13 +606,10 @@ mod tests {
     }
 
     #[test]
-    fn network_only_for_stboot_and_stboot_always_has_it() {
+    fn only_network_boots_are_refused_by_stage_1() {
         for d in DEPLOYMENTS {
-            let stboot = d.payload == Payload::StbootUki;
-            assert_eq!(stboot, d.network == Network::User, "{}", d.name);
-            assert!(stboot || d.server.is_none(), "{}", d.name);
             assert!(
-                stboot || !matches!(d.outcome, Outcome::Stage1Refused(_)),
+                d.payload.is_stboot() || !matches!(d.outcome, Outcome::Stage1Refused(_)),
                 "{}",
                 d.name
             );
@@ -583,10 +637,9 @@ mod tests {
     fn the_default_deployment_is_the_secure_boot_uki_from_the_esp() {
         let d = find(DEFAULT_DEPLOYMENT).unwrap();
         assert_eq!(
-            (d.payload, d.medium, d.firmware, d.outcome),
+            (d.payload, d.firmware, d.outcome),
             (
-                Payload::Uki,
-                Medium::EspDisk,
+                uki(UkiImage::Signed, Medium::EspDisk),
                 Firmware::Nekos(Store::Custom),
                 Outcome::BootOk
             )

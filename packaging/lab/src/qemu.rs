@@ -64,8 +64,302 @@ pub const DEBIAN_OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const DEBIAN_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 pub const DEBIAN_OVMF_SECBOOT_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 
-/// The QEMU command for a deployment. `scratch` is this boot's own directory: it receives
-/// a fresh copy of the variable store (QEMU writes to it).
+/// The files one boot uses, decided before anything is written: the kernel, initramfs and
+/// firmware images are the build's; the variable store, the UKI and the ESP disk are this
+/// boot's own copies in its scratch directory (QEMU writes to the store; the attack images
+/// are made per boot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootMedia {
+    pub firmware: FirmwareMedia,
+    pub boot: BootFrom,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirmwareMedia {
+    /// Direct boot: QEMU's loader.
+    None,
+    /// The project's OVMF as `-bios`, its variables in QEMU's `uefi-vars-x64` device.
+    PvVars { code: PathBuf, vars_json: PathBuf },
+    /// A pflash firmware: read-only code, writable variables.
+    Pflash { code: PathBuf, vars: PathBuf },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootFrom {
+    /// `-kernel` [`-initrd`] `-append`.
+    Kernel {
+        kernel: PathBuf,
+        initrd: Option<PathBuf>,
+        append: String,
+    },
+    /// A UKI as `-kernel`, no `-append`/`-initrd`: the stub uses its own `.cmdline`/`.initrd`.
+    UkiKernelArg { uki: PathBuf },
+    /// A GPT disk image with the UKI on its ESP, on virtio-blk.
+    EspDisk { image: PathBuf },
+}
+
+/// What [`prepare`] must write before QEMU starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaWrite {
+    /// A fresh copy of a variable store template.
+    Copy { from: PathBuf, to: PathBuf },
+    /// The deployment's UKI image (signed, or one of the attacks), as a file or on an ESP disk.
+    Uki {
+        image: UkiImage,
+        stage1: bool,
+        to: PathBuf,
+        esp_disk: bool,
+    },
+}
+
+/// Decides the boot's files from the deployment, the build manifest and the options; reads
+/// and writes nothing (the manifest names the build's files).
+pub fn plan(
+    dep: &Deployment,
+    manifest: &Manifest,
+    opts: &BootOptions,
+    scratch: &Path,
+) -> Result<(BootMedia, Vec<MediaWrite>)> {
+    let mut writes = Vec::new();
+    let firmware = match dep.firmware {
+        Firmware::None(_) => FirmwareMedia::None,
+        Firmware::Nekos(store) => {
+            let vars_json = scratch.join("vars.json");
+            writes.push(MediaWrite::Copy {
+                from: manifest
+                    .varstore_path(&format!("{}.json", store.name()))?
+                    .to_path_buf(),
+                to: vars_json.clone(),
+            });
+            FirmwareMedia::PvVars {
+                code: manifest.firmware()?.pv_vars.clone(),
+                vars_json,
+            }
+        }
+        Firmware::DebianOvmf => {
+            let vars = scratch.join("OVMF_VARS.fd");
+            writes.push(MediaWrite::Copy {
+                from: DEBIAN_OVMF_VARS.into(),
+                to: vars.clone(),
+            });
+            FirmwareMedia::Pflash {
+                code: DEBIAN_OVMF_CODE.into(),
+                vars,
+            }
+        }
+        Firmware::DebianSmmSecboot(store) => {
+            let vars = scratch.join("OVMF_VARS.fd");
+            writes.push(MediaWrite::Copy {
+                from: manifest
+                    .varstore_path(&format!("{}.fd", store.name()))?
+                    .to_path_buf(),
+                to: vars.clone(),
+            });
+            FirmwareMedia::Pflash {
+                code: DEBIAN_OVMF_SECBOOT_CODE.into(),
+                vars,
+            }
+        }
+    };
+    let boot = match dep.payload {
+        Payload::Kernel => BootFrom::Kernel {
+            kernel: manifest.kernel_path()?.to_path_buf(),
+            initrd: None,
+            append: dep.cmdline(&opts.cmdline),
+        },
+        Payload::KernelInitramfs => BootFrom::Kernel {
+            kernel: manifest.kernel_path()?.to_path_buf(),
+            initrd: Some(manifest.initramfs_path(&opts.variant)?.to_path_buf()),
+            append: dep.cmdline(&opts.cmdline),
+        },
+        Payload::Uki { image, medium } | Payload::Stboot { image, medium, .. } => {
+            let stage1 = dep.payload.is_stboot();
+            match opts.medium.unwrap_or(medium) {
+                Medium::KernelArg => {
+                    let uki = scratch.join("nekos.efi");
+                    writes.push(MediaWrite::Uki {
+                        image,
+                        stage1,
+                        to: uki.clone(),
+                        esp_disk: false,
+                    });
+                    BootFrom::UkiKernelArg { uki }
+                }
+                Medium::EspDisk => {
+                    let image_path = scratch.join("esp.img");
+                    writes.push(MediaWrite::Uki {
+                        image,
+                        stage1,
+                        to: image_path.clone(),
+                        esp_disk: true,
+                    });
+                    BootFrom::EspDisk { image: image_path }
+                }
+            }
+        }
+    };
+    Ok((BootMedia { firmware, boot }, writes))
+}
+
+/// Writes what [`plan`] decided.
+pub fn prepare(writes: &[MediaWrite], manifest: &Manifest, opts: &BootOptions) -> Result<()> {
+    for w in writes {
+        match w {
+            MediaWrite::Copy { from, to } => {
+                fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
+            }
+            MediaWrite::Uki {
+                image,
+                stage1,
+                to,
+                esp_disk,
+            } => {
+                let uki = if *stage1 {
+                    stage1_uki_bytes(*image, manifest)?
+                } else {
+                    crate::attacks::uki_bytes(*image, manifest, &opts.variant)?
+                };
+                let bytes = if *esp_disk {
+                    nekos_build::build::esp_image_bytes(&uki, manifest.source_date_epoch)?
+                } else {
+                    uki
+                };
+                fs::write(to, bytes).with_context(|| format!("cannot write {}", to.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// QEMU's arguments: a pure function of the deployment, the prepared media and the options
+/// (golden-tested for every deployment in packaging/tests/it/qemu_argv.rs).
+pub fn argv(
+    dep: &Deployment,
+    media: &BootMedia,
+    opts: &BootOptions,
+    frontend: Frontend,
+    qmp_socket: Option<&Path>,
+) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |args: &[&str]| a.extend(args.iter().map(|s| s.to_string()));
+    push(&["-nodefaults", "-no-user-config", "-no-reboot"]);
+    push(&[
+        "-accel",
+        if opts.accel == Accel::Kvm {
+            "kvm"
+        } else {
+            "tcg"
+        },
+    ]);
+    push(&[
+        "-smp",
+        "1",
+        "-m",
+        &dep.memory_mib(opts.memory_mib).to_string(),
+    ]);
+    match dep.network() {
+        // No NIC: otherwise the PXE option ROM spends seconds looking for a boot server.
+        Network::None => push(&["-nic", "none"]),
+        // User networking: DHCP from QEMU, the host's 127.0.0.1 as 10.0.2.2. The NIC has no
+        // option ROM (no PXE attempt); the rng feeds the guest's CRNG for TLS.
+        Network::User => push(&[
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-pci,netdev=n0,romfile=",
+            "-device",
+            "virtio-rng-pci",
+        ]),
+    }
+    match dep.machine() {
+        Machine::Pc => push(&["-M", "pc"]),
+        Machine::Microvm => push(&["-M", "microvm"]),
+        // The variable store's pflash is writable only from SMM: what makes an SMM Secure
+        // Boot firmware's variables tamper-proof from the OS.
+        Machine::Q35Smm => push(&[
+            "-M",
+            "q35,smm=on",
+            "-global",
+            "driver=cfi.pflash01,property=secure,value=on",
+            "-global",
+            "ICH9-LPC.disable_s3=1",
+        ]),
+    }
+    match dep.display {
+        Display::SerialOnly => {}
+        Display::StdVga => push(&["-vga", "std"]),
+        Display::VirtioGpu => push(&["-device", "virtio-gpu-pci"]),
+        Display::Ramfb => push(&["-device", "ramfb"]),
+    }
+    match frontend {
+        Frontend::Headless => push(&["-display", "none", "-serial", "stdio", "-monitor", "none"]),
+        Frontend::Interactive { window } => {
+            if !window || dep.display == Display::SerialOnly {
+                push(&["-display", "none"]);
+            }
+            // mon:stdio: the serial line on the terminal, Ctrl-A X quits, Ctrl-A C monitor.
+            push(&["-serial", "mon:stdio"]);
+        }
+    }
+    if let Some(sock) = qmp_socket {
+        push(&[
+            "-qmp",
+            &format!("unix:{},server=on,wait=off", sock.display()),
+        ]);
+    }
+    match &media.firmware {
+        FirmwareMedia::None => {}
+        // One arm, both flags: this firmware keeps no variables itself and hangs silently
+        // without QEMU's variable device, so it is never started without it.
+        FirmwareMedia::PvVars { code, vars_json } => push(&[
+            "-bios",
+            &code.display().to_string(),
+            "-device",
+            &format!("uefi-vars-x64,jsonfile={}", vars_json.display()),
+        ]),
+        FirmwareMedia::Pflash { code, vars } => push(&[
+            "-drive",
+            &format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                code.display()
+            ),
+            "-drive",
+            &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+        ]),
+    }
+    match &media.boot {
+        BootFrom::Kernel {
+            kernel,
+            initrd,
+            append,
+        } => {
+            push(&["-kernel", &kernel.display().to_string()]);
+            if let Some(initrd) = initrd {
+                push(&["-initrd", &initrd.display().to_string()]);
+            }
+            push(&["-append", append]);
+        }
+        BootFrom::UkiKernelArg { uki } => push(&["-kernel", &uki.display().to_string()]),
+        BootFrom::EspDisk { image } => push(&[
+            "-drive",
+            &format!("file={},format=raw,if=virtio,readonly=on", image.display()),
+        ]),
+    }
+    if let Some(ctrl) = &opts.tpm {
+        push(&[
+            "-chardev",
+            &format!("socket,id=chrtpm,path={}", ctrl.display()),
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-tis,tpmdev=tpm0",
+        ]);
+    }
+    a
+}
+
+/// The QEMU command for a deployment: [`plan`], [`prepare`] (into `scratch`, this boot's own
+/// directory), [`argv`].
 pub fn command(
     dep: &Deployment,
     manifest: &Manifest,
@@ -74,162 +368,10 @@ pub fn command(
     scratch: &Path,
     qmp_socket: Option<&Path>,
 ) -> Result<Command> {
+    let (media, writes) = plan(dep, manifest, opts, scratch)?;
+    prepare(&writes, manifest, opts)?;
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-nodefaults", "-no-user-config", "-no-reboot"]);
-    cmd.args([
-        "-accel",
-        if opts.accel == Accel::Kvm {
-            "kvm"
-        } else {
-            "tcg"
-        },
-    ]);
-    cmd.args([
-        "-smp",
-        "1",
-        "-m",
-        &dep.memory_mib(opts.memory_mib).to_string(),
-    ]);
-    match dep.network {
-        // No NIC: otherwise the PXE option ROM spends seconds looking for a boot server.
-        Network::None => {
-            cmd.args(["-nic", "none"]);
-        }
-        // User networking: DHCP from QEMU, the host's 127.0.0.1 as 10.0.2.2. The NIC has no
-        // option ROM (no PXE attempt); the rng feeds the guest's CRNG for TLS.
-        Network::User => {
-            cmd.args(["-netdev", "user,id=n0"]);
-            cmd.args(["-device", "virtio-net-pci,netdev=n0,romfile="]);
-            cmd.args(["-device", "virtio-rng-pci"]);
-        }
-    }
-    match dep.machine {
-        Machine::Pc => cmd.args(["-M", "pc"]),
-        Machine::Microvm => cmd.args(["-M", "microvm"]),
-        Machine::Q35Smm => cmd
-            .args(["-M", "q35,smm=on"])
-            // The variable store's pflash is writable only from SMM: what makes an SMM
-            // Secure Boot firmware's variables tamper-proof from the OS.
-            .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
-            .args(["-global", "ICH9-LPC.disable_s3=1"]),
-    };
-    match dep.display {
-        Display::SerialOnly => {}
-        Display::StdVga => {
-            cmd.args(["-vga", "std"]);
-        }
-        Display::VirtioGpu => {
-            cmd.args(["-device", "virtio-gpu-pci"]);
-        }
-        Display::Ramfb => {
-            cmd.args(["-device", "ramfb"]);
-        }
-    }
-    match frontend {
-        Frontend::Headless => {
-            cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
-        }
-        Frontend::Interactive { window } => {
-            if !window || dep.display == Display::SerialOnly {
-                cmd.args(["-display", "none"]);
-            }
-            // mon:stdio: the serial line on the terminal, Ctrl-A X quits, Ctrl-A C monitor.
-            cmd.args(["-serial", "mon:stdio"]);
-        }
-    }
-    if let Some(sock) = qmp_socket {
-        cmd.arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", sock.display()));
-    }
-    match dep.firmware {
-        Firmware::None => {}
-        Firmware::Nekos(store) => {
-            let fw = manifest.firmware()?;
-            let vars = scratch.join("vars.json");
-            let template = manifest.varstore_path(&format!("{}.json", store.name()))?;
-            fs::copy(template, &vars)
-                .with_context(|| format!("cannot copy {}", template.display()))?;
-            // One arm, both flags: this firmware keeps no variables itself and hangs silently
-            // without QEMU's variable device, so it is never started without it.
-            cmd.arg("-bios").arg(&fw.pv_vars);
-            cmd.arg("-device")
-                .arg(format!("uefi-vars-x64,jsonfile={}", vars.display()));
-        }
-        Firmware::DebianOvmf => {
-            let vars = scratch.join("OVMF_VARS.fd");
-            fs::copy(DEBIAN_OVMF_VARS, &vars)
-                .with_context(|| format!("cannot copy {DEBIAN_OVMF_VARS} (Debian package ovmf)"))?;
-            cmd.arg("-drive").arg(format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_CODE}"
-            ));
-            cmd.arg("-drive").arg(format!(
-                "if=pflash,format=raw,unit=1,file={}",
-                vars.display()
-            ));
-        }
-        Firmware::DebianSmmSecboot(store) => {
-            let vars = scratch.join("OVMF_VARS.fd");
-            let template = manifest.varstore_path(&format!("{}.fd", store.name()))?;
-            fs::copy(template, &vars)
-                .with_context(|| format!("cannot copy {}", template.display()))?;
-            cmd.arg("-drive").arg(format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={DEBIAN_OVMF_SECBOOT_CODE}"
-            ));
-            cmd.arg("-drive").arg(format!(
-                "if=pflash,format=raw,unit=1,file={}",
-                vars.display()
-            ));
-        }
-    }
-    match dep.payload {
-        Payload::Kernel => {
-            cmd.arg("-kernel").arg(manifest.kernel_path()?);
-            cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
-        }
-        Payload::KernelInitramfs => {
-            cmd.arg("-kernel").arg(manifest.kernel_path()?);
-            cmd.arg("-initrd")
-                .arg(manifest.initramfs_path(&opts.variant)?);
-            cmd.arg("-append").arg(dep.cmdline(&opts.cmdline));
-        }
-        Payload::Uki | Payload::StbootUki => {
-            let uki = if dep.payload == Payload::StbootUki {
-                stage1_uki_bytes(dep.uki, manifest)?
-            } else {
-                crate::attacks::uki_bytes(dep.uki, manifest, &opts.variant)?
-            };
-            match opts.medium.unwrap_or(dep.medium) {
-                Medium::KernelArg => {
-                    // No -append and no -initrd: OVMF then passes no load options and the
-                    // stub uses the UKI's own .cmdline and .initrd.
-                    let path = scratch.join("nekos.efi");
-                    fs::write(&path, &uki)?;
-                    cmd.arg("-kernel").arg(path);
-                }
-                Medium::EspDisk => {
-                    let path = scratch.join("esp.img");
-                    fs::write(
-                        &path,
-                        nekos_build::build::esp_image_bytes(&uki, manifest.source_date_epoch)?,
-                    )?;
-                    cmd.arg("-drive").arg(format!(
-                        "file={},format=raw,if=virtio,readonly=on",
-                        path.display()
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(ctrl) = &opts.tpm {
-        cmd.arg("-chardev")
-            .arg(format!("socket,id=chrtpm,path={}", ctrl.display()));
-        cmd.args([
-            "-tpmdev",
-            "emulator,id=tpm0,chardev=chrtpm",
-            "-device",
-            "tpm-tis,tpmdev=tpm0",
-        ]);
-    }
+    cmd.args(argv(dep, &media, opts, frontend, qmp_socket));
     Ok(cmd)
 }
 
@@ -501,7 +643,7 @@ fn start_server(
     dep: &Deployment,
     manifest: &Manifest,
 ) -> Result<Option<crate::https_server::HttpsServer>> {
-    match dep.server {
+    match dep.server() {
         Some(server) => crate::stboot_server::start_server(server, manifest),
         None => Ok(None),
     }

@@ -192,7 +192,7 @@ fn assert_stage1_refuses(test: &str, deployment: &str) {
     // What the server saw: the untrusted one only failed handshakes, the others the
     // descriptor request.
     let requests = vm.server_requests();
-    match dep.server {
+    match dep.server() {
         None => assert!(requests.is_empty()),
         Some(Server::UntrustedTls) => {
             assert!(
