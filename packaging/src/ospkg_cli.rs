@@ -1,4 +1,4 @@
-//! `cargo nekos ospkg …` and `cargo nekos keygen ospkg-cert …`: System Transparency OS
+//! `cargo nekos ospkg …` and `cargo nekos genkey ospkg-cert …`: System Transparency OS
 //! packages (stmgr v0.6.6 wire format) made, signed, verified and inspected with
 //! `nekos-ospkg`.
 //!
@@ -7,11 +7,10 @@
 //! same inputs and keys give the same package and descriptor bytes.
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use nekos_ospkg::{
     Descriptor, FetchMethod, Limits, Manifest, OsPackageArchive, SigningKey, TrustPolicy,
 };
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Default certificate lifetime when `--valid-until` is not given: 10 years. (stmgr's
@@ -19,18 +18,8 @@ use std::path::{Path, PathBuf};
 /// generation.)
 pub const DEFAULT_VALIDITY_SECS: i64 = 10 * 365 * 24 * 3600;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "cargo nekos ospkg",
-    about = "System Transparency OS packages: <name>.zip + <name>.json (stmgr v0.6.6 format)"
-)]
-struct OspkgCli {
-    #[command(subcommand)]
-    command: OspkgCmd,
-}
-
 #[derive(Subcommand, Debug)]
-enum OspkgCmd {
+pub enum OspkgCmd {
     /// Make NAME.zip (Stored, fixed timestamps) and an unsigned descriptor NAME.json.
     Create {
         /// Kernel image; its file name becomes `boot/<name>` in the archive.
@@ -87,73 +76,39 @@ enum OspkgCmd {
     },
 }
 
-#[derive(Parser, Debug)]
-#[command(name = "cargo nekos keygen", about = "Keys and certificates")]
-struct KeygenCli {
-    #[command(subcommand)]
-    command: KeygenCmd,
+/// An Ed25519 key + certificate for OS package signing, as `stmgr keygen certificate`
+/// makes them: a self-signed root with --is-ca, else a leaf issued by --root-key/--root-cert.
+#[derive(clap::Args, Debug)]
+pub struct OspkgCertArgs {
+    /// Make a self-signed root (CA) certificate.
+    #[arg(long)]
+    is_ca: bool,
+    /// Root key that issues the leaf (PKCS#8 PEM).
+    #[arg(long, required_unless_present = "is_ca", conflicts_with = "is_ca")]
+    root_key: Option<PathBuf>,
+    /// Root certificate that issues the leaf (PEM).
+    #[arg(long, required_unless_present = "is_ca", conflicts_with = "is_ca")]
+    root_cert: Option<PathBuf>,
+    /// Where to write the new private key (mode 0600).
+    #[arg(long)]
+    out_key: PathBuf,
+    /// Where to write the new certificate.
+    #[arg(long)]
+    out_cert: PathBuf,
+    /// Start of validity, RFC 3339 (default: now).
+    #[arg(long)]
+    valid_from: Option<String>,
+    /// End of validity, RFC 3339 (default: 10 years after the start).
+    #[arg(long)]
+    valid_until: Option<String>,
+    /// Overwrite an existing key file.
+    #[arg(long)]
+    force: bool,
 }
 
-#[derive(Subcommand, Debug)]
-enum KeygenCmd {
-    /// An Ed25519 key + certificate for OS package signing, as `stmgr keygen certificate`
-    /// makes them: a self-signed root with --is-ca, else a leaf issued by --root-key/--root-cert.
-    OspkgCert {
-        /// Make a self-signed root (CA) certificate.
-        #[arg(long)]
-        is_ca: bool,
-        /// Root key that issues the leaf (PKCS#8 PEM).
-        #[arg(long, required_unless_present = "is_ca", conflicts_with = "is_ca")]
-        root_key: Option<PathBuf>,
-        /// Root certificate that issues the leaf (PEM).
-        #[arg(long, required_unless_present = "is_ca", conflicts_with = "is_ca")]
-        root_cert: Option<PathBuf>,
-        /// Where to write the new private key (mode 0600).
-        #[arg(long)]
-        out_key: PathBuf,
-        /// Where to write the new certificate.
-        #[arg(long)]
-        out_cert: PathBuf,
-        /// Start of validity, RFC 3339 (default: now).
-        #[arg(long)]
-        valid_from: Option<String>,
-        /// End of validity, RFC 3339 (default: 10 years after the start).
-        #[arg(long)]
-        valid_until: Option<String>,
-        /// Overwrite an existing key file.
-        #[arg(long)]
-        force: bool,
-    },
-}
-
-/// The parsed arguments, or None after printing the help text when help was asked for.
-fn parse_or_help<P: Parser>(name: &str, skip: &str, args: &[String]) -> Result<Option<P>> {
-    match parse_args(name, skip, args) {
-        Ok(c) => Ok(Some(c)),
-        Err(e) if is_help(args) => {
-            println!("{e}");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn parse_args<P: Parser>(name: &str, skip: &str, args: &[String]) -> Result<P> {
-    // Accept the words after the subcommand, with or without the subcommand itself.
-    let rest = match args.first() {
-        Some(first) if first == skip => &args[1..],
-        _ => args,
-    };
-    P::try_parse_from(std::iter::once(name.to_owned()).chain(rest.iter().cloned()))
-        .map_err(|e| anyhow!("{}", e.render()))
-}
-
-/// Entry point for `cargo nekos ospkg <create|sign|verify|inspect> …`.
-pub fn ospkg_main(args: &[String]) -> Result<()> {
-    let Some(cli) = parse_or_help::<OspkgCli>("cargo nekos ospkg", "ospkg", args)? else {
-        return Ok(());
-    };
-    match cli.command {
+/// `cargo nekos ospkg <create|sign|verify|inspect> …`.
+pub fn ospkg(cmd: OspkgCmd) -> Result<()> {
+    match cmd {
         OspkgCmd::Create {
             kernel,
             initramfs,
@@ -186,13 +141,10 @@ pub fn ospkg_main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Entry point for `cargo nekos keygen ospkg-cert …`.
-pub fn keygen_main(args: &[String]) -> Result<()> {
-    let Some(cli) = parse_or_help::<KeygenCli>("cargo nekos keygen", "keygen", args)? else {
-        return Ok(());
-    };
-    match cli.command {
-        KeygenCmd::OspkgCert {
+/// `cargo nekos genkey ospkg-cert …`.
+pub fn ospkg_cert(a: OspkgCertArgs) -> Result<()> {
+    {
+        let OspkgCertArgs {
             is_ca,
             root_key,
             root_cert,
@@ -201,7 +153,8 @@ pub fn keygen_main(args: &[String]) -> Result<()> {
             valid_from,
             valid_until,
             force,
-        } => {
+        } = a;
+        {
             let (from, until) = validity(valid_from.as_deref(), valid_until.as_deref())?;
             let issuer = match (is_ca, root_key, root_cert) {
                 (true, _, _) => None,
@@ -227,11 +180,6 @@ pub fn keygen_main(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn is_help(args: &[String]) -> bool {
-    args.iter()
-        .any(|a| a == "--help" || a == "-h" || a == "help")
 }
 
 /// `--valid-from`/`--valid-until` with defaults (now, and 10 years after the start).
@@ -273,36 +221,7 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
 
 /// Writes through `<path>.tmp-<pid>` + rename, with `mode` set before any byte is written.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(anyhow!(e).context(format!("cannot write {}", path.display())));
-    }
-    Ok(())
+    crate::util::write_atomic_mode(path, bytes, mode)
 }
 
 fn file_name_of(path: &Path, flag: &str) -> Result<String> {
@@ -501,7 +420,7 @@ pub fn inspect(pkg: &Path) -> Result<String> {
     Ok(s)
 }
 
-/// `keygen ospkg-cert`: a root (no issuer) or a leaf issued by `(root key, root cert)`.
+/// `genkey ospkg-cert`: a root (no issuer) or a leaf issued by `(root key, root cert)`.
 pub fn keygen(
     issuer: Option<(&Path, &Path)>,
     out_key: &Path,
@@ -575,10 +494,6 @@ mod tests {
     const FROM: i64 = 1_577_836_800; // 2020-01-01
     const UNTIL: i64 = 2_208_988_800; // 2040-01-01
     const NOW: i64 = 1_893_456_000; // 2030-01-01
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
 
     /// root + leaf + a package; returns (dir, pkg json path).
     fn setup(tag: &str) -> (PathBuf, PathBuf) {
@@ -782,10 +697,12 @@ mod tests {
 
     #[test]
     fn argument_parsing() {
+        let run = |args: &[&str]| crate::cli::run_args(args.iter().copied());
         let (d, json) = setup("args");
         let root = d.join("root.pem").display().to_string();
         let j = json.display().to_string();
-        ospkg_main(&s(&[
+        run(&[
+            "ospkg",
             "sign",
             "--key",
             &d.join("leaf.key").display().to_string(),
@@ -793,9 +710,9 @@ mod tests {
             &d.join("leaf.pem").display().to_string(),
             "--pkg",
             &j,
-        ]))
+        ])
         .unwrap();
-        ospkg_main(&s(&[
+        run(&[
             "ospkg",
             "verify",
             "--pkg",
@@ -806,10 +723,11 @@ mod tests {
             "1",
             "--now",
             "2030-01-01T00:00:00Z",
-        ]))
+        ])
         .unwrap();
         assert!(
-            ospkg_main(&s(&[
+            run(&[
+                "ospkg",
                 "verify",
                 "--pkg",
                 &j,
@@ -817,11 +735,12 @@ mod tests {
                 &root,
                 "--now",
                 "2041-01-01T00:00:00Z"
-            ]))
+            ])
             .is_err()
         );
         assert!(
-            ospkg_main(&s(&[
+            run(&[
+                "ospkg",
                 "verify",
                 "--pkg",
                 &j,
@@ -829,18 +748,19 @@ mod tests {
                 &root,
                 "--now",
                 "yesterday"
-            ]))
+            ])
             .is_err()
         );
-        assert!(ospkg_main(&s(&["frobnicate"])).is_err());
-        ospkg_main(&s(&["inspect", "--pkg", &j])).unwrap();
-        ospkg_main(&s(&["--help"])).unwrap();
+        assert!(run(&["ospkg", "frobnicate"]).is_err());
+        run(&["ospkg", "inspect", "--pkg", &j]).unwrap();
+        let help = run(&["ospkg", "--help"]).unwrap_err().to_string();
+        assert!(help.contains("create") && help.contains("verify"), "{help}");
         // keygen: a leaf needs the root files.
         let k = d.join("k2.key").display().to_string();
         let c = d.join("k2.pem").display().to_string();
-        assert!(keygen_main(&s(&["ospkg-cert", "--out-key", &k, "--out-cert", &c])).is_err());
-        keygen_main(&s(&[
-            "keygen",
+        assert!(run(&["genkey", "ospkg-cert", "--out-key", &k, "--out-cert", &c]).is_err());
+        run(&[
+            "genkey",
             "ospkg-cert",
             "--is-ca",
             "--out-key",
@@ -851,7 +771,7 @@ mod tests {
             "2030-01-01T00:00:00Z",
             "--valid-from",
             "2026-01-01T00:00:00Z",
-        ]))
+        ])
         .unwrap();
         let cert = std::fs::read(d.join("k2.pem")).unwrap();
         assert!(

@@ -1,109 +1,122 @@
-//! The command-line verbs of the UKI/Secure Boot tools. `cli_main(args)` takes the verb and
-//! its arguments (without the program name), e.g. `["make-uki", "--kernel", "bzImage", …]`.
+//! The UKI and Secure Boot verbs: `make-uki`, `uki`, `sign`, `verify`, `inspect`. `uki` and
+//! `make-uki` name the same inputs the same way (`--kernel`, `--initrd`, `--cmdline`,
+//! `--os-release`, `--uname`, `--stub`, `--sbat`); ukify's `--linux` is an alias.
 
-use crate::keys::{self, KeySigner};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use nekos_build::authenticode;
+use nekos_build::keys::{self, KeySigner};
 use nekos_build::uki::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub const USAGE: &str = "\
-usage:
-  cargo nekos keys [--dir DIR] [--force] [--seed HEX]
-      create the PK/KEK/db hierarchy (default DIR: $NEKOS_KEYS_DIR or ~/.config/nekos/keys);
-      --seed makes INSECURE deterministic keys for tests
-  cargo nekos make-uki --kernel BZIMAGE --initramfs FILE [--cmdline STR | --cmdline-file F]
-      [--keys DIR | --no-sign] [--out-dir DIR] [--uname STR] [--os-release F] [--stub F] [--sbat TEXT|@F]
-      -> DIR/nekos.efi, DIR/nekos.signed.efi, DIR/nekos.uki.json
-  cargo nekos uki --linux BZIMAGE --initrd FILE [--initrd FILE…] [--cmdline STR]
-      [--os-release F] [--uname STR] [--stub F] [--sbat TEXT|@F] --output OUT.efi
-  cargo nekos sign [--keys DIR | --key KEY --cert CERT] IN.efi OUT.efi
-  cargo nekos verify --cert CERT FILE.efi
-  cargo nekos inspect [--json] FILE.efi
-  cargo nekos stub            (fetch the pinned systemd-stub, print its path)";
+/// What goes into a UKI, as both `uki` and `make-uki` take it.
+#[derive(clap::Args, Debug)]
+pub struct UkiInputArgs {
+    /// The kernel (a bzImage with the EFI stub).
+    #[arg(long, visible_alias = "linux")]
+    pub kernel: PathBuf,
+    /// The initramfs; `uki` takes several, concatenated 4-byte aligned as ukify does.
+    #[arg(long = "initrd", visible_alias = "initramfs", required = true)]
+    pub initrds: Vec<PathBuf>,
+    /// The embedded kernel command line (whitespace collapsed as ukify does).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "cmdline_file")]
+    pub cmdline: Option<String>,
+    /// Read the command line from this file.
+    #[arg(long)]
+    pub cmdline_file: Option<PathBuf>,
+    /// `.osrel` (default: NekOS's os-release; a leading `@` is ignored, as ukify does).
+    #[arg(long)]
+    pub os_release: Option<String>,
+    /// `.uname` (default: read from the kernel's header).
+    #[arg(long)]
+    pub uname: Option<String>,
+    /// The systemd-stub (default: the pinned systemd-stub 257, fetched and cached).
+    #[arg(long)]
+    pub stub: Option<PathBuf>,
+    /// Extra `.sbat` lines, or `@FILE`.
+    #[arg(long)]
+    pub sbat: Option<String>,
+}
 
-/// Dispatches `keys | make-uki | uki | sign | verify | inspect | stub`.
-pub fn cli_main(args: Vec<String>) -> Result<()> {
-    let Some((verb, rest)) = args.split_first() else {
-        println!("{USAGE}");
-        bail!("missing verb");
-    };
-    match verb.as_str() {
-        "keys" => keys::cli_keys(rest),
-        "make-uki" => cli_make_uki(rest),
-        "uki" => cli_uki(rest),
-        "sign" => cli_sign(rest),
-        "verify" => cli_verify(rest),
-        "inspect" => cli_inspect(rest),
-        "stub" => {
-            println!("{}", stub::pinned_stub_path()?.display());
-            Ok(())
+impl UkiInputArgs {
+    fn cmdline(&self) -> Result<String> {
+        match (&self.cmdline, &self.cmdline_file) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("reading --cmdline-file {}", f.display())),
+            (None, None) => Ok(String::new()),
         }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => bail!("unknown verb {other:?}\n{USAGE}"),
+    }
+
+    fn os_release_path(&self) -> Option<PathBuf> {
+        self.os_release
+            .as_deref()
+            .map(|p| PathBuf::from(p.trim_start_matches('@')))
     }
 }
 
-/// A tiny `--flag value` parser: flags (value-less), options (with a value), positionals.
-struct Args {
-    opts: Vec<(String, String)>,
-    flags: Vec<String>,
-    positional: Vec<String>,
+/// `make-uki`: files in, `nekos.efi`, `nekos.signed.efi`, `nekos.uki.json` out.
+#[derive(clap::Args, Debug)]
+pub struct MakeUkiArgs {
+    #[command(flatten)]
+    pub inputs: UkiInputArgs,
+    /// The Secure Boot hierarchy whose db key signs (default: the NekOS keys directory).
+    #[arg(long, conflicts_with = "no_sign")]
+    pub keys: Option<PathBuf>,
+    /// Write only the unsigned `nekos.efi`.
+    #[arg(long)]
+    pub no_sign: bool,
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
 }
 
-fn parse(args: &[String], with_value: &[&str], flags: &[&str]) -> Result<Args> {
-    let mut out = Args {
-        opts: Vec::new(),
-        flags: Vec::new(),
-        positional: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some((k, v)) = a.split_once('=')
-            && with_value.contains(&k)
-        {
-            out.opts.push((k.to_string(), v.to_string()));
-        } else if with_value.contains(&a.as_str()) {
-            let v = it.next().ok_or_else(|| anyhow!("{a} needs a value"))?;
-            out.opts.push((a.clone(), v.clone()));
-        } else if flags.contains(&a.as_str()) {
-            out.flags.push(a.clone());
-        } else if a == "-h" || a == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        } else if a.starts_with("--") {
-            bail!("unknown option {a}\n{USAGE}");
-        } else {
-            out.positional.push(a.clone());
-        }
-    }
-    Ok(out)
+/// `uki`: an unsigned UKI, byte-identical to `ukify build` 257.
+#[derive(clap::Args, Debug)]
+pub struct UkiArgs {
+    #[command(flatten)]
+    pub inputs: UkiInputArgs,
+    #[arg(long)]
+    pub output: PathBuf,
 }
 
-impl Args {
-    fn get(&self, k: &str) -> Option<&str> {
-        self.opts
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    }
-    fn all(&self, k: &str) -> Vec<&str> {
-        self.opts
-            .iter()
-            .filter(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    fn need(&self, k: &str) -> Result<&str> {
-        self.get(k).ok_or_else(|| anyhow!("missing {k}\n{USAGE}"))
-    }
-    fn flag(&self, k: &str) -> bool {
-        self.flags.iter().any(|f| f == k)
-    }
+/// Which key signs: a hierarchy directory's db key, or a key and certificate file.
+#[derive(clap::Args, Debug)]
+pub struct SignerArgs {
+    /// A hierarchy directory (its db.key, db.crt); default: the NekOS keys directory.
+    #[arg(long, conflicts_with_all = ["key", "cert"])]
+    pub keys: Option<PathBuf>,
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The PE image to sign.
+    pub input: PathBuf,
+    /// Where to write the signed image.
+    #[arg(required_unless_present = "output", conflicts_with = "output")]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The certificate that must have signed it (PEM or DER).
+    #[arg(long)]
+    pub cert: PathBuf,
+    pub file: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    pub file: PathBuf,
 }
 
 fn sbat_arg(v: Option<&str>) -> Result<Option<String>> {
@@ -117,53 +130,25 @@ fn sbat_arg(v: Option<&str>) -> Result<Option<String>> {
     }
 }
 
-fn cli_make_uki(args: &[String]) -> Result<()> {
-    let a = parse(
-        args,
-        &[
-            "--kernel",
-            "--initramfs",
-            "--cmdline",
-            "--cmdline-file",
-            "--keys",
-            "--out-dir",
-            "--uname",
-            "--os-release",
-            "--stub",
-            "--sbat",
-        ],
-        &["--no-sign"],
-    )?;
-    let cmdline = match (a.get("--cmdline"), a.get("--cmdline-file")) {
-        (Some(c), None) => c.to_string(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("reading --cmdline-file {f}"))?
-        }
-        (None, None) => String::new(),
-        (Some(_), Some(_)) => bail!("give --cmdline or --cmdline-file, not both"),
+pub fn make_uki(a: MakeUkiArgs) -> Result<()> {
+    let [initramfs] = a.inputs.initrds.as_slice() else {
+        bail!("make-uki takes one --initrd (`uki` joins several)");
     };
-    let keys_dir = if a.flag("--no-sign") {
+    let keys_dir = if a.no_sign {
         None
     } else {
-        Some(
-            a.get("--keys")
-                .map(PathBuf::from)
-                .unwrap_or_else(keys::default_keys_dir),
-        )
+        Some(a.keys.clone().unwrap_or_else(keys::default_keys_dir))
     };
-    let out = make_uki(&MakeUkiOptions {
-        kernel: a.need("--kernel")?.into(),
-        initramfs: a.need("--initramfs")?.into(),
-        cmdline,
-        os_release: a.get("--os-release").map(PathBuf::from),
-        uname: a.get("--uname").map(str::to_string),
-        stub: a.get("--stub").map(PathBuf::from),
-        sbat: sbat_arg(a.get("--sbat"))?,
+    let out = nekos_build::uki::make_uki(&MakeUkiOptions {
+        kernel: a.inputs.kernel.clone(),
+        initramfs: initramfs.clone(),
+        cmdline: a.inputs.cmdline()?,
+        os_release: a.inputs.os_release_path(),
+        uname: a.inputs.uname.clone(),
+        stub: a.inputs.stub.clone(),
+        sbat: sbat_arg(a.inputs.sbat.as_deref())?,
         keys_dir,
-        out_dir: a
-            .get("--out-dir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| ".".into()),
+        out_dir: a.out_dir,
     })?;
     println!("{}", out.unsigned.display());
     if let Some(s) = &out.signed {
@@ -173,111 +158,89 @@ fn cli_make_uki(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn cli_uki(args: &[String]) -> Result<()> {
-    let a = parse(
-        args,
-        &[
-            "--linux",
-            "--initrd",
-            "--cmdline",
-            "--os-release",
-            "--uname",
-            "--stub",
-            "--sbat",
-            "--output",
-        ],
-        &[],
-    )?;
-    let linux_path = a.need("--linux")?;
-    let linux =
-        std::fs::read(linux_path).with_context(|| format!("reading kernel {linux_path}"))?;
+pub fn uki(a: UkiArgs) -> Result<()> {
+    let i = &a.inputs;
+    let linux = std::fs::read(&i.kernel)
+        .with_context(|| format!("reading kernel {}", i.kernel.display()))?;
     let mut initrds = Vec::new();
-    for p in a.all("--initrd") {
-        let d = std::fs::read(p).with_context(|| format!("reading initrd {p}"))?;
+    for p in &i.initrds {
+        let d = std::fs::read(p).with_context(|| format!("reading initrd {}", p.display()))?;
         if d.is_empty() {
-            bail!("initramfs {p} is empty");
+            bail!("initramfs {} is empty", p.display());
         }
         initrds.push(d);
     }
-    if initrds.is_empty() {
-        bail!("missing --initrd");
-    }
     let initrd = join_initrds(&initrds.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let osrel = match a.get("--os-release") {
-        Some(p) => std::fs::read_to_string(p.trim_start_matches('@'))
-            .with_context(|| format!("reading os-release {p}"))?,
+    let osrel = match i.os_release_path() {
+        Some(p) => std::fs::read_to_string(&p)
+            .with_context(|| format!("reading os-release {}", p.display()))?,
         None => NEKOS_OS_RELEASE.to_string(),
     };
-    let stub_bytes = match a.get("--stub") {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading stub {p}"))?,
+    let stub_bytes = match &i.stub {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading stub {}", p.display()))?,
         None => stub::load_pinned_stub()?,
     };
-    let uname = match a.get("--uname") {
-        Some(u) => Some(u.to_string()),
+    let uname = match &i.uname {
+        Some(u) => Some(u.clone()),
         None => kernel_release(&linux).ok(),
     };
-    let sbat = sbat_arg(a.get("--sbat"))?;
+    let sbat = sbat_arg(i.sbat.as_deref())?;
+    let cmdline = i.cmdline()?;
     let uki = build_uki(&UkiInputs {
         stub: &stub_bytes,
         linux: &linux,
         initrd: &initrd,
-        cmdline: a.get("--cmdline").unwrap_or(""),
+        cmdline: &cmdline,
         osrel: &osrel,
         uname: uname.as_deref(),
         sbat: sbat.as_deref(),
     })
-    .with_context(|| format!("kernel {linux_path}"))?;
-    let out = PathBuf::from(a.need("--output")?);
-    crate::keys::write_atomic(&out, &uki, 0o644)?;
-    println!("{}", out.display());
+    .with_context(|| format!("kernel {}", i.kernel.display()))?;
+    keys::write_atomic(&a.output, &uki, 0o644)?;
+    println!("{}", a.output.display());
     Ok(())
 }
 
-fn signer_from(a: &Args) -> Result<KeySigner> {
-    match (a.get("--key"), a.get("--cert"), a.get("--keys")) {
-        (Some(k), Some(c), None) => crate::keys::load_signer(k.as_ref(), c.as_ref()),
-        (None, None, Some(d)) => crate::keys::load_db_signer(d.as_ref()),
-        (None, None, None) => crate::keys::load_db_signer(&keys::default_keys_dir()),
-        _ => bail!("give either --keys DIR or both --key KEY and --cert CERT"),
+fn signer_from(a: &SignerArgs) -> Result<KeySigner> {
+    match (&a.key, &a.cert, &a.keys) {
+        (Some(k), Some(c), _) => keys::load_signer(k, c),
+        (_, _, Some(d)) => keys::load_db_signer(d),
+        _ => keys::load_db_signer(&keys::default_keys_dir()),
     }
 }
 
-fn cli_sign(args: &[String]) -> Result<()> {
-    let a = parse(args, &["--keys", "--key", "--cert", "--output"], &[])?;
-    let signer = signer_from(&a)?;
-    let (input, output) = match (a.positional.as_slice(), a.get("--output")) {
-        ([i, o], None) => (i.clone(), o.clone()),
-        ([i], Some(o)) => (i.clone(), o.to_string()),
-        _ => bail!("sign: need IN.efi OUT.efi\n{USAGE}"),
+pub fn sign(a: SignArgs) -> Result<()> {
+    let signer = signer_from(&a.signer)?;
+    let Some(output) = a.out.or(a.output) else {
+        bail!("sign: where to? give OUT.efi or --output");
     };
-    sign_file(input.as_ref(), output.as_ref(), &signer)?;
-    println!("{output}");
+    sign_file(&a.input, &output, &signer)?;
+    println!("{}", output.display());
     Ok(())
 }
 
-fn cli_verify(args: &[String]) -> Result<()> {
-    let a = parse(args, &["--cert"], &[])?;
-    let cert = keys::load_certificate(a.need("--cert")?.as_ref())?;
-    let [file] = a.positional.as_slice() else {
-        bail!("verify: need one FILE.efi");
-    };
-    let data = std::fs::read(file).with_context(|| format!("reading {file}"))?;
-    let r = authenticode::verify(&data, Some(&cert)).with_context(|| file.clone())?;
+pub fn verify(a: VerifyArgs) -> Result<()> {
+    let cert = keys::load_certificate(&a.cert)?;
+    let data = read(&a.file)?;
+    let r =
+        authenticode::verify(&data, Some(&cert)).with_context(|| a.file.display().to_string())?;
     println!(
-        "{file}: signature OK, authenticode sha256 {}",
+        "{}: signature OK, authenticode sha256 {}",
+        a.file.display(),
         hex::encode(r.image_sha256)
     );
     Ok(())
 }
 
-fn cli_inspect(args: &[String]) -> Result<()> {
-    let a = parse(args, &[], &["--json"])?;
-    let [file] = a.positional.as_slice() else {
-        bail!("inspect: need one FILE.efi");
-    };
-    let data = std::fs::read(file).with_context(|| format!("reading {file}"))?;
-    let info = inspect(&data).with_context(|| file.clone())?;
-    if a.flag("--json") {
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+}
+
+pub fn inspect(a: InspectArgs) -> Result<()> {
+    let file = a.file.display().to_string();
+    let data = read(&a.file)?;
+    let info = nekos_build::uki::inspect(&data).with_context(|| file.clone())?;
+    if a.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());
     }

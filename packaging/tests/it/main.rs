@@ -7,6 +7,7 @@
 mod artifacts;
 mod boot;
 mod cats;
+mod cli;
 mod common;
 mod esp;
 mod firmware;

@@ -362,7 +362,8 @@ fn cli_computes_and_rejects() {
     let s = |x: &str| x.to_string();
     let fw_s = fw.to_string_lossy().to_string();
     let k_s = k.to_string_lossy().to_string();
-    snpmeasure::cli_main(vec![
+    nekos_packaging::cli::run_args(vec![
+        s("snp-measure"),
         s("--ovmf"),
         fw_s.clone(),
         s("--kernel"),
@@ -375,9 +376,19 @@ fn cli_computes_and_rejects() {
         s("EPYC-Milan"),
     ])
     .unwrap();
-    assert!(snpmeasure::cli_main(vec![s("--ovmf"), fw_s.clone(), s("--vcpus"), s("1")]).is_err());
     assert!(
-        snpmeasure::cli_main(vec![
+        nekos_packaging::cli::run_args(vec![
+            s("snp-measure"),
+            s("--ovmf"),
+            fw_s.clone(),
+            s("--vcpus"),
+            s("1")
+        ])
+        .is_err()
+    );
+    assert!(
+        nekos_packaging::cli::run_args(vec![
+            s("snp-measure"),
             s("--ovmf"),
             fw_s,
             s("--vcpus"),

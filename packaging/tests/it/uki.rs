@@ -466,11 +466,18 @@ fn keys_are_deterministic_from_a_seed_guarded_and_private() {
     let a = scratch("keys-a");
     let b = scratch("keys-b");
     for d in [&a, &b] {
-        let args: Vec<String> = ["keys", "--dir", d.to_str().unwrap(), "--seed", "00ff"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        uki::cli_main(args).unwrap();
+        let args: Vec<String> = [
+            "genkey",
+            "secure-boot",
+            "--dir",
+            d.to_str().unwrap(),
+            "--seed",
+            "00ff",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        nekos_packaging::cli::run_args(args).unwrap();
     }
     for f in keys::hierarchy_files() {
         assert_eq!(
@@ -505,16 +512,23 @@ fn keys_are_deterministic_from_a_seed_guarded_and_private() {
     // Never overwritten without --force.
     let before = std::fs::read(a.join("db.key")).unwrap();
     let args = |extra: &[&str]| -> Vec<String> {
-        ["keys", "--dir", a.to_str().unwrap(), "--seed", "01"]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "genkey",
+            "secure-boot",
+            "--dir",
+            a.to_str().unwrap(),
+            "--seed",
+            "01",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
     };
-    let err = uki::cli_main(args(&[])).unwrap_err();
+    let err = nekos_packaging::cli::run_args(args(&[])).unwrap_err();
     assert!(format!("{err:#}").contains("--force"), "{err:#}");
     assert_eq!(std::fs::read(a.join("db.key")).unwrap(), before);
-    uki::cli_main(args(&["--force"])).unwrap();
+    nekos_packaging::cli::run_args(args(&["--force"])).unwrap();
     assert_ne!(std::fs::read(a.join("db.key")).unwrap(), before);
     let mode = std::fs::metadata(&a).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);

@@ -255,21 +255,21 @@ fn two_builds_are_byte_identical() {
 fn cli_writes_both_outputs() {
     let d = tmp("cli");
     let (json, raw) = (d.join("v.json"), d.join("v.fd"));
-    varstore::cli_main(
+    nekos_packaging::cli::run_args(
         [
             "varstore",
             "--preset",
             "custom",
             "--keys",
             keys_dir().to_str().unwrap(),
-            "--json",
+            "--uefi-vars",
             json.to_str().unwrap(),
-            "--raw",
+            "--ovmf-vars",
             raw.to_str().unwrap(),
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect(),
+        .collect::<Vec<_>>(),
     )
     .unwrap();
     let store = varstore::build(&Preset::Custom(keys_dir().to_path_buf())).unwrap();

@@ -70,7 +70,7 @@ pub fn write_hierarchy(dir: &Path, h: &Hierarchy, force: bool) -> Result<()> {
     if h.insecure_test_keys {
         write_atomic(
             &marker,
-            b"These keys were derived from a public seed (cargo nekos keys --seed): tests only.\n",
+            b"These keys were derived from a public seed (cargo nekos genkey secure-boot --seed): tests only.\n",
             0o644,
         )?;
     } else if marker.exists() {
@@ -109,47 +109,4 @@ pub fn load_signer(key: &Path, cert: &Path) -> Result<KeySigner> {
 /// The db key of a hierarchy directory (`db.key`, `db.crt`).
 pub fn load_db_signer(dir: &Path) -> Result<KeySigner> {
     load_signer(&dir.join("db.key"), &dir.join("db.crt"))
-}
-
-/// `cargo nekos keys [--dir DIR] [--force] [--seed HEX]`.
-pub fn cli_keys(args: &[String]) -> Result<()> {
-    let mut dir = None;
-    let mut force = false;
-    let mut seed = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--dir" => {
-                dir = Some(PathBuf::from(
-                    it.next().ok_or_else(|| anyhow!("--dir needs a value"))?,
-                ))
-            }
-            "--force" => force = true,
-            "--seed" => {
-                let s = it
-                    .next()
-                    .ok_or_else(|| anyhow!("--seed needs a hex value"))?;
-                seed = Some(hex::decode(s).map_err(|e| anyhow!("--seed: not hex: {e}"))?);
-            }
-            "-h" | "--help" => {
-                println!(
-                    "usage: cargo nekos keys [--dir DIR] [--force] [--seed HEX (tests only: insecure)]\n\
-                          default DIR: $NEKOS_KEYS_DIR or ~/.config/nekos/keys"
-                );
-                return Ok(());
-            }
-            other => bail!("keys: unknown argument {other:?}"),
-        }
-    }
-    let dir = dir.unwrap_or_else(default_keys_dir);
-    if seed.is_some() {
-        eprintln!("keys: WARNING: --seed makes INSECURE, publicly derivable keys — for tests only");
-    }
-    let h = generate_hierarchy(seed.as_deref())?;
-    write_hierarchy(&dir, &h, force)?;
-    println!(
-        "keys: wrote PK, KEK, db (owner GUID {NEKOS_OWNER_GUID}) to {}",
-        dir.display()
-    );
-    Ok(())
 }

@@ -416,35 +416,3 @@ pub fn write(path: &Path, value: &Value) -> Result<()> {
 pub fn default_out(root: &Path) -> PathBuf {
     crate::artifacts::out_dir(root).join(FILE_NAME)
 }
-
-pub const USAGE: &str = "usage: cargo nekos measure [--out FILE] [--keys DIR]
-  Writes measurements.json (default target/nekos/measurements.json): artifact hashes, the
-  UKI's Authenticode hash, predicted PCR 4/7/11 per variable-store preset, SEV-SNP launch
-  digests. Reads the build manifest (NEKOS_MANIFEST overrides); --keys defaults to the
-  NekOS keys directory (NEKOS_KEYS_DIR or ~/.config/nekos/keys).";
-
-/// `cargo nekos measure [--out FILE] [--keys DIR]` (arguments after the verb).
-pub fn cli_main(args: Vec<String>) -> Result<()> {
-    let mut out: Option<PathBuf> = None;
-    let mut keys: Option<PathBuf> = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--out" | "-o" => out = Some(it.next().context("--out needs a file")?.into()),
-            "--keys" => keys = Some(it.next().context("--keys needs a directory")?.into()),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => bail!("unexpected argument {other:?}\n{USAGE}"),
-        }
-    }
-    let root = crate::util::workspace_root()?;
-    let manifest = Manifest::load(&crate::artifacts::manifest_path(&root))?;
-    let keys = keys.unwrap_or_else(crate::keys::default_keys_dir);
-    let value = compute(&manifest, &keys)?;
-    let out = out.unwrap_or_else(|| default_out(&root));
-    write(&out, &value)?;
-    println!("{}", out.display());
-    Ok(())
-}

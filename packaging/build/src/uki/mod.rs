@@ -128,7 +128,7 @@ pub fn make_uki(o: &MakeUkiOptions) -> Result<MakeUkiOutput> {
     let signer = match &o.keys_dir {
         Some(dir) => Some(crate::keys::load_db_signer(dir).with_context(|| {
             format!(
-                "loading the db key from {} (create one with `cargo nekos keys`)",
+                "loading the db key from {} (create one with `cargo nekos genkey secure-boot`)",
                 dir.display()
             )
         })?),
