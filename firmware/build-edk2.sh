@@ -1,5 +1,5 @@
 #!/bin/bash
-# The edk2 mechanics of the NekOS firmware build. `cargo nekos firmware` (packaging/build/src/firmware.rs)
+# The edk2 mechanics of the NekOS firmware build. `cargo nekos firmware` (packaging/src/firmware.rs)
 # verifies every input by sha256, computes the cache key and calls this script; run by hand only
 # for debugging. Inputs come from the environment, all required:
 #   NEKOS_EDK2_ORIG      edk2_2025.02.orig.tar.xz (already sha256-checked)
