@@ -51,14 +51,9 @@ pub use ed25519_dalek::SigningKey;
 
 use std::fmt;
 
-/// Lower-case hex.
+/// Lower-case hex (the `hex` crate; re-exported for the callers of this crate).
 pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    ::hex::encode(bytes)
 }
 
 /// A verified, unpacked OS package: everything needed to kexec the next kernel, plus the

@@ -1,23 +1,9 @@
-//! Hex encoding/decoding (no external crate, never panics).
+//! Hex as snpcheck's inputs spell it (an optional `0x`, or a dump with whitespace), over the
+//! `hex` crate. Never panics.
 
 /// Lower-case hex of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    ::hex::encode(bytes)
 }
 
 /// Strict hex: an optional `0x` prefix, then an even number of hex digits.
@@ -41,17 +27,13 @@ pub fn decode_text(bytes: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn decode_digits(d: &[u8]) -> Result<Vec<u8>, String> {
-    if !d.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits ({})", d.len()));
-    }
-    let mut out = Vec::with_capacity(d.len() / 2);
-    for (i, pair) in d.chunks_exact(2).enumerate() {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(h), Some(l)) => out.push(h << 4 | l),
-            _ => return Err(format!("not a hex digit at position {}", i * 2)),
+    ::hex::decode(d).map_err(|e| match e {
+        ::hex::FromHexError::OddLength => format!("odd number of hex digits ({})", d.len()),
+        ::hex::FromHexError::InvalidHexCharacter { index, .. } => {
+            format!("not a hex digit at position {index}")
         }
-    }
-    Ok(out)
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -69,9 +69,8 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Lower-case hex (the `hex` crate, through the OS-package crate stage 1 already uses).
+pub use nekos_ospkg::hex;
 
 /// A console marker: `nekos: stboot: <msg>`.
 fn say(msg: &str) {
