@@ -1,70 +1,16 @@
-//! `cargo nekos build`: kernel (cached by input hash), userland (cargo, incremental),
-//! initramfs per variant (rewritten only when its bytes change) and the manifest.
+//! `cargo nekos build`: the steps of [`crate::steps`] in order, and the manifest.
 
 use crate::artifacts::{FileArtifact, Manifest, manifest_path, out_dir};
 use crate::initramfs::{self, Compression, Variant};
 use crate::kernel::{self, KernelOptions};
+use crate::steps::Freshness;
 use crate::util::{self, sha256_hex};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The parts of a build, each on or off. A deployment asks for exactly what it boots
-/// ([`crate::deployments::Deployment::parts`]): `kernel,initramfs` never touches the
-/// firmware, whose first build takes minutes. `cargo nekos build` and the tests ask for all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Parts {
-    pub kernel: bool,
-    /// The userland and the initramfs of every requested variant.
-    pub initramfs: bool,
-    /// The project's OVMF (cached by input hash; ~10 min on 2 cores when built).
-    pub firmware: bool,
-    /// The UKIs (unsigned and signed) of every requested variant and their ESP disk images.
-    pub uki: bool,
-    /// The network boot: stage-1 initramfs and UKI, the OS package (implies `stage1_init`).
-    pub stboot: bool,
-    /// The stage-1 init binary (`nekos-init --features stboot`, with rustls and ring: minutes
-    /// of compiling on a first run), built with the userland. Separate from `stboot` because
-    /// it needs no kernel: `build --no-kernel` and `repro initramfs` still build and compare it.
-    pub stage1_init: bool,
-    /// The UEFI variable stores (blank, custom, microsoft).
-    pub varstores: bool,
-}
-
-impl Parts {
-    pub const ALL: Parts = Parts {
-        kernel: true,
-        initramfs: true,
-        firmware: true,
-        uki: true,
-        stboot: true,
-        stage1_init: true,
-        varstores: true,
-    };
-    pub const NONE: Parts = Parts {
-        kernel: false,
-        initramfs: false,
-        firmware: false,
-        uki: false,
-        stboot: false,
-        stage1_init: false,
-        varstores: false,
-    };
-
-    /// What two deployments need together (a bench run of several).
-    pub fn union(self, other: Parts) -> Parts {
-        Parts {
-            kernel: self.kernel || other.kernel,
-            initramfs: self.initramfs || other.initramfs,
-            firmware: self.firmware || other.firmware,
-            uki: self.uki || other.uki,
-            stboot: self.stboot || other.stboot,
-            stage1_init: self.stage1_init || other.stage1_init,
-            varstores: self.varstores || other.varstores,
-        }
-    }
-}
+pub use crate::steps::{Parts, Step, steps};
 
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
@@ -88,92 +34,148 @@ impl Default for BuildOptions {
     }
 }
 
+/// Runs the [`steps`] of `opts.parts` in order, each up to date or made (see
+/// [`crate::steps`] for the one freshness rule), and saves the manifest. What a verifier
+/// should expect from the result (`measurements.json`) is the `measure` verb, which
+/// `cargo nekos test` runs after this.
 pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
     let parts = opts.parts;
     crate::host::ensure_tools(root)?;
     let mut manifest = Manifest::load(&manifest_path(root)).unwrap_or_default();
     manifest.schema = 1;
     manifest.source_date_epoch = util::source_date_epoch(root);
-    if parts.kernel {
-        let k = kernel::ensure(
-            root,
-            &KernelOptions {
-                locked: opts.locked,
-                jobs: None,
-            },
-        )?;
+    let plan = steps(parts, &opts.variants);
+    let mut userland: Option<Userland> = None;
+    for (n, step) in plan.iter().enumerate() {
+        let status = match *step {
+            Step::Kernel => {
+                let k = kernel::ensure(
+                    root,
+                    &KernelOptions {
+                        locked: opts.locked,
+                        jobs: None,
+                    },
+                )?;
+                let s = format!("{} (sha256 {})", k.bzimage.display(), &k.sha256[..16]);
+                let cached = k.cached;
+                manifest.kernel = Some(k);
+                status(cached, s)
+            }
+            Step::Firmware => {
+                let fw =
+                    crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
+                let s = format!(
+                    "{} (sha256 {})",
+                    fw.pv_vars.display(),
+                    &fw.pv_vars_sha256[..16]
+                );
+                let cached = fw.cached;
+                manifest.firmware = Some(fw);
+                status(cached, s)
+            }
+            Step::Userland => {
+                let u = build_userland(root, opts, &mut manifest)?;
+                let s = format!("{} programs, {} photos", u.programs.len(), u.photos.len());
+                userland = Some(u);
+                s
+            }
+            Step::Initramfs(variant) => {
+                let u = userland
+                    .as_ref()
+                    .context("the initramfs step runs after the userland step")?;
+                let (art, fresh) = write_initramfs(
+                    root,
+                    u,
+                    variant,
+                    opts.compression,
+                    manifest.source_date_epoch,
+                    manifest.initramfs.get(variant.name()),
+                )?;
+                let s = format!("{} KiB, sha256 {}", art.size / 1024, &art.sha256[..16]);
+                manifest.initramfs.insert(variant.name().to_string(), art);
+                status(fresh, s)
+            }
+            Step::Uki(variant) => {
+                let kernel = manifest
+                    .kernel
+                    .clone()
+                    .context("a UKI needs the kernel in the same build")?;
+                let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
+                let out = out_dir(root).join(variant.name()).join("uki");
+                let (uki, fresh) = crate::ukis::make_uki(
+                    root,
+                    &kernel.bzimage,
+                    &initramfs,
+                    &out,
+                    crate::ukis::UKI_CMDLINE,
+                    variant.name(),
+                    manifest.uki.get(variant.name()),
+                )?;
+                let s = format!("signed sha256 {}", &uki.signed.sha256[..16]);
+                manifest.uki.insert(variant.name().to_string(), uki);
+                status(fresh, s)
+            }
+            Step::Esp(variant) => {
+                let signed = manifest.uki_path(variant.name(), true)?.to_path_buf();
+                let esp_name = format!("{}-signed", variant.name());
+                let (art, fresh) = write_esp(root, &signed, &esp_name, manifest.source_date_epoch)?;
+                let s = format!("{} (sha256 {})", art.path.display(), &art.sha256[..16]);
+                manifest.esp.insert(esp_name, art);
+                status(fresh, s)
+            }
+            Step::Stboot => {
+                let previous = manifest.stboot.clone();
+                let (art, fresh) = crate::stboot::build(root, &manifest, previous.as_ref())?;
+                let s = format!("OS package sha256 {}", &art.ospkg_zip.sha256[..16]);
+                manifest.stboot = Some(art);
+                status(fresh, s)
+            }
+            Step::Varstores => {
+                let fresh = write_varstores(root, &mut manifest)?;
+                status(fresh, "blank, custom, microsoft".into())
+            }
+        };
         eprintln!(
-            "nekos: kernel {} ({}, sha256 {})",
-            if k.cached { "up to date" } else { "built" },
-            k.bzimage.display(),
-            &k.sha256[..16]
+            "nekos: step {}/{} {}: {status}",
+            n + 1,
+            plan.len(),
+            step.name()
         );
-        manifest.kernel = Some(k);
-    }
-    if parts.firmware {
-        let fw = crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
-        eprintln!(
-            "nekos: firmware {} ({}, sha256 {})",
-            if fw.cached { "up to date" } else { "built" },
-            fw.pv_vars.display(),
-            &fw.pv_vars_sha256[..16]
-        );
-        manifest.firmware = Some(fw);
-    }
-    if parts.initramfs {
-        build_initramfs(root, opts, &mut manifest)?;
     }
     // What is made from the kernel and an initramfs is rebuilt with them, or dropped from
     // the manifest: an entry left from an earlier build would describe other bytes.
-    let remade = parts.kernel || parts.initramfs;
-    if parts.uki {
-        let kernel = manifest
-            .kernel
-            .clone()
-            .context("a UKI needs the kernel in the same build")?;
-        for variant in &opts.variants {
-            let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
-            let previous = manifest.uki.get(variant.name());
-            let out = out_dir(root).join(variant.name()).join("uki");
-            let uki = crate::ukis::make_uki(
-                root,
-                &kernel.bzimage,
-                &initramfs,
-                &out,
-                crate::ukis::UKI_CMDLINE,
-                variant.name(),
-                previous,
-            )?;
-            manifest.uki.insert(variant.name().to_string(), uki);
-            let signed = manifest.uki_path(variant.name(), true)?.to_path_buf();
-            let esp_name = format!("{}-signed", variant.name());
-            let art = write_esp(root, &signed, &esp_name, manifest.source_date_epoch)?;
-            manifest.esp.insert(esp_name, art);
+    if parts.kernel || parts.initramfs {
+        if !parts.uki {
+            for variant in &opts.variants {
+                manifest.uki.remove(variant.name());
+                manifest.esp.remove(&format!("{}-signed", variant.name()));
+            }
         }
-    } else if remade {
-        for variant in &opts.variants {
-            manifest.uki.remove(variant.name());
-            manifest.esp.remove(&format!("{}-signed", variant.name()));
+        if !parts.stboot {
+            manifest.stboot = None;
         }
-    }
-    // The network boot: stage-1 UKI and the OS package made of the production kernel and
-    // initramfs.
-    if parts.stboot {
-        let previous = manifest.stboot.clone();
-        let art = crate::stboot::build(root, &manifest, previous.as_ref())?;
-        manifest.stboot = Some(art);
-    } else if remade {
-        manifest.stboot = None;
-    }
-    if parts.varstores {
-        write_varstores(root, &mut manifest)?;
     }
     manifest.save(&manifest_path(root))?;
     Ok(manifest)
 }
 
-/// The userland (cargo) and the initramfs of every requested variant.
-fn build_initramfs(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) -> Result<()> {
+fn status(up_to_date: bool, what: String) -> String {
+    if up_to_date {
+        format!("up to date, {what}")
+    } else {
+        format!("made, {what}")
+    }
+}
+
+/// What the userland step hands the initramfs steps.
+pub struct Userland {
+    pub programs: Vec<(String, PathBuf)>,
+    pub photos: Vec<(initramfs::Photo, Vec<u8>)>,
+    pub os_release: Vec<u8>,
+}
+
+/// The userland (cargo) and the photos, checked.
+fn build_userland(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) -> Result<Userland> {
     let with_tests = opts.variants.contains(&Variant::Test);
     let programs = crate::userland::build(
         root,
@@ -217,49 +219,43 @@ fn build_initramfs(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) ->
         .map(|(p, _)| (p.name.clone(), p.sha256.clone()))
         .collect();
     let os_release = fs::read(root.join("packaging/data/os-release"))?;
-    for variant in &opts.variants {
-        let art = write_initramfs(
-            root,
-            &programs,
-            &photos,
-            &os_release,
-            *variant,
-            opts.compression,
-            manifest.source_date_epoch,
-        )?;
-        manifest.initramfs.insert(variant.name().to_string(), art);
-    }
-    Ok(())
+    Ok(Userland {
+        programs,
+        photos,
+        os_release,
+    })
 }
 
 /// The three variable stores as QEMU uefi-vars JSON and raw OVMF_VARS, the custom one from
-/// the keys that sign the UKIs (target/nekos/varstores/).
-fn write_varstores(root: &Path, manifest: &mut Manifest) -> Result<()> {
+/// the keys that sign the UKIs (target/nekos/varstores/). Returns whether they were up to date.
+fn write_varstores(root: &Path, manifest: &mut Manifest) -> Result<bool> {
     let dir = out_dir(root).join("varstores");
-    fs::create_dir_all(&dir)?;
     let keys = crate::ukis::signing_keys_dir()?;
+    let mut cert_inputs = BTreeMap::new();
+    for cert in ["PK.crt", "KEK.crt", "db.crt"] {
+        cert_inputs.insert(cert.to_string(), util::sha256_file(&keys.join(cert))?);
+    }
+    let mut step_inputs = cert_inputs.clone();
+    step_inputs.insert(
+        "certs.lock".to_string(),
+        util::sha256_file(&root.join(crate::pins::CERTS_LOCK))?,
+    );
+    let fresh = Freshness::new(root, "varstores", &step_inputs);
+    let up_to_date = fresh.up_to_date();
+    let mut written = Vec::new();
     for name in ["blank", "custom", "microsoft"] {
-        let store = crate::measurements::preset_store(name, &keys)?;
         let json = dir.join(format!("{name}.json"));
         let raw = dir.join(format!("{name}.fd"));
-        crate::varstore::write_outputs(&store, Some(&json), Some(&raw), None)?;
+        if !up_to_date {
+            let store = crate::measurements::preset_store(name, &keys)?;
+            crate::varstore::write_outputs(&store, Some(&json), Some(&raw), None)?;
+        }
         for path in [json, raw] {
             let bytes = fs::read(&path)?;
             let mut inputs = BTreeMap::new();
             inputs.insert("preset".to_string(), name.to_string());
             if name == "custom" {
-                inputs.insert(
-                    "PK.crt".to_string(),
-                    util::sha256_file(&keys.join("PK.crt"))?,
-                );
-                inputs.insert(
-                    "KEK.crt".to_string(),
-                    util::sha256_file(&keys.join("KEK.crt"))?,
-                );
-                inputs.insert(
-                    "db.crt".to_string(),
-                    util::sha256_file(&keys.join("db.crt"))?,
-                );
+                inputs.extend(cert_inputs.clone());
             }
             let file = path
                 .file_name()
@@ -274,39 +270,51 @@ fn write_varstores(root: &Path, manifest: &mut Manifest) -> Result<()> {
                     inputs,
                 },
             );
+            written.push(path);
         }
     }
-    Ok(())
+    if !up_to_date {
+        fresh.record(written.iter().map(PathBuf::as_path))?;
+    }
+    Ok(up_to_date)
 }
 
 /// The seed of every ESP image's GUIDs and volume id: images differ only by content.
 pub const ESP_SEED: &str = "nekos";
 
-/// A GPT disk with the UKI as the ESP's EFI/BOOT/BOOTX64.EFI (target/nekos/esp/<name>.img).
+/// A GPT disk with the UKI as the ESP's EFI/BOOT/BOOTX64.EFI (target/nekos/esp/<name>.img),
+/// and whether it was up to date.
 pub fn write_esp(
     root: &Path,
     uki: &Path,
     name: &str,
     source_date_epoch: u64,
-) -> Result<FileArtifact> {
-    let bytes = esp_image_bytes(
-        &fs::read(uki).with_context(|| format!("cannot read {}", uki.display()))?,
-        source_date_epoch,
-    )?;
+) -> Result<(FileArtifact, bool)> {
     let path = out_dir(root).join("esp").join(format!("{name}.img"));
-    if fs::read(&path).map(|old| old != bytes).unwrap_or(true) {
-        util::write_atomic(&path, &bytes)?;
-    }
     let mut inputs = BTreeMap::new();
     inputs.insert("EFI/BOOT/BOOTX64.EFI".to_string(), util::sha256_file(uki)?);
     inputs.insert("seed".to_string(), ESP_SEED.to_string());
     inputs.insert("timestamp".to_string(), source_date_epoch.to_string());
-    Ok(FileArtifact {
-        path,
-        sha256: sha256_hex(&bytes),
-        size: bytes.len() as u64,
-        inputs,
-    })
+    let fresh = Freshness::new(root, &format!("esp-{name}"), &inputs);
+    let up_to_date = fresh.up_to_date();
+    if !up_to_date {
+        let bytes = esp_image_bytes(
+            &fs::read(uki).with_context(|| format!("cannot read {}", uki.display()))?,
+            source_date_epoch,
+        )?;
+        util::write_atomic(&path, &bytes)?;
+        fresh.record([path.as_path()])?;
+    }
+    let size = fs::metadata(&path)?.len();
+    Ok((
+        FileArtifact {
+            sha256: util::sha256_file(&path)?,
+            path,
+            size,
+            inputs,
+        },
+        up_to_date,
+    ))
 }
 
 /// The ESP disk image bytes for one UKI: a function of the UKI bytes and the timestamp only.
@@ -321,19 +329,20 @@ pub fn esp_image_bytes(uki: &[u8], source_date_epoch: u64) -> Result<Vec<u8>> {
     )
 }
 
+/// One variant's initramfs, and whether it was up to date. The archive is laid out (cheap,
+/// in memory) to know its inputs; compressing and writing happen only when they changed.
 fn write_initramfs(
     root: &Path,
-    programs: &[(String, PathBuf)],
-    photos: &[(initramfs::Photo, Vec<u8>)],
-    os_release: &[u8],
+    u: &Userland,
     variant: Variant,
     compression: Compression,
     epoch: u64,
-) -> Result<FileArtifact> {
+    previous: Option<&FileArtifact>,
+) -> Result<(FileArtifact, bool)> {
     let archive = initramfs::archive(&initramfs::Inputs {
-        programs,
-        photos,
-        os_release,
+        programs: &u.programs,
+        photos: &u.photos,
+        os_release: &u.os_release,
         variant,
     })?;
     let mut inputs = BTreeMap::new();
@@ -347,31 +356,34 @@ fn write_initramfs(
         format!("{compression:?}").to_lowercase(),
     );
     inputs.insert("source_date_epoch".into(), epoch.to_string());
-    let bytes = compression.compress(archive.to_newc(epoch)?)?;
     let path = out_dir(root)
         .join(variant.name())
         .join(format!("initramfs.{}", compression.extension()));
-    let sha = sha256_hex(&bytes);
-    // Rewrite only when the bytes change, so file times stay meaningful for other tools.
-    let unchanged = util::sha256_file(&path).map(|s| s == sha).unwrap_or(false);
-    if !unchanged {
-        util::write_atomic(&path, &bytes)
-            .with_context(|| format!("writing the {} initramfs", variant.name()))?;
+    let fresh = Freshness::new(root, &format!("initramfs-{}", variant.name()), &inputs);
+    if fresh.up_to_date()
+        && let Some(prev) = previous.filter(|p| p.path == path && p.inputs == inputs)
+    {
+        return Ok((prev.clone(), true));
     }
+    let bytes = compression.compress(archive.to_newc(epoch)?)?;
+    util::write_atomic(&path, &bytes)
+        .with_context(|| format!("writing the {} initramfs", variant.name()))?;
+    fresh.record([path.as_path()])?;
     eprintln!(
-        "nekos: initramfs {} {} ({} KiB, {} entries, sha256 {})",
+        "nekos: initramfs {} written ({} KiB, {} entries)",
         variant.name(),
-        if unchanged { "up to date" } else { "written" },
         bytes.len() / 1024,
         archive.len(),
-        &sha[..16]
     );
-    Ok(FileArtifact {
-        path,
-        sha256: sha,
-        size: bytes.len() as u64,
-        inputs,
-    })
+    Ok((
+        FileArtifact {
+            path,
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            inputs,
+        },
+        false,
+    ))
 }
 
 /// Copies the tracked files of the workspace (as `git ls-files` lists them, with their

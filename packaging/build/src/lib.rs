@@ -32,6 +32,7 @@ pub mod pins;
 pub mod progress;
 pub mod snpmeasure;
 pub mod stboot;
+pub mod steps;
 pub mod uki;
 pub mod ukis;
 pub mod userland;

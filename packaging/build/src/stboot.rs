@@ -362,15 +362,50 @@ pub fn build(
     root: &Path,
     manifest: &Manifest,
     previous: Option<&StbootArtifact>,
-) -> Result<StbootArtifact> {
+) -> Result<(StbootArtifact, bool)> {
     let keys = Keys::ensure_default()?;
-    build_into(
+    // The step's inputs (the one freshness rule, crate::steps): everything build_into reads.
+    let mut inputs = BTreeMap::new();
+    inputs.insert(
+        "kernel".to_string(),
+        util::sha256_file(manifest.kernel_path()?)?,
+    );
+    inputs.insert(
+        "initramfs-production".to_string(),
+        util::sha256_file(manifest.initramfs_path("production")?)?,
+    );
+    inputs.insert(
+        "stage-1 init".to_string(),
+        util::sha256_file(&crate::userland::stage1_init_path(root))?,
+    );
+    for f in all_key_files() {
+        inputs.insert(f.to_string(), util::sha256_file(&keys.dir.join(f))?);
+    }
+    inputs.insert(
+        "source_date_epoch".to_string(),
+        manifest.source_date_epoch.to_string(),
+    );
+    let fresh = crate::steps::Freshness::new(root, "stboot", &inputs);
+    if let Some(prev) = previous
+        && fresh.up_to_date()
+    {
+        return Ok((prev.clone(), true));
+    }
+    let art = build_into(
         root,
         manifest,
         previous,
         &keys,
         &crate::artifacts::out_dir(root),
-    )
+    )?;
+    fresh.record([
+        art.initramfs.path.as_path(),
+        art.uki.unsigned.path.as_path(),
+        art.uki.signed.path.as_path(),
+        art.ospkg_zip.path.as_path(),
+        art.ospkg_descriptor.path.as_path(),
+    ])?;
+    Ok((art, false))
 }
 
 /// [`build`] with the given keys into `out_dir` (`stboot/`, `ospkg/`): the reproducibility
@@ -416,7 +451,7 @@ pub fn build_into(
         bytes.len() / 1024,
         &initramfs.sha256[..16]
     );
-    let uki = crate::ukis::make_uki(
+    let (uki, _) = crate::ukis::make_uki(
         root,
         &kernel,
         &initramfs_path,

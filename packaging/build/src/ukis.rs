@@ -28,42 +28,47 @@ pub fn signing_keys_dir() -> Result<PathBuf> {
 
 /// `make-uki` on the built kernel and an initramfs: `nekos.efi` and `nekos.signed.efi` in
 /// `out_dir`; skipped when its inputs (and so its outputs) are those of the previous build.
-/// `what` names the UKI in messages.
+/// `what` names the UKI in messages. Returns the artifact and whether it was up to date.
 pub fn make_uki(
-    _root: &Path,
+    root: &Path,
     kernel: &Path,
     initramfs: &Path,
     out_dir: &Path,
     cmdline: &str,
     what: &str,
     previous: Option<&UkiArtifact>,
-) -> Result<UkiArtifact> {
+) -> Result<(UkiArtifact, bool)> {
     let out_dir = out_dir.to_path_buf();
     let cmdline = cmdline.to_string();
     let keys_dir = signing_keys_dir()?;
-    let mut inputs = crate::cache::InputHash::default();
-    inputs
-        .add("kernel", &util::sha256_file(kernel)?)
-        .add("initramfs", &util::sha256_file(initramfs)?)
-        .add("cmdline", &cmdline)
-        .add(
-            "os-release",
-            &sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()),
-        )
-        .add(
-            "stub",
-            &util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?,
-        )
-        .add("db.crt", &util::sha256_file(&keys_dir.join("db.crt"))?)
-        .add("db.key", &util::sha256_file(&keys_dir.join("db.key"))?)
-        .add("packaging", env!("CARGO_PKG_VERSION"));
-    let input_hash = inputs.hex();
-    if let Some(prev) = previous {
-        let intact = |a: &FileArtifact| util::sha256_file(&a.path).is_ok_and(|s| s == a.sha256);
-        if prev.input_hash == input_hash && intact(&prev.unsigned) && intact(&prev.signed) {
-            eprintln!("nekos: UKI {what} up to date");
-            return Ok(prev.clone());
-        }
+    let mut inputs = BTreeMap::new();
+    inputs.insert("kernel".to_string(), util::sha256_file(kernel)?);
+    inputs.insert("initramfs".to_string(), util::sha256_file(initramfs)?);
+    inputs.insert("cmdline".to_string(), cmdline.clone());
+    inputs.insert(
+        "os-release".to_string(),
+        sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()),
+    );
+    inputs.insert(
+        "stub".to_string(),
+        util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?,
+    );
+    inputs.insert(
+        "db.crt".to_string(),
+        util::sha256_file(&keys_dir.join("db.crt"))?,
+    );
+    inputs.insert(
+        "db.key".to_string(),
+        util::sha256_file(&keys_dir.join("db.key"))?,
+    );
+    let step = format!("uki-{}", what.split_whitespace().next().unwrap_or(what));
+    let fresh = crate::steps::Freshness::new(root, &step, &inputs);
+    let input_hash = fresh.input_hash.clone();
+    if let Some(prev) = previous
+        && prev.input_hash == input_hash
+        && fresh.up_to_date()
+    {
+        return Ok((prev.clone(), true));
     }
     let out = crate::uki::make_uki(&crate::uki::MakeUkiOptions {
         kernel: kernel.to_path_buf(),
@@ -99,10 +104,11 @@ pub fn make_uki(
         make_uki: out.manifest_json,
         input_hash,
     };
+    fresh.record([art.unsigned.path.as_path(), art.signed.path.as_path()])?;
     eprintln!(
         "nekos: UKI {what}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
         &art.unsigned.sha256[..16],
         &art.signed.sha256[..16]
     );
-    Ok(art)
+    Ok((art, false))
 }
