@@ -349,13 +349,6 @@ fn file_artifact(path: &Path, bytes: &[u8], inputs: BTreeMap<String, String>) ->
     }
 }
 
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
-    if fs::read(path).map(|old| old != bytes).unwrap_or(true) {
-        util::write_atomic(path, bytes)?;
-    }
-    Ok(())
-}
-
 /// Builds the stage-1 initramfs and UKI (`target/nekos/stboot/`) and the OS package
 /// (`target/nekos/ospkg/nekos.{zip,json}`) from the production kernel and initramfs.
 pub fn build(
@@ -434,7 +427,7 @@ pub fn build_into(
     let bytes = archive.to_newc(manifest.source_date_epoch)?;
     let out = out_dir.join("stboot");
     let initramfs_path = out.join("initramfs.cpio");
-    write_if_changed(&initramfs_path, &bytes)?;
+    util::write_atomic(&initramfs_path, &bytes)?;
     let mut inputs = BTreeMap::new();
     for (path, entry) in archive.paths() {
         if let Node::File(b) = &entry.node {
@@ -469,8 +462,8 @@ pub fn build_into(
     let pkg_dir = out_dir.join("ospkg");
     let zip_path = pkg_dir.join("nekos.zip");
     let json_path = pkg_dir.join("nekos.json");
-    write_if_changed(&zip_path, &zip)?;
-    write_if_changed(&json_path, &descriptor)?;
+    util::write_atomic(&zip_path, &zip)?;
+    util::write_atomic(&json_path, &descriptor)?;
     let mut zip_inputs = BTreeMap::new();
     zip_inputs.insert("boot/bzImage".into(), sha256_hex(&kernel_bytes));
     zip_inputs.insert("boot/initramfs.cpio".into(), sha256_hex(&prod_bytes));
