@@ -25,14 +25,16 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::backoff::{Backoff, Decision, Policy};
 use crate::cmdline::{self, Config, DisplayMode, LogLevel};
 use crate::shutdown::{self, Action};
-#[cfg(feature = "stboot")]
-use crate::stboot;
 use crate::sys::{self, ChildSetup};
 use crate::{console, mounts, probe, status};
 
 const COMPOSITOR: &str = "/bin/compositor";
 const DRM_CARD: &str = "/dev/dri/card0";
 const PROMPT: &str = "/bin/nsh";
+/// Its presence makes this a stage-1 image (stboot's trust policy).
+const TRUST_POLICY: &str = "/etc/trust_policy/trust_policy.json";
+/// Stage 1 of the network boot, a program of its own (init/stboot/).
+const STAGE1: &str = "/bin/nekos-stboot";
 /// How often we look for /dev/dri/card0 while waiting for it.
 const DISPLAY_POLL: Duration = Duration::from_millis(25);
 /// How often /dev/input is rescanned for a late power button.
@@ -57,6 +59,9 @@ enum Kind {
     Prompt,
     Display,
     Extra,
+    /// Stage 1 of the network boot (`/bin/nekos-stboot`): runs once; its exit
+    /// decides the shutdown (0: kexec the kernel it loaded, else reboot).
+    Stage1,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,19 +257,21 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
         log::warn!("input rescan timer: {e}");
     }
 
-    // Stage 1 of the network boot: no services, no prompt; the stboot
-    // thread ends in a shutdown request (kexec, or reboot after its deadline).
-    #[cfg(not(feature = "stboot"))]
-    if Path::new("/etc/trust_policy/trust_policy.json").exists() {
-        console::warn(
-            "trust policy found, but this init was built without stage 1 (feature stboot); booting normally",
-        );
-    }
-    #[cfg(feature = "stboot")]
-    if stboot::selected() {
-        console::say("stboot: trust policy found, running stage 1");
-        stboot::start(&handle, Duration::from_secs(config.stboot_deadline_s))?;
-        return Ok(state);
+    // Stage 1 of the network boot: no services, no prompt; the stage-1
+    // program's exit becomes a shutdown request (kexec, or reboot).
+    if Path::new(TRUST_POLICY).exists() {
+        if Path::new(STAGE1).exists() {
+            console::say("stboot: trust policy found, running stage 1");
+            let deadline = vec![
+                "--deadline".to_string(),
+                config.stboot_deadline_s.to_string(),
+            ];
+            state.add_service(Kind::Stage1, &deadline);
+            return Ok(state);
+        }
+        console::warn(&format!(
+            "trust policy found, but no stage-1 program ({STAGE1}); booting normally"
+        ));
     }
 
     // Services start from the loop's first iteration, i.e. after "boot ok",
@@ -374,6 +381,14 @@ impl Init {
                     let exit = status::decode(raw);
                     if let Some(idx) = self.by_pid.remove(&pid) {
                         shutdown::group_gone(pid);
+                        if self
+                            .services
+                            .get(idx)
+                            .is_some_and(|s| s.kind == Kind::Stage1)
+                        {
+                            self.stage1_done(exit);
+                            continue;
+                        }
                         self.on_stopped(idx, status::describe(exit));
                     } else {
                         self.orphans_reaped += 1;
@@ -388,6 +403,18 @@ impl Init {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(_) => break, // ECHILD: no children at all
             }
+        }
+    }
+
+    /// Stage 1 ended: exit 0 means the verified kernel is loaded.
+    fn stage1_done(&mut self, exit: status::Exit) {
+        if exit == status::Exit::Exited(0) {
+            self.request(Action::Kexec, "stboot: kernel loaded".into());
+        } else {
+            self.request(
+                Action::Reboot,
+                format!("stboot: stage 1 gave up ({})", status::describe(exit)),
+            );
         }
     }
 
@@ -414,6 +441,13 @@ impl Init {
                 PathBuf::from(COMPOSITOR),
                 None,
                 Vec::new(),
+                Policy::SERVICE,
+            ),
+            Kind::Stage1 => (
+                "stboot".to_string(),
+                PathBuf::from(STAGE1),
+                None,
+                argv.to_vec(),
                 Policy::SERVICE,
             ),
             Kind::Extra => {

@@ -10,11 +10,6 @@ mod nsh;
 mod probe;
 mod shutdown;
 mod status;
-// Unit tests cover stage 1 without the feature (its crates are dev-dependencies too); only
-// the feature wires it into PID 1, so without it the module is unused outside its tests.
-#[cfg(any(feature = "stboot", test))]
-#[cfg_attr(not(feature = "stboot"), allow(dead_code, unused_imports))]
-mod stboot;
 mod sys;
 mod words;
 

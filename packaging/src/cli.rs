@@ -650,15 +650,17 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
                     .initramfs
                     .get("production")
                     .context("no production initramfs")?;
-                // The stage-1 init (feature stboot) too: the stage-1 initramfs and UKI are a
+                // Stage 1 (nekos-stboot) too: the stage-1 initramfs and UKI are a
                 // pure function of it, the keys and the kernel (packaging/tests/it/stboot.rs).
-                let stage1 = util::sha256_file(&dir.join("target/nekos/stboot/nekos-init"))?;
+                let stage1 = util::sha256_file(
+                    &dir.join("target/x86_64-unknown-linux-musl/release/nekos-stboot"),
+                )?;
                 eprintln!(
-                    "nekos: initramfs built in {}: sha256 {}, stage-1 init sha256 {stage1}",
+                    "nekos: initramfs built in {}: sha256 {}, stage 1 (nekos-stboot) sha256 {stage1}",
                     dir.display(),
                     art.sha256
                 );
-                hashes.push(format!("{} (stage-1 init {stage1})", art.sha256));
+                hashes.push(format!("{} (nekos-stboot {stage1})", art.sha256));
             }
         }
     }

@@ -131,8 +131,10 @@ pub struct StbootArtifact {
     pub keys_dir: PathBuf,
     pub threshold: usize,
     pub descriptor_url: String,
-    /// nekos-init built with the `stboot` feature (the stage-1 image's `/init`).
+    /// The production init (the stage-1 image's `/init`, which starts stage 1).
     pub init: FileArtifact,
+    /// Stage 1, `nekos-stboot` (the image's `/bin/nekos-stboot`).
+    pub stage1: FileArtifact,
     pub initramfs: FileArtifact,
     pub uki: UkiArtifact,
     /// `nekos.zip` and `nekos.json`.

@@ -268,10 +268,12 @@ pub fn host_configuration_json() -> Vec<u8> {
     .to_json_bytes()
 }
 
-/// The stage-1 initramfs: init (which runs stage 1 because the trust policy is present),
+/// The stage-1 initramfs: the production init, which starts `/bin/nekos-stboot` (stage 1)
+/// because the trust policy is present,
 /// the trust policy, the signing root, the TLS roots and the host configuration. Pure.
 pub fn stage1_archive(
     init: &[u8],
+    stage1: &[u8],
     os_release: &[u8],
     signing_root_pem: &[u8],
     tls_roots_pem: &[u8],
@@ -297,6 +299,7 @@ pub fn stage1_archive(
     )?;
     a.add("etc/os-release", Node::File(os_release.to_vec()), 0o644)?;
     a.add("init", Node::File(init.to_vec()), 0o755)?;
+    a.add("bin/nekos-stboot", Node::File(stage1.to_vec()), 0o755)?;
     a.add(
         "etc/trust_policy/trust_policy.json",
         Node::File(trust_policy_json()),
@@ -368,8 +371,18 @@ pub fn build(
         util::sha256_file(manifest.initramfs_path("production")?)?,
     );
     inputs.insert(
-        "stage-1 init".to_string(),
-        util::sha256_file(&crate::userland::stage1_init_path(root))?,
+        "nekos-init".to_string(),
+        util::sha256_file(
+            &manifest
+                .userland
+                .get("nekos-init")
+                .context("the manifest has no nekos-init")?
+                .path,
+        )?,
+    );
+    inputs.insert(
+        "nekos-stboot".to_string(),
+        util::sha256_file(&crate::userland::stage1_program_path(root))?,
     );
     for f in all_key_files() {
         inputs.insert(f.to_string(), util::sha256_file(&keys.dir.join(f))?);
@@ -411,19 +424,32 @@ pub fn build_into(
     out_dir: &Path,
 ) -> Result<StbootArtifact> {
     let kernel = manifest.kernel_path()?.to_path_buf();
-    // init with the `stboot` feature (userland.rs); the production init has no stage 1.
-    let init_path = crate::userland::stage1_init_path(root);
-    let init_bytes = fs::read(&init_path).with_context(|| {
+    // The production init, which starts stage 1 when it finds the trust policy.
+    let init = manifest
+        .userland
+        .get("nekos-init")
+        .context("the manifest has no nekos-init (run `cargo nekos build`)")?;
+    let init_path = init.path.clone();
+    let init_bytes =
+        fs::read(&init_path).with_context(|| format!("cannot read {}", init_path.display()))?;
+    let stage1_path = crate::userland::stage1_program_path(root);
+    let stage1_bytes = fs::read(&stage1_path).with_context(|| {
         format!(
             "cannot read {} (run `cargo nekos build`)",
-            init_path.display()
+            stage1_path.display()
         )
     })?;
     let os_release = fs::read(root.join("packaging/data/os-release"))
         .context("cannot read packaging/data/os-release")?;
     let signing_root = keys.read(OSPKG_ROOT_CERT)?;
     let tls_roots = keys.read(TLS_CA_CERT)?;
-    let archive = stage1_archive(&init_bytes, &os_release, &signing_root, &tls_roots)?;
+    let archive = stage1_archive(
+        &init_bytes,
+        &stage1_bytes,
+        &os_release,
+        &signing_root,
+        &tls_roots,
+    )?;
     let bytes = archive.to_newc(manifest.source_date_epoch)?;
     let out = out_dir.join("stboot");
     let initramfs_path = out.join("initramfs.cpio");
@@ -480,6 +506,7 @@ pub fn build_into(
         threshold: THRESHOLD,
         descriptor_url: DESCRIPTOR_URL.into(),
         init: file_artifact(&init_path, &init_bytes, BTreeMap::new()),
+        stage1: file_artifact(&stage1_path, &stage1_bytes, BTreeMap::new()),
         initramfs,
         uki,
         ospkg_zip: file_artifact(&zip_path, &zip, zip_inputs),
@@ -535,22 +562,23 @@ mod tests {
 
     #[test]
     fn stage1_archive_is_deterministic_and_carries_the_trust_policy() {
-        let a = stage1_archive(b"init", b"os", b"root", b"tls")
+        let a = stage1_archive(b"init", b"stage1", b"os", b"root", b"tls")
             .unwrap()
             .to_newc(1)
             .unwrap();
-        let b = stage1_archive(b"init", b"os", b"root", b"tls")
+        let b = stage1_archive(b"init", b"stage1", b"os", b"root", b"tls")
             .unwrap()
             .to_newc(1)
             .unwrap();
         assert_eq!(a, b);
-        let names: Vec<String> = stage1_archive(b"init", b"os", b"root", b"tls")
+        let names: Vec<String> = stage1_archive(b"init", b"stage1", b"os", b"root", b"tls")
             .unwrap()
             .paths()
             .map(|(p, _)| p.to_string())
             .collect();
         for want in [
             "init",
+            "bin/nekos-stboot",
             "etc/trust_policy/trust_policy.json",
             "etc/trust_policy/ospkg_signing_root.pem",
             "etc/trust_policy/tls_roots.pem",

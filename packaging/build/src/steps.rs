@@ -32,7 +32,7 @@ pub struct Parts {
     pub uki: bool,
     /// The network boot: stage-1 initramfs and UKI, the OS package (implies `stage1_init`).
     pub stboot: bool,
-    /// The stage-1 init binary (`nekos-init --features stboot`, with rustls and ring: minutes
+    /// Stage 1 of the network boot (`nekos-stboot`, with rustls and ring: minutes
     /// of compiling on a first run), built with the userland. Separate from `stboot` because
     /// it needs no kernel: `build --no-kernel` and `repro initramfs` still build and compare it.
     pub stage1_init: bool,
@@ -89,7 +89,7 @@ pub enum Step {
     Uki(Variant),
     /// signed UKI → the GPT/FAT32 ESP disk image of one variant.
     Esp(Variant),
-    /// kernel + production initramfs + stage-1 init + stboot keys → stage-1 initramfs and
+    /// kernel + production initramfs + init + nekos-stboot + stboot keys → stage-1 initramfs and
     /// UKI, the OS package.
     Stboot,
     /// certificates → the blank, custom and microsoft variable stores.

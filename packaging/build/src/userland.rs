@@ -22,11 +22,13 @@ pub const PROGRAMS: &[(&str, &str, &str, bool)] = &[
     ("nekos-testprogs", "nekos-hang", "bin/hang", true),
 ];
 
-/// The stage-1 init: nekos-init with the `stboot` feature (the production one has none).
-pub fn stage1_init_path(root: &Path) -> PathBuf {
-    crate::artifacts::out_dir(root)
-        .join("stboot")
-        .join("nekos-init")
+/// Stage 1 of the network boot, its own static program (init/stboot/, `nekos-stboot`): the
+/// stage-1 image runs the production init, which starts it.
+pub fn stage1_program_path(root: &Path) -> PathBuf {
+    crate::artifacts::target_dir(root)
+        .join(MUSL_TARGET)
+        .join("release")
+        .join("nekos-stboot")
 }
 
 /// The flags that keep host paths out of the guest binaries (panic messages carry source
@@ -87,9 +89,9 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
 }
 
 /// Builds the userland and returns binary name → path. Three cargo runs, in this order:
-/// the stage-1 init (`-p nekos-init --features stboot`, copied out to
-/// [`stage1_init_path`]; only with `with_stage1`: it pulls in rustls and ring, minutes of
-/// compiling that a deployment without stboot never needs); the test programs if asked for, on their own so that their
+/// stage 1 (`-p nekos-stboot`, [`stage1_program_path`]; only with `with_stage1`: it pulls
+/// in rustls and ring, minutes of compiling that a deployment without stboot never needs);
+/// the test programs if asked for, on their own so that their
 /// dependencies' features never mix into the production binaries; and last the plain build
 /// of the default members (init, compositor, viewer, snpcheck), so that
 /// `target/x86_64-unknown-linux-musl/release/` ends up holding exactly what the plain
@@ -103,27 +105,12 @@ pub fn build(
     let dir = crate::artifacts::target_dir(root)
         .join(MUSL_TARGET)
         .join("release");
-    let built_init = dir.join("nekos-init");
 
-    let mut stage1_bytes = None;
     if with_stage1 {
         let mut stage1_cmd = cargo_build(root);
-        stage1_cmd.args(["-p", "nekos-init", "--features", "stboot"]);
-        run(
-            stage1_cmd,
-            "the stage-1 init (nekos-init --features stboot)",
-        )?;
-        check_static(&built_init)?;
-        let stage1 = stage1_init_path(root);
-        let bytes = std::fs::read(&built_init)
-            .with_context(|| format!("cannot read {}", built_init.display()))?;
-        if std::fs::read(&stage1)
-            .map(|old| old != bytes)
-            .unwrap_or(true)
-        {
-            crate::util::write_atomic_mode(&stage1, &bytes, 0o755)?;
-        }
-        stage1_bytes = Some(bytes);
+        stage1_cmd.args(["-p", "nekos-stboot"]);
+        run(stage1_cmd, "stage 1 of the network boot (nekos-stboot)")?;
+        check_static(&stage1_program_path(root))?;
     }
 
     if with_test_programs {
@@ -143,14 +130,6 @@ pub fn build(
         cargo_build(root),
         "the production userland (init, compositor, viewer, snpcheck)",
     )?;
-    let production_init = std::fs::read(&built_init)
-        .with_context(|| format!("cannot read {}", built_init.display()))?;
-    if stage1_bytes.as_ref() == Some(&production_init) {
-        bail!(
-            "{} is still the stage-1 init after the production build: expected nekos-init without the stboot feature",
-            built_init.display()
-        );
-    }
 
     let mut out = Vec::new();
     for (_, bin, _, test_only) in PROGRAMS {

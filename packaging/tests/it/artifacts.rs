@@ -182,12 +182,20 @@ fn the_plain_cargo_build_gives_the_binaries_of_the_production_initramfs() {
         );
         eprintln!("{bin}: identical, sha256 {sha}");
     }
-    // The production init is the one without stage 1; the stage-1 init is kept apart.
-    let stage1 = std::fs::read(nekos_packaging::userland::stage1_init_path(&root)).unwrap();
-    assert_ne!(
-        &stage1, &image["init"],
-        "the production initramfs holds the stage-1 init"
+    // Stage 1 is a program of its own: the stage-1 image runs the production init (the
+    // one `cargo test` builds and the image ships) and adds /bin/nekos-stboot.
+    let st = m.stboot().unwrap();
+    let stage1_image = cpio_files(&st.initramfs.path);
+    assert!(
+        stage1_image.get("init") == image.get("init"),
+        "the stage-1 image's /init is not the production init"
     );
+    let stage1 = std::fs::read(nekos_packaging::userland::stage1_program_path(&root)).unwrap();
+    assert!(
+        stage1_image.get("bin/nekos-stboot") == Some(&stage1),
+        "the stage-1 image's /bin/nekos-stboot is not the built nekos-stboot"
+    );
+    assert!(!image.contains_key("bin/nekos-stboot"));
 }
 
 #[test]

@@ -313,7 +313,7 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
     Ok(sorted(doc))
 }
 
-/// What stage 1 extends into PCR 12/13/14 before the kexec (init/src/stboot/measure.rs, in
+/// What stage 1 extends into PCR 12/13/14 before the kexec (init/stboot/src/measure.rs, in
 /// that order) for the built stage-1 image and OS package, and the resulting PCR values
 /// (SHA-256 bank, from zero). The file bytes are checked against the hashes the manifest
 /// recorded for the stage-1 initramfs, so a prediction can never describe other inputs.

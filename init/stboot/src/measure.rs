@@ -203,7 +203,7 @@ mod tests {
         let pcrs = replay(&[ev]);
         // SHA-256(32 zero bytes || SHA-256("abc"))
         let mut buf = vec![0u8; 32];
-        buf.extend_from_slice(&crate::stboot::sha256(b"abc"));
-        assert_eq!(pcrs[&12], crate::stboot::sha256(&buf));
+        buf.extend_from_slice(&crate::sha256(b"abc"));
+        assert_eq!(pcrs[&12], crate::sha256(&buf));
     }
 }

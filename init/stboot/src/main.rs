@@ -1,5 +1,6 @@
-//! Stage 1 of the network boot ("stboot"): when the initramfs carries a
-//! trust policy, init runs this sequence instead of starting services:
+//! Stage 1 of the network boot ("stboot"), its own static program: when the
+//! initramfs carries a trust policy, init starts `/bin/nekos-stboot` instead of
+//! the services, and this program runs the sequence:
 //!
 //! 1. read `/etc/trust_policy/*` and the host configuration (`config`);
 //! 2. bring the NIC up, static or DHCP (`net`, `dhcp`);
@@ -11,17 +12,18 @@
 //! 5. kexec_file_load the verified kernel + initramfs + manifest cmdline
 //!    (`kexec`);
 //! 6. measure into PCRs 12/13/14 (`measure`);
-//! 7. hand `Action::Kexec` to init's one shutdown path, which ends in
-//!    reboot(LINUX_REBOOT_CMD_KEXEC).
+//! 7. exit 0: init's one shutdown path then ends in
+//!    reboot(LINUX_REBOOT_CMD_KEXEC) into the loaded kernel.
 //!
-//! The sequence runs on its own thread; init's event loop keeps handling
-//! signals and the power button meanwhile, and the thread's only output is
-//! one message on a calloop channel: what the shutdown path should do.
+//! Exit codes (what init does): 0 the verified kernel is loaded (kexec);
+//! 1 stage 1 gave up (reboot); 2 usage error (reboot). init keeps handling
+//! signals and the power button meanwhile; PID 1 stays small and the init
+//! binary of this image is the production one.
 //!
 //! Recovery: a failed attempt prints one `nekos: stboot: <step> …: <reason>`
 //! line and is retried after 5 s, 10 s, 20 s, 30 s, 30 s … until the stboot
-//! deadline (`nekos.stboot_deadline`, default 120 s) has passed; then init
-//! reboots. Configuration errors (the initramfs cannot change) and a failed
+//! deadline (`--deadline SECS`, which init passes from
+//! `nekos.stboot_deadline`, default 120 s) has passed; then init reboots. Configuration errors (the initramfs cannot change) and a failed
 //! measurement (the PCRs are then in an unknown state; extending again would
 //! make them unpredictable) reboot at once.
 
@@ -39,23 +41,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use calloop::LoopHandle;
-use calloop::channel::{self, Event as ChannelEvent};
-
-use crate::console;
-use crate::init::Init;
-use crate::shutdown::Action;
 use config::Inputs;
 use measure::Event;
 use url::Url;
-
-/// The file whose presence selects stboot mode.
-pub const TRUST_POLICY_PATH: &str = "/etc/trust_policy/trust_policy.json";
-
-/// Is this a stage-1 initramfs?
-pub fn selected() -> bool {
-    Path::new(TRUST_POLICY_PATH).exists()
-}
 
 /// Fetch tries per descriptor URL and per package, and the pause between them
 /// (stboot's values).
@@ -72,32 +60,58 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// Lower-case hex (the `hex` crate, through the OS-package crate stage 1 already uses).
 pub use nekos_ospkg::hex;
 
-/// A console marker: `nekos: stboot: <msg>`.
+/// A console marker: `nekos: stboot: <msg>` (stdout is init's console).
 fn say(msg: &str) {
-    console::say(&format!("stboot: {msg}"));
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "nekos: stboot: {msg}");
+    let _ = out.flush();
 }
 
-/// Start the sequence on its own thread; its outcome arrives as a shutdown
-/// request in the event loop.
-pub fn start(handle: &LoopHandle<'static, Init>, deadline: Duration) -> Result<(), String> {
-    let (tx, rx) = channel::channel::<(Action, String)>();
-    handle
-        .insert_source(rx, |event, _, st: &mut Init| {
-            if let ChannelEvent::Msg((action, reason)) = event {
-                st.request(action, reason);
+/// What stage 1 ended in; the exit code tells init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The verified kernel is loaded: kexec into it.
+    Kexec,
+    /// Gave up: reboot.
+    GaveUp,
+}
+
+/// Default of `--deadline` (init passes `nekos.stboot_deadline`).
+const DEFAULT_DEADLINE_S: u64 = 120;
+
+fn main() -> std::process::ExitCode {
+    // Diagnostics beyond the console markers go to the kernel log, as init's do.
+    let _ = kernlog::init();
+    let deadline = match parse_args(std::env::args().skip(1)) {
+        Ok(d) => d,
+        Err(e) => {
+            say(&format!("usage: nekos-stboot [--deadline SECS]: {e}"));
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(deadline) {
+        Outcome::Kexec => std::process::ExitCode::SUCCESS,
+        Outcome::GaveUp => std::process::ExitCode::from(1),
+    }
+}
+
+/// `--deadline SECS` (whole seconds), nothing else.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Duration, String> {
+    let mut deadline = Duration::from_secs(DEFAULT_DEADLINE_S);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--deadline" => {
+                let v = args.next().ok_or("--deadline needs a value")?;
+                let secs = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("--deadline: expected whole seconds, got {v:?}"))?;
+                deadline = Duration::from_secs(secs);
             }
-        })
-        .map_err(|e| format!("stboot channel: {e}"))?;
-    std::thread::Builder::new()
-        .name("stboot".into())
-        .spawn(move || {
-            let outcome = run(deadline);
-            if tx.send(outcome).is_err() {
-                log::error!("stboot: event loop gone");
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| format!("stboot thread: {e}"))
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(deadline)
 }
 
 /// When to try again, as a pure state machine over elapsed time.
@@ -137,8 +151,8 @@ enum Failure {
     Fatal(String),
 }
 
-/// The whole stage: returns what the shutdown path should do.
-fn run(deadline: Duration) -> (Action, String) {
+/// The whole stage: what init's shutdown path should do.
+fn run(deadline: Duration) -> Outcome {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -176,7 +190,7 @@ fn run(deadline: Duration) -> (Action, String) {
         match try_boot(&inputs, tls.as_ref(), &mut network) {
             Ok(label) => {
                 say(&format!("kexec {label}"));
-                return (Action::Kexec, format!("stboot: kexec {label}"));
+                return Outcome::Kexec;
             }
             Err(Failure::Fatal(line)) => return give_up(&line),
             Err(Failure::Retry(line)) => {
@@ -203,9 +217,9 @@ fn run(deadline: Duration) -> (Action, String) {
     }
 }
 
-fn give_up(line: &str) -> (Action, String) {
+fn give_up(line: &str) -> Outcome {
     say(line);
-    (Action::Reboot, format!("stboot: {line}"))
+    Outcome::GaveUp
 }
 
 /// One attempt; Ok(label) once the kernel is loaded and measured.
@@ -447,6 +461,23 @@ pub fn utc(secs: i64) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deadline_is_the_one_argument() {
+        let args = |v: &[&str]| parse_args(v.iter().map(|s| s.to_string()));
+        assert_eq!(args(&[]).unwrap(), Duration::from_secs(DEFAULT_DEADLINE_S));
+        assert_eq!(
+            args(&["--deadline", "30"]).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert!(args(&["--deadline"]).unwrap_err().contains("needs a value"));
+        assert!(
+            args(&["--deadline", "soon"])
+                .unwrap_err()
+                .contains("\"soon\"")
+        );
+        assert!(args(&["--verbose"]).unwrap_err().contains("--verbose"));
+    }
 
     #[test]
     fn recovery_backs_off_until_the_deadline() {
