@@ -9,7 +9,7 @@
 //! | pins and tools | `pins` (lock files), `host` (tools, musl target) |
 //! | the manifest | `artifacts` (every artifact type, `Manifest`) |
 //! | steps | `kernel`, `firmware`, `userland`, `initramfs`, `ukis`, `stboot`, `measurements`, `esp` (+ the file-level `uki`, `keys`, `varstore`, `snpmeasure`) |
-//! | the build | `build` (the steps in order, per deployment's parts), `lock` (moves the pins) |
+//! | the build | `steps` (the named steps and the one freshness rule), `build` (runs them in order), `lock` (moves the pins) |
 //!
 //! The byte formats are `nekos_formats`, re-exported here under their old names; running
 //! QEMU, deployments and benchmarks are `nekos_lab`, above this crate.
