@@ -4,10 +4,12 @@
 //! Every byte of the output is a function of the entries given: the archive is written in
 //! sorted path order, inode numbers are sequential from 1 in that order (the kernel
 //! hard-links regular files that share an inode number), uid/gid are 0 and all entries carry
-//! one mtime. Device nodes are plain header fields, so no root privileges are needed.
+//! one mtime. Device nodes are plain header fields, so no root privileges are needed. The
+//! headers themselves are written by the `cpio` crate (lowercase hex, as GNU cpio writes).
 
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
+use std::io::Write;
 
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -100,7 +102,10 @@ impl Archive {
         self.entries.is_empty()
     }
 
-    /// Serializes the archive. `mtime` is SOURCE_DATE_EPOCH.
+    /// Serializes the archive. `mtime` is SOURCE_DATE_EPOCH. The newc headers are the
+    /// `cpio` crate's; what goes into them is ours: entries sorted by path, inode numbers
+    /// 1, 2, 3… in that order, uid/gid 0, one mtime for all, no device numbers but a char
+    /// device's own.
     pub fn to_newc(&self, mtime: u64) -> Result<Vec<u8>> {
         let mtime = u32::try_from(mtime).map_err(|_| {
             anyhow::anyhow!("SOURCE_DATE_EPOCH {mtime} does not fit newc's 32 bits")
@@ -117,11 +122,18 @@ impl Archive {
             };
             let size = u32::try_from(data.len())
                 .map_err(|_| anyhow::anyhow!("initramfs: /{path} is larger than 4 GiB"))?;
-            write_header(&mut out, ino, mode, nlink, mtime, size, rdev, path)?;
-            out.extend_from_slice(data);
-            pad4(&mut out);
+            let mut w = cpio::newc::Builder::new(path)
+                .ino(ino)
+                .mode(mode)
+                .nlink(nlink)
+                .mtime(mtime)
+                .rdev_major(rdev.0)
+                .rdev_minor(rdev.1)
+                .write(&mut out, size);
+            w.write_all(data)?;
+            w.finish()?;
         }
-        write_header(&mut out, 0, 0, 1, 0, 0, (0, 0), "TRAILER!!!")?;
+        cpio::newc::trailer(&mut out)?;
         Ok(out)
     }
 }
@@ -138,37 +150,6 @@ fn normalize(path: &str) -> Result<String> {
         bail!("initramfs: path {path:?} must not contain empty, '.' or '..' components");
     }
     Ok(trimmed.to_string())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_header(
-    out: &mut Vec<u8>,
-    ino: u32,
-    mode: u32,
-    nlink: u32,
-    mtime: u32,
-    filesize: u32,
-    rdev: (u32, u32),
-    name: &str,
-) -> Result<()> {
-    let namesize = u32::try_from(name.len() + 1)?;
-    let fields = [
-        ino, mode, 0, 0, nlink, mtime, filesize, 0, 0, rdev.0, rdev.1, namesize, 0,
-    ];
-    out.extend_from_slice(b"070701");
-    for f in fields {
-        out.extend_from_slice(format!("{f:08X}").as_bytes());
-    }
-    out.extend_from_slice(name.as_bytes());
-    out.push(0);
-    pad4(out);
-    Ok(())
-}
-
-fn pad4(out: &mut Vec<u8>) {
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
 }
 
 #[cfg(test)]
