@@ -1,6 +1,6 @@
 //! The Wayland side: one fullscreen xdg_toplevel drawn with wl_shm, keys from wl_keyboard.
 
-use std::os::unix::io::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::io::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +18,8 @@ pub struct Waker(Arc<OwnedFd>);
 
 impl Waker {
     pub fn wake(&self) {
-        let b = [1u8];
-        // SAFETY: write one byte from a valid buffer to our pipe.
-        unsafe { libc::write(self.0.as_raw_fd(), b.as_ptr().cast(), 1) };
+        // A full pipe already holds a wake-up: nothing lost if this write fails.
+        let _ = rustix::io::write(&*self.0, &[1u8]);
     }
 }
 
@@ -44,8 +43,9 @@ struct ShmBuffer {
 impl Drop for ShmBuffer {
     fn drop(&mut self) {
         self.buffer.destroy();
-        // SAFETY: unmapping the mapping this buffer created.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        // SAFETY: `ptr`/`len` are the mapping new_buffer created for this buffer, unmapped
+        // once (here); the compositor has released the buffer or the window is going away.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -76,14 +76,8 @@ pub struct Window {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    if rc != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: fresh fds from pipe2.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use rustix::pipe::{PipeFlags, pipe_with};
+    pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).map_err(|e| format!("pipe: {e}"))
 }
 
 impl Window {
@@ -137,40 +131,37 @@ impl Window {
                 .flush()
                 .map_err(|e| format!("wayland flush: {e}"))?;
             if let Some(guard) = self.queue.prepare_read() {
-                let wfd = guard.connection_fd().as_raw_fd();
-                let mut fds = [
-                    libc::pollfd {
-                        fd: wfd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        fd: self.wake_r.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                ];
-                let ms: i32 = match timeout {
-                    None => -1,
-                    Some(d) => {
-                        d.as_millis().min(i32::MAX as u128) as i32
-                            + i32::from(d.subsec_nanos() % 1_000_000 != 0)
-                    }
+                use rustix::event::{PollFd, PollFlags, Timespec, poll};
+                let (wayland_ready, woken) = {
+                    let wayland_fd = guard.connection_fd();
+                    let mut fds = [
+                        PollFd::new(&wayland_fd, PollFlags::IN),
+                        PollFd::new(&self.wake_r, PollFlags::IN),
+                    ];
+                    // Round up to whole milliseconds, as poll(2) would: never wake early.
+                    let ts = timeout.map(|d| {
+                        let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+                        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+                        Timespec {
+                            tv_sec: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+                            tv_nsec: i64::try_from(ms % 1000 * 1_000_000).unwrap_or(0),
+                        }
+                    });
+                    let n = poll(&mut fds, ts.as_ref()).unwrap_or(0);
+                    (
+                        n > 0 && !fds[0].revents().is_empty(),
+                        !fds[1].revents().is_empty(),
+                    )
                 };
-                // SAFETY: poll on two valid pollfds.
-                let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-                if n > 0 && fds[0].revents != 0 {
+                if wayland_ready {
                     guard.read().map_err(|e| format!("wayland read: {e}"))?;
                 } else {
                     drop(guard);
                 }
-                if fds[1].revents != 0 {
+                if woken {
                     let mut b = [0u8; 64];
-                    // SAFETY: drain our nonblocking pipe into a local buffer.
-                    while unsafe {
-                        libc::read(self.wake_r.as_raw_fd(), b.as_mut_ptr().cast(), b.len())
-                    } > 0
-                    {}
+                    // Drain the nonblocking pipe; it ends with EAGAIN.
+                    while rustix::io::read(&self.wake_r, &mut b).is_ok_and(|n| n > 0) {}
                 }
             }
             self.queue
@@ -189,30 +180,22 @@ impl Window {
         let shm = self.state.shm.clone().ok_or("no wl_shm")?;
         let stride = width as usize * 4;
         let len = stride * height as usize;
-        // SAFETY: memfd_create with a static NUL-terminated name.
-        let raw = unsafe { libc::memfd_create(c"nekos-viewer".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(format!("memfd: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: fresh fd from memfd_create.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: plain syscalls on our fd; mmap result checked.
+        let fd = rustix::fs::memfd_create(c"nekos-viewer", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| format!("memfd: {e}"))?;
+        rustix::fs::ftruncate(&fd, len as u64).map_err(|e| format!("ftruncate: {e}"))?;
+        // SAFETY: a fresh shared mapping of our own memfd of exactly `len` bytes, at an
+        // address the kernel picks; it lives until ShmBuffer::drop unmaps it.
         let ptr = unsafe {
-            if libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) != 0 {
-                return Err(format!("ftruncate: {}", std::io::Error::last_os_error()));
-            }
-            libc::mmap(
+            rustix::mm::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &fd,
                 0,
             )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
         }
+        .map_err(|e| format!("mmap: {e}"))?;
         let pool = shm.create_pool(fd.as_fd(), len as i32, &self.qh, ());
         let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let buffer = pool.create_buffer(
