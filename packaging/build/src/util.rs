@@ -7,9 +7,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+/// Lowercase hex SHA-256 (the formats' one definition).
+pub use nekos_formats::digest::sha256_hex;
 
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file =

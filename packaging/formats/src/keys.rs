@@ -14,6 +14,7 @@ use crate::asn1::{
     BIT_STRING, BOOLEAN, GENERALIZED_TIME, OCTET_STRING, UTC_TIME, UTF8_STRING, alg_null, ctx, oid,
     seq, tlv, uint,
 };
+use crate::digest::sha256;
 use crate::signer::Signer;
 use anyhow::{Context, Result, anyhow, bail};
 use chacha20::ChaCha20Rng;
@@ -93,10 +94,6 @@ impl Hierarchy {
     pub fn get(&self, role: Role) -> Option<&KeyPair> {
         self.keys.iter().find(|k| k.role == role)
     }
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
 }
 
 fn name_der(common_name: &str) -> Vec<u8> {

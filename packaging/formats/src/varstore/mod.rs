@@ -310,7 +310,7 @@ impl Store {
             return;
         }
         let var = self.sigdb_var("dbx");
-        let empty_sha256 = sha256(&[]);
+        let empty_sha256 = crate::digest::sha256(&[]);
         var.data = signature_list(
             Guid::known(CERT_SHA256_GUID),
             Guid::known(OVMF_ENROLL_OWNER_GUID),
@@ -427,9 +427,4 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
         Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
         None => 0,
     }
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(data).to_vec()
 }
