@@ -8,25 +8,183 @@
 //! exactly two signed attributes (contentType, messageDigest) — no signingTime — and an
 //! RSA PKCS#1 v1.5 signature, so signing the same image with the same key twice gives the
 //! same bytes. Verified by `sbverify --cert` and `osslsigncode verify -CAfile` in the tests.
+//!
+//! The structures are `der` derive types ([`ContentInfo`] down to [`SpcString`]) rather than
+//! the RustCrypto `cms` crate's: Authenticode is PKCS#7 v1.5, whose signed content is the
+//! SpcIndirectDataContent itself under `[0] EXPLICIT` (CMS wraps eContent in an OCTET
+//! STRING), and the signer's certificate must go into the signature byte for byte as the
+//! signer gave it ([`Any`]), not re-encoded.
 
-pub use crate::asn1;
 pub use crate::signer::Signer;
 
 use crate::pe::{self, PeFile};
 use anyhow::{Context, Result, anyhow, bail};
-use asn1::{OCTET_STRING, SEQUENCE, alg_null, ctx, oid, seq, set_of, tlv, uint};
-use der::{Decode, Encode};
+use der::asn1::{Any, BitString, BmpString, Ia5String, ObjectIdentifier, OctetString, SetOfVec};
+use der::{Choice, Decode, Encode, EncodeValue, Reader, Sequence, SliceReader, Tagged, ValueOrd};
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::sha2::{Digest, Sha256};
 use x509_cert::Certificate;
+use x509_cert::attr::{Attribute, Attributes};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::AlgorithmIdentifierOwned;
 
-pub const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
-pub const OID_SPC_INDIRECT_DATA: &str = "1.3.6.1.4.1.311.2.1.4";
-pub const OID_SPC_PE_IMAGE_DATA: &str = "1.3.6.1.4.1.311.2.1.15";
-pub const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
-pub const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-pub const OID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
-pub const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+pub const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+pub const OID_SPC_INDIRECT_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.4");
+pub const OID_SPC_PE_IMAGE_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.15");
+pub const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+pub const OID_RSA_ENCRYPTION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+pub const OID_SHA256_WITH_RSA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+pub const OID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+pub const OID_MESSAGE_DIGEST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+
+/// ```text
+/// ContentInfo ::= SEQUENCE {
+///     contentType OBJECT IDENTIFIER,            -- signedData
+///     content [0] EXPLICIT ANY DEFINED BY contentType }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct ContentInfo {
+    pub content_type: ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    pub content: SignedData,
+}
+
+/// PKCS#7 v1.5 SignedData as Authenticode uses it (no CRLs).
+///
+/// ```text
+/// SignedData ::= SEQUENCE {
+///     version INTEGER,                          -- 1
+///     digestAlgorithms SET OF AlgorithmIdentifier,
+///     contentInfo SpcContentInfo,
+///     certificates [0] IMPLICIT SET OF Certificate OPTIONAL,
+///     signerInfos SET OF SignerInfo }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SignedData {
+    pub version: u8,
+    pub digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
+    pub content_info: SpcContentInfo,
+    /// Kept as their encodings: they are copied into and out of the signature unchanged.
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub certificates: Option<SetOfVec<Any>>,
+    pub signer_infos: SetOfVec<SignerInfo>,
+}
+
+/// The signed content: a ContentInfo whose content is the SpcIndirectDataContent.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SpcContentInfo {
+    pub content_type: ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    pub content: SpcIndirectDataContent,
+}
+
+/// ```text
+/// SpcIndirectDataContent ::= SEQUENCE {
+///     data SpcAttributeTypeAndOptionalValue,
+///     messageDigest DigestInfo }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SpcIndirectDataContent {
+    pub data: SpcAttributeTypeAndOptionalValue,
+    pub message_digest: DigestInfo,
+}
+
+/// `SpcAttributeTypeAndOptionalValue ::= SEQUENCE { type OBJECT IDENTIFIER, value ANY OPTIONAL }`
+/// — for PE images the type is SPC_PE_IMAGE_DATA and the value an [`SpcPeImageData`].
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SpcAttributeTypeAndOptionalValue {
+    pub value_type: ObjectIdentifier,
+    pub value: SpcPeImageData,
+}
+
+/// ```text
+/// SpcPeImageData ::= SEQUENCE {
+///     flags SpcPeImageFlags DEFAULT { includeResources },   -- a BIT STRING
+///     file [0] EXPLICIT SpcLink OPTIONAL }
+/// ```
+/// The flags are always written (an empty BIT STRING, as signtool, sbsign and osslsigncode
+/// write them), so they are a plain field here rather than a DEFAULT.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SpcPeImageData {
+    pub flags: BitString,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    pub file: Option<SpcLink>,
+}
+
+/// ```text
+/// SpcLink ::= CHOICE {
+///     url [0] IMPLICIT IA5String,
+///     moniker [1] IMPLICIT SpcSerializedObject,
+///     file [2] EXPLICIT SpcString }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Choice)]
+pub enum SpcLink {
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]
+    Url(Ia5String),
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true")]
+    Moniker(SpcSerializedObject),
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", constructed = "true")]
+    File(SpcString),
+}
+
+/// `SpcSerializedObject ::= SEQUENCE { classId OCTET STRING, serializedData OCTET STRING }`
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SpcSerializedObject {
+    pub class_id: OctetString,
+    pub serialized_data: OctetString,
+}
+
+/// `SpcString ::= CHOICE { unicode [0] IMPLICIT BMPString, ascii [1] IMPLICIT IA5String }`
+#[derive(Clone, Debug, Eq, PartialEq, Choice)]
+pub enum SpcString {
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]
+    Unicode(BmpString),
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT")]
+    Ascii(Ia5String),
+}
+
+/// `DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTET STRING }`
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct DigestInfo {
+    pub digest_algorithm: AlgorithmIdentifierOwned,
+    pub digest: OctetString,
+}
+
+/// ```text
+/// SignerInfo ::= SEQUENCE {
+///     version INTEGER,                          -- 1
+///     issuerAndSerialNumber IssuerAndSerialNumber,
+///     digestAlgorithm AlgorithmIdentifier,
+///     authenticatedAttributes [0] IMPLICIT SET OF Attribute OPTIONAL,
+///     digestEncryptionAlgorithm AlgorithmIdentifier,
+///     encryptedDigest OCTET STRING,
+///     unauthenticatedAttributes [1] IMPLICIT SET OF Attribute OPTIONAL }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence, ValueOrd)]
+pub struct SignerInfo {
+    pub version: u8,
+    pub issuer_and_serial_number: IssuerAndSerialNumber,
+    pub digest_algorithm: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub signed_attrs: Option<Attributes>,
+    pub signature_algorithm: AlgorithmIdentifierOwned,
+    pub signature: OctetString,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub unsigned_attrs: Option<Attributes>,
+}
+
+/// `IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber CertificateSerialNumber }`
+#[derive(Clone, Debug, Eq, PartialEq, Sequence, ValueOrd)]
+pub struct IssuerAndSerialNumber {
+    pub issuer: Name,
+    pub serial_number: SerialNumber,
+}
 
 /// WIN_CERTIFICATE revision 2.0 and type PKCS_SIGNED_DATA.
 const WIN_CERT_REVISION_2_0: u16 = 0x0200;
@@ -87,71 +245,113 @@ pub fn authenticode_sha256(data: &[u8]) -> Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
-/// DER of the SpcIndirectDataContent for a PE image hash.
-fn spc_indirect_data_content(image_hash: &[u8; 32]) -> Vec<u8> {
-    // SpcPeImageData { flags BIT STRING {} , file [0] { [2] { [0] IMPLICIT BMPString } } }
-    let obsolete: Vec<u8> = "<<<Obsolete>>>"
-        .encode_utf16()
-        .flat_map(|c| c.to_be_bytes())
-        .collect();
-    let link = ctx(0, &ctx(2, &tlv(0x80, &obsolete)));
-    let pe_image_data = seq(&[&tlv(asn1::BIT_STRING, &[0]), &link]);
-    let attr = seq(&[&oid(OID_SPC_PE_IMAGE_DATA), &pe_image_data]);
-    let digest_info = seq(&[&alg_null(OID_SHA256), &tlv(OCTET_STRING, image_hash)]);
-    seq(&[&attr, &digest_info])
+/// AlgorithmIdentifier with NULL parameters (how PKCS#7 writes SHA-256 and RSA).
+fn alg_null(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: Some(Any::null()),
+    }
 }
 
-/// Issuer Name and serial number (each as DER) of a certificate.
-fn issuer_and_serial(cert_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-    let cert =
-        Certificate::from_der(cert_der).context("the signer's certificate is not X.509 DER")?;
-    let tbs = cert.tbs_certificate();
-    Ok((tbs.issuer().to_der()?, tbs.serial_number().to_der()?))
+/// Whether `alg` is `oid` with NULL or absent parameters (both are valid for SHA-256 and RSA).
+fn is_alg(alg: &AlgorithmIdentifierOwned, oid: ObjectIdentifier) -> bool {
+    alg.oid == oid && alg.parameters.as_ref().is_none_or(|p| *p == Any::null())
+}
+
+/// The SpcIndirectDataContent for a PE image hash, with the customary
+/// `file: <<<Obsolete>>>` link.
+fn spc_indirect_data_content(image_hash: &[u8; 32]) -> Result<SpcIndirectDataContent> {
+    Ok(SpcIndirectDataContent {
+        data: SpcAttributeTypeAndOptionalValue {
+            value_type: OID_SPC_PE_IMAGE_DATA,
+            value: SpcPeImageData {
+                flags: BitString::new(0, [])?,
+                file: Some(SpcLink::File(SpcString::Unicode(BmpString::from_utf8(
+                    "<<<Obsolete>>>",
+                )?))),
+            },
+        },
+        message_digest: DigestInfo {
+            digest_algorithm: alg_null(OID_SHA256),
+            digest: OctetString::new(image_hash.as_slice())?,
+        },
+    })
+}
+
+/// messageDigest: SHA-256 of the SpcIndirectDataContent's contents octets (its DER without
+/// the SEQUENCE tag and length), as PKCS#7 v1.5 specifies for non-Data content.
+fn spc_message_digest(spc: &SpcIndirectDataContent) -> Result<[u8; 32]> {
+    let der = spc.to_der()?;
+    Ok(sha256(&[Any::from_der(&der)?.value()]))
+}
+
+/// An attribute with one value.
+fn attribute(oid: ObjectIdentifier, value: &(impl EncodeValue + Tagged)) -> Result<Attribute> {
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![Any::encode_from(value)?])?,
+    })
+}
+
+/// The value of the one attribute `oid` in `attrs`, which must have exactly one value.
+fn single_value(attrs: &Attributes, oid: ObjectIdentifier) -> Result<&Any> {
+    let mut found = attrs.iter().filter(|a| a.oid == oid);
+    let (Some(attr), None) = (found.next(), found.next()) else {
+        bail!("expected exactly one {oid} attribute");
+    };
+    match attr.values.as_slice() {
+        [value] => Ok(value),
+        _ => bail!("attribute {oid}: expected exactly one value"),
+    }
 }
 
 /// The DER PKCS#7 ContentInfo(SignedData) for an image hash, signed by `signer`.
 pub fn signed_data(image_hash: &[u8; 32], signer: &dyn Signer) -> Result<Vec<u8>> {
-    let cert = signer.certificate_der();
-    let (issuer, serial) = issuer_and_serial(cert)?;
-    let spc = spc_indirect_data_content(image_hash);
-    let (spc_tlv, _) = asn1::read(&spc)?;
-    let message_digest = sha256(&[spc_tlv.content]);
-
-    let attrs = vec![
-        seq(&[
-            &oid(OID_CONTENT_TYPE),
-            &set_of(vec![oid(OID_SPC_INDIRECT_DATA)]),
-        ]),
-        seq(&[
-            &oid(OID_MESSAGE_DIGEST),
-            &set_of(vec![tlv(OCTET_STRING, &message_digest)]),
-        ]),
-    ];
+    let cert_der = signer.certificate_der();
+    let cert =
+        Certificate::from_der(cert_der).context("the signer's certificate is not X.509 DER")?;
+    let spc = spc_indirect_data_content(image_hash)?;
+    let signed_attrs = Attributes::try_from(vec![
+        attribute(OID_CONTENT_TYPE, &OID_SPC_INDIRECT_DATA)?,
+        attribute(
+            OID_MESSAGE_DIGEST,
+            &OctetString::new(spc_message_digest(&spc)?.as_slice())?,
+        )?,
+    ])?;
     // Signed over the attributes as a DER SET; stored [0] IMPLICIT.
-    let attrs_set = set_of(attrs);
-    let attrs_digest = sha256(&[&attrs_set]);
+    let attrs_digest = sha256(&[&signed_attrs.to_der()?]);
     let signature = signer.sign_sha256_digest(&attrs_digest)?;
     // Verify before emitting: a signer whose key does not match its certificate fails here.
-    verify_rsa(cert, &attrs_digest, &signature)
+    verify_rsa(cert_der, &attrs_digest, &signature)
         .context("the signature does not verify with the signer's certificate (key and certificate do not match?)")?;
-    let (set_tlv, _) = asn1::read(&attrs_set)?;
 
-    let signer_info = seq(&[
-        &uint(&[1]),
-        &seq(&[&issuer, &serial]),
-        &alg_null(OID_SHA256),
-        &ctx(0, set_tlv.content),
-        &alg_null(OID_RSA_ENCRYPTION),
-        &tlv(OCTET_STRING, &signature),
-    ]);
-    let signed = seq(&[
-        &uint(&[1]),
-        &set_of(vec![alg_null(OID_SHA256)]),
-        &seq(&[&oid(OID_SPC_INDIRECT_DATA), &ctx(0, &spc)]),
-        &ctx(0, cert),
-        &set_of(vec![signer_info]),
-    ]);
-    Ok(seq(&[&oid(OID_SIGNED_DATA), &ctx(0, &signed)]))
+    let tbs = cert.tbs_certificate();
+    let signer_info = SignerInfo {
+        version: 1,
+        issuer_and_serial_number: IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        },
+        digest_algorithm: alg_null(OID_SHA256),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: alg_null(OID_RSA_ENCRYPTION),
+        signature: OctetString::new(signature)?,
+        unsigned_attrs: None,
+    };
+    let content_info = ContentInfo {
+        content_type: OID_SIGNED_DATA,
+        content: SignedData {
+            version: 1,
+            digest_algorithms: SetOfVec::try_from(vec![alg_null(OID_SHA256)])?,
+            content_info: SpcContentInfo {
+                content_type: OID_SPC_INDIRECT_DATA,
+                content: spc,
+            },
+            certificates: Some(SetOfVec::try_from(vec![Any::from_der(cert_der)?])?),
+            signer_infos: SetOfVec::try_from(vec![signer_info])?,
+        },
+    };
+    Ok(content_info.to_der()?)
 }
 
 fn verify_rsa(cert_der: &[u8], digest: &[u8; 32], signature: &[u8]) -> Result<()> {
@@ -250,56 +450,39 @@ pub fn extract_signature(image: &[u8]) -> Result<Option<Vec<u8>>> {
 /// Verifies the Authenticode signature of `image`: the signed image hash equals the
 /// recomputed one, messageDigest matches, and the RSA signature verifies with the embedded
 /// certificate — and that certificate is `trusted_cert_der`, when given.
+///
+/// The SignedData must be DER (re-encoding it must give the same bytes), so the signed
+/// attributes and the SpcIndirectDataContent that are hashed are exactly those on the wire.
 pub fn verify(image: &[u8], trusted_cert_der: Option<&[u8]>) -> Result<VerifyReport> {
     let der = extract_signature(image)?.ok_or_else(|| anyhow!("image is not signed"))?;
-    let (ci, _) = asn1::expect(&der, SEQUENCE)?;
-    let parts = asn1::read_all(ci.content)?;
-    let [oid_t, explicit] = parts.as_slice() else {
-        bail!("ContentInfo: unexpected shape");
-    };
-    if oid_t.full != oid(OID_SIGNED_DATA).as_slice() {
+    // The WIN_CERTIFICATE may hold padding after the ContentInfo.
+    let mut reader = SliceReader::new(&der)?;
+    let ci = ContentInfo::decode(&mut reader).context("not an Authenticode SignedData")?;
+    let consumed = usize::try_from(reader.position())?;
+    if der.get(..consumed) != Some(ci.to_der()?.as_slice()) {
+        bail!("the SignedData is not DER");
+    }
+    if ci.content_type != OID_SIGNED_DATA {
         bail!("ContentInfo is not signedData");
     }
-    let (sd, _) = asn1::expect(explicit.content, SEQUENCE)?;
-    let fields = asn1::read_all(sd.content)?;
-    let [_version, _digest_algs, encap, rest @ ..] = fields.as_slice() else {
-        bail!("SignedData: unexpected shape");
-    };
-    let mut certs: Vec<&[u8]> = Vec::new();
-    let mut signer_infos = None;
-    for f in rest {
-        match f.tag {
-            0xa0 => {
-                for c in asn1::read_all(f.content)? {
-                    certs.push(c.full);
-                }
-            }
-            0x31 => signer_infos = Some(f.content),
-            _ => {}
-        }
+    let sd = &ci.content;
+    if sd.version != 1 {
+        bail!("SignedData version {} (Authenticode uses 1)", sd.version);
     }
-    let encap_parts = asn1::read_all(encap.content)?;
-    let [ctype, econtent] = encap_parts.as_slice() else {
-        bail!("encapContentInfo: unexpected shape");
-    };
-    if ctype.full != oid(OID_SPC_INDIRECT_DATA).as_slice() {
+    if !sd.digest_algorithms.iter().any(|a| is_alg(a, OID_SHA256)) {
+        bail!("SignedData: SHA-256 is not among the digest algorithms");
+    }
+    if sd.content_info.content_type != OID_SPC_INDIRECT_DATA {
         bail!("content is not SpcIndirectDataContent");
     }
-    let (spc, _) = asn1::expect(econtent.content, SEQUENCE)?;
-    let spc_parts = asn1::read_all(spc.content)?;
-    let [_attr, digest_info] = spc_parts.as_slice() else {
-        bail!("SpcIndirectDataContent: unexpected shape");
-    };
-    let di = asn1::read_all(digest_info.content)?;
-    let [alg, digest] = di.as_slice() else {
-        bail!("DigestInfo: unexpected shape");
-    };
-    let (alg_oid, _) = asn1::expect(alg.content, asn1::OID)?;
-    if alg_oid.full != oid(OID_SHA256).as_slice() {
+    let spc = &sd.content_info.content;
+    if !is_alg(&spc.message_digest.digest_algorithm, OID_SHA256) {
         bail!("only SHA-256 Authenticode is supported");
     }
-    let signed_hash: [u8; 32] = digest
-        .content
+    let signed_hash: [u8; 32] = spc
+        .message_digest
+        .digest
+        .as_bytes()
         .try_into()
         .map_err(|_| anyhow!("image digest is not 32 bytes"))?;
     let actual = authenticode_sha256(image)?;
@@ -311,48 +494,121 @@ pub fn verify(image: &[u8], trusted_cert_der: Option<&[u8]>) -> Result<VerifyRep
         );
     }
 
-    let si_all = asn1::read_all(signer_infos.ok_or_else(|| anyhow!("no signerInfos"))?)?;
-    let [si] = si_all.as_slice() else {
+    let [si] = sd.signer_infos.as_slice() else {
         bail!("expected exactly one SignerInfo");
     };
-    let si_parts = asn1::read_all(si.content)?;
-    let [_v, _ias, _dalg, attrs, _salg, sig] = si_parts.as_slice() else {
-        bail!("SignerInfo: unexpected shape (expected signed attributes, no unsigned ones)");
+    if si.version != 1 {
+        bail!("SignerInfo version {} (Authenticode uses 1)", si.version);
+    }
+    if si.unsigned_attrs.is_some() {
+        bail!("SignerInfo: unexpected unsigned attributes");
+    }
+    if !is_alg(&si.digest_algorithm, OID_SHA256) {
+        bail!("SignerInfo: the digest algorithm is not SHA-256");
+    }
+    if !is_alg(&si.signature_algorithm, OID_RSA_ENCRYPTION)
+        && !is_alg(&si.signature_algorithm, OID_SHA256_WITH_RSA)
+    {
+        bail!("SignerInfo: the signature algorithm is not RSA");
+    }
+    let attrs = si
+        .signed_attrs
+        .as_ref()
+        .ok_or_else(|| anyhow!("SignerInfo: no signed attributes"))?;
+    let content_type: ObjectIdentifier = single_value(attrs, OID_CONTENT_TYPE)?
+        .decode_as()
+        .context("contentType is not an OBJECT IDENTIFIER")?;
+    if content_type != OID_SPC_INDIRECT_DATA {
+        bail!("the signed contentType is not SpcIndirectDataContent");
+    }
+    let message_digest: OctetString = single_value(attrs, OID_MESSAGE_DIGEST)?
+        .decode_as()
+        .context("messageDigest is not an OCTET STRING")?;
+    if message_digest.as_bytes() != spc_message_digest(spc)? {
+        bail!("messageDigest does not match the SpcIndirectDataContent");
+    }
+    let attrs_digest = sha256(&[&attrs.to_der()?]);
+    let cert = match sd.certificates.as_ref().map(SetOfVec::as_slice) {
+        Some([c]) => c.to_der()?,
+        None | Some([]) => bail!("no certificate in the signature"),
+        Some(_) => bail!("more than one certificate in the signature"),
     };
-    if attrs.tag != 0xa0 || sig.tag != OCTET_STRING {
-        bail!("SignerInfo: unexpected tags");
+    let parsed = Certificate::from_der(&cert).context("the embedded certificate is not X.509")?;
+    let tbs = parsed.tbs_certificate();
+    let sid = &si.issuer_and_serial_number;
+    if &sid.issuer != tbs.issuer() || &sid.serial_number != tbs.serial_number() {
+        bail!("the SignerInfo does not name the embedded certificate (issuer and serial number)");
     }
-    let mut md_ok = false;
-    for a in asn1::read_all(attrs.content)? {
-        let ap = asn1::read_all(a.content)?;
-        if let [aoid, vals] = ap.as_slice()
-            && aoid.full == oid(OID_MESSAGE_DIGEST).as_slice()
-        {
-            let (v, _) = asn1::expect(vals.content, OCTET_STRING)?;
-            if v.content != sha256(&[spc.content]) {
-                bail!("messageDigest does not match the SpcIndirectDataContent");
-            }
-            md_ok = true;
-        }
-    }
-    if !md_ok {
-        bail!("no messageDigest attribute");
-    }
-    let attrs_set = tlv(asn1::SET, attrs.content);
-    let attrs_digest = sha256(&[&attrs_set]);
-    let cert = match certs.as_slice() {
-        [c] => *c,
-        [] => bail!("no certificate in the signature"),
-        _ => bail!("more than one certificate in the signature"),
-    };
-    verify_rsa(cert, &attrs_digest, sig.content)?;
+    verify_rsa(&cert, &attrs_digest, si.signature.as_bytes())?;
     if let Some(trusted) = trusted_cert_der
-        && trusted != cert
+        && trusted != cert.as_slice()
     {
         bail!("the image is signed by a different certificate");
     }
     Ok(VerifyReport {
         image_sha256: actual,
-        signer_cert_der: cert.to_vec(),
+        signer_cert_der: cert,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeySigner, Role, generate_hierarchy};
+
+    fn signed_sample() -> (Vec<u8>, KeySigner) {
+        let h = generate_hierarchy(Some(b"nekos-formats pin")).unwrap();
+        let signer = KeySigner::from_keypair(h.get(Role::Db).unwrap()).unwrap();
+        let image = pe::synthetic_efi_image(5000, true, Some("sbat,1,x\n"));
+        (sign(&image, &signer).unwrap(), signer)
+    }
+
+    /// The signature bytes are pinned (they were made by the hand-written DER writer this
+    /// module had before the `der` types; sbsign and osslsigncode accept them).
+    #[test]
+    fn signed_image_is_pinned() {
+        let (signed, _) = signed_sample();
+        assert_eq!(
+            hex::encode(sha256(&[&signed])),
+            "4fc1b1c800d9c5ce4049a38575f17295f05bd16dc2b48730e5da5c8d435f6f26"
+        );
+    }
+
+    /// No single-byte change of the SignedData passes with the trusted certificate; without
+    /// one, only changes inside the embedded certificate (other than its key) can pass —
+    /// that certificate is what the caller must decide to trust.
+    #[test]
+    fn verify_rejects_single_byte_changes() {
+        let (signed, signer) = signed_sample();
+        let sig = extract_signature(&signed).unwrap().unwrap();
+        let start = signed.len() - pe::round_up(8 + sig.len() as u64, 8) as usize + 8;
+        let cert = signer.certificate_der();
+        let cert_at = sig.windows(cert.len()).position(|w| w == cert).unwrap();
+        for i in 0..sig.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut bad = signed.clone();
+                bad[start + i] ^= x;
+                assert!(
+                    verify(&bad, Some(cert)).is_err(),
+                    "byte {i} ^ {x:#04x} accepted"
+                );
+                if verify(&bad, None).is_ok() {
+                    assert!(
+                        (cert_at..cert_at + cert.len()).contains(&i),
+                        "byte {i} ^ {x:#04x} accepted without a trusted certificate"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn verify_reports_signer() {
+        let (signed, signer) = signed_sample();
+        let r = verify(&signed, Some(signer.certificate_der())).unwrap();
+        assert_eq!(r.signer_cert_der, signer.certificate_der());
+        let unsigned = pe::synthetic_efi_image(5000, true, Some("sbat,1,x\n"));
+        assert_eq!(r.image_sha256, authenticode_sha256(&unsigned).unwrap());
+    }
 }

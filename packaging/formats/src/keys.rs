@@ -10,23 +10,34 @@
 //! certificates say "INSECURE TEST KEY" in their subject and the directory gets a
 //! `INSECURE-TEST-KEYS` marker file. Real keys come from the OS RNG (getrandom).
 
-use crate::asn1::{
-    BIT_STRING, BOOLEAN, GENERALIZED_TIME, OCTET_STRING, UTC_TIME, UTF8_STRING, alg_null, ctx, oid,
-    seq, tlv, uint,
-};
 use crate::digest::sha256;
 use crate::signer::Signer;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use chacha20::ChaCha20Rng;
-use der::{Decode, Encode};
+use der::asn1::{Any, GeneralizedTime, ObjectIdentifier, OctetString, UtcTime};
+use der::oid::AssociatedOid;
+use der::{Decode, Encode, Sequence, SliceReader, Tag};
 use pkcs1::DecodeRsaPrivateKey;
 use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rand_core_compat::SeedableRng;
-use rsa::pkcs1v15::Pkcs1v15Sign;
+use rsa::pkcs1v15::{Pkcs1v15Sign, SigningKey};
 use rsa::sha2::{Digest, Sha256};
 use rsa::traits::PublicKeyParts;
 use rsa::{PrivateKey, PublicKey};
+use std::time::Duration;
 use x509_cert::Certificate;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
+};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned};
+use x509_cert::time::{Time, Validity};
 
 // rand_core as re-exported by rsa (0.10), matching chacha20's.
 use rsa::rand_core as rand_core_compat;
@@ -38,13 +49,18 @@ pub const NEKOS_OWNER_GUID: &str = "fd10187e-ca3b-4612-8b5a-4d31695b635f";
 /// RSA modulus size of every key in the hierarchy (what UEFI firmware is required to support).
 pub const KEY_BITS: usize = 2048;
 
-/// Validity of all NekOS certificates: firmware ignores it, so it is fixed (makes the
-/// certificates — and the variable-store timestamps derived from notBefore — reproducible
-/// for a given key). notAfter is RFC 5280's "no well-defined expiration".
-pub const NOT_BEFORE_UTC: &str = "250101000000Z";
-pub const NOT_AFTER_GENERALIZED: &str = "99991231235959Z";
+/// Validity of all NekOS certificates, in seconds since the epoch: firmware ignores it, so
+/// it is fixed (makes the certificates — and the variable-store timestamps derived from
+/// notBefore — reproducible for a given key). notBefore is 2025-01-01 00:00:00 UTC (a
+/// UTCTime); notAfter is RFC 5280's "no well-defined expiration", 9999-12-31 23:59:59 (a
+/// GeneralizedTime).
+pub const NOT_BEFORE_UNIX: u64 = 1_735_689_600;
+pub const NOT_AFTER_UNIX: u64 = 253_402_300_799;
 
-const OID_SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
+/// id-kp-codeSigning (RFC 5280), in the db certificate's extended key usage.
+const OID_KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+const OID_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const SEED_DOMAIN: &[u8] = b"NekOS insecure test key v1";
 
 /// The three keys of the hierarchy.
@@ -96,82 +112,124 @@ impl Hierarchy {
     }
 }
 
-fn name_der(common_name: &str) -> Vec<u8> {
-    let rdn = |o: &str, v: &str| tlv(0x31, &seq(&[&oid(o), &tlv(UTF8_STRING, v.as_bytes())]));
-    seq(&[&rdn("2.5.4.10", "NekOS"), &rdn("2.5.4.3", common_name)])
+/// `O=NekOS, CN=<common_name>`, both UTF8String.
+fn name(common_name: &str) -> Result<Name> {
+    let mut rdns = RdnSequence::default();
+    for (oid, value) in [(OID_ORGANIZATION, "NekOS"), (OID_COMMON_NAME, common_name)] {
+        let atv = AttributeTypeAndValue {
+            oid,
+            value: Any::new(Tag::Utf8String, value.as_bytes())?,
+        };
+        rdns.push(RelativeDistinguishedName::try_from(vec![atv])?);
+    }
+    // x509-cert builds a Name from an RdnSequence only through its DER (or behind the
+    // `hazmat` feature).
+    Ok(Name::from_der(&rdns.to_der()?)?)
 }
 
-fn extension(oid_s: &str, critical: bool, value: &[u8]) -> Vec<u8> {
-    if critical {
-        seq(&[
-            &oid(oid_s),
-            &tlv(BOOLEAN, &[0xff]),
-            &tlv(OCTET_STRING, value),
-        ])
-    } else {
-        seq(&[&oid(oid_s), &tlv(OCTET_STRING, value)])
+/// The fixed extensions of a NekOS certificate, in this order: basic constraints (CA,
+/// critical), key usage (digitalSignature, keyCertSign, cRLSign; critical), subject and
+/// authority key identifier, and for the db key the code-signing extended key usage.
+struct NekosProfile {
+    name: Name,
+    key_id: OctetString,
+    code_signing: bool,
+}
+
+fn extension<T: Encode + AssociatedOid>(
+    critical: bool,
+    value: &T,
+) -> x509_cert::builder::Result<Extension> {
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+impl BuilderProfile for NekosProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.name.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.name.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        _spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
+        _tbs: &x509_cert::TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let basic = BasicConstraints {
+            ca: true,
+            path_len_constraint: None,
+        };
+        let usage =
+            KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+        let authority = AuthorityKeyIdentifier {
+            key_identifier: Some(self.key_id.clone()),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
+        let mut exts = vec![
+            extension(true, &basic)?,
+            extension(true, &usage)?,
+            extension(false, &SubjectKeyIdentifier(self.key_id.clone()))?,
+            extension(false, &authority)?,
+        ];
+        if self.code_signing {
+            exts.push(extension(
+                false,
+                &ExtendedKeyUsage(vec![OID_KP_CODE_SIGNING]),
+            )?);
+        }
+        Ok(exts)
     }
 }
 
-/// A self-signed certificate for `key`.
+/// A self-signed certificate for `key`: X.509 v3, sha256WithRSAEncryption, serial and key
+/// identifiers derived from the public key, fixed validity — the same key always gives the
+/// same certificate.
 pub fn self_signed_cert(
     key: &PrivateKey,
     common_name: &str,
     code_signing: bool,
 ) -> Result<Vec<u8>> {
-    let spki = key
+    let spki_der = key
         .to_public_key()
         .to_public_key_der()
-        .map_err(|e| anyhow!("encoding the public key: {e}"))?
-        .into_vec();
-    let spki_hash = sha256(&spki);
+        .map_err(|e| anyhow!("encoding the public key: {e}"))?;
+    let spki_hash = sha256(spki_der.as_bytes());
+    // A positive 16-byte serial with a non-zero first byte (no sign padding needed).
     let mut serial = [0u8; 16];
     serial.copy_from_slice(&spki_hash[..16]);
     serial[0] &= 0x7f;
     serial[0] |= 0x01;
-    // Key identifier: SHA-256 of the SubjectPublicKeyInfo, cut to 160 bits (RFC 7093 style).
-    let key_id = &spki_hash[..20];
-    let name = name_der(common_name);
-    let mut exts = vec![
-        extension("2.5.29.19", true, &seq(&[&tlv(BOOLEAN, &[0xff])])),
-        // digitalSignature, keyCertSign, cRLSign
-        extension("2.5.29.15", true, &tlv(BIT_STRING, &[1, 0x86])),
-        extension("2.5.29.14", false, &tlv(OCTET_STRING, key_id)),
-        extension("2.5.29.35", false, &seq(&[&tlv(0x80, key_id)])),
-    ];
-    if code_signing {
-        exts.push(extension(
-            "2.5.29.37",
-            false,
-            &seq(&[&oid("1.3.6.1.5.5.7.3.3")]),
-        ));
-    }
-    let tbs = seq(&[
-        &ctx(0, &uint(&[2])),
-        &uint(&serial),
-        &alg_null(OID_SHA256_WITH_RSA),
-        &name,
-        &seq(&[
-            &tlv(UTC_TIME, NOT_BEFORE_UTC.as_bytes()),
-            &tlv(GENERALIZED_TIME, NOT_AFTER_GENERALIZED.as_bytes()),
-        ]),
-        &name,
-        &spki,
-        &ctx(3, &seq(&exts.iter().map(Vec::as_slice).collect::<Vec<_>>())),
-    ]);
-    let sig = key
-        .sign(Pkcs1v15Sign::new::<Sha256>(), &sha256(&tbs))
+    let profile = NekosProfile {
+        name: name(common_name)?,
+        // Key identifier: SHA-256 of the SubjectPublicKeyInfo, cut to 160 bits (RFC 7093 style).
+        key_id: OctetString::new(&spki_hash[..20])?,
+        code_signing,
+    };
+    let validity = Validity::new(
+        Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(
+            NOT_BEFORE_UNIX,
+        ))?),
+        Time::GeneralTime(GeneralizedTime::from_unix_duration(Duration::from_secs(
+            NOT_AFTER_UNIX,
+        ))?),
+    );
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())?;
+    let builder = CertificateBuilder::new(profile, SerialNumber::new(&serial)?, validity, spki)
+        .map_err(|e| anyhow!("certificate: {e}"))?;
+    // sha256WithRSAEncryption (NULL parameters), PKCS#1 v1.5: deterministic.
+    let signer = SigningKey::<Sha256>::new(key.clone());
+    let cert = builder
+        .build::<_, rsa::pkcs1v15::Signature>(&signer)
         .map_err(|e| anyhow!("signing the certificate: {e}"))?;
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(&sig);
-    let cert = seq(&[
-        &tbs,
-        &alg_null(OID_SHA256_WITH_RSA),
-        &tlv(BIT_STRING, &bits),
-    ]);
-    // Round-trip through x509-cert to be sure it is well-formed.
-    Certificate::from_der(&cert).context("generated certificate does not parse")?;
-    Ok(cert)
+    Ok(cert.to_der()?)
 }
 
 fn new_key(seed: Option<&[u8]>, role: Role) -> Result<PrivateKey> {
@@ -278,17 +336,20 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<PrivateKey> {
     bail!("unsupported key format (need an unencrypted RSA key, PKCS#8 or PKCS#1, PEM or DER)")
 }
 
-/// EncryptedPrivateKeyInfo ::= SEQUENCE { AlgorithmIdentifier, OCTET STRING } (a
-/// PrivateKeyInfo starts with an INTEGER instead).
+/// EncryptedPrivateKeyInfo (RFC 5958), to recognise an encrypted DER key; a
+/// PrivateKeyInfo starts with an INTEGER instead.
+#[derive(Sequence)]
+struct EncryptedPrivateKeyInfo<'a> {
+    encryption_algorithm: AlgorithmIdentifierRef<'a>,
+    encrypted_data: OctetString,
+}
+
+/// Whether `bytes` start with an EncryptedPrivateKeyInfo (what follows it does not matter).
 fn looks_like_encrypted_pkcs8(bytes: &[u8]) -> bool {
-    use crate::asn1;
-    let Ok((outer, _)) = asn1::expect(bytes, asn1::SEQUENCE) else {
+    let Ok(mut reader) = SliceReader::new(bytes) else {
         return false;
     };
-    match asn1::read_all(outer.content).as_deref() {
-        Ok([alg, data]) => alg.tag == asn1::SEQUENCE && data.tag == OCTET_STRING,
-        _ => false,
-    }
+    EncryptedPrivateKeyInfo::decode(&mut reader).is_ok()
 }
 
 pub fn parse_certificate(bytes: &[u8]) -> Result<Vec<u8>> {
@@ -350,5 +411,58 @@ impl Signer for KeySigner {
         self.key
             .sign(Pkcs1v15Sign::new::<Sha256>(), digest)
             .map_err(|e| anyhow!("RSA signing failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The seeded hierarchy's certificates, pinned (recorded from the hand-written DER
+    /// writer the certificates were made with before x509-cert's builder): any change to how
+    /// they are encoded changes PCR 7, the enrolled variable stores and every signature.
+    #[test]
+    fn seeded_certificates_are_pinned() {
+        let h = generate_hierarchy(Some(b"nekos-formats pin")).unwrap();
+        let pins = [
+            (
+                Role::Pk,
+                "dd49bb72b69b61fff9ce34088722a43a22b1a745b1ad63069812f42fc1b7e51a",
+            ),
+            (
+                Role::Kek,
+                "28481078b41c98e54c0f8343a444cb9cac46990694eef5b49f99895a30cc382e",
+            ),
+            (
+                Role::Db,
+                "e675ab79fac1d6cd355e94273b9fda3ce2d3f91327b8298c389b9bb6bfca3fb6",
+            ),
+        ];
+        for (role, pin) in pins {
+            let kp = h.get(role).unwrap();
+            assert_eq!(hex::encode(sha256(&kp.cert_der)), pin, "{role:?}");
+            // Self-signed, and it parses back.
+            let cert = Certificate::from_der(&kp.cert_der).unwrap();
+            assert_eq!(
+                cert.tbs_certificate().issuer(),
+                cert.tbs_certificate().subject()
+            );
+        }
+    }
+
+    #[test]
+    fn encrypted_der_keys_are_recognised() {
+        // EncryptedPrivateKeyInfo { AlgorithmIdentifier { PBES2 }, OCTET STRING }
+        let mut enc = vec![0x30, 0x13, 0x30, 0x0b, 0x06, 0x09];
+        enc.extend_from_slice(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d]);
+        enc.extend_from_slice(&[0x04, 0x04, 1, 2, 3, 4]);
+        assert!(looks_like_encrypted_pkcs8(&enc));
+        let e = parse_private_key(&enc).unwrap_err().to_string();
+        assert!(e.contains("encrypted"), "{e}");
+        // A PrivateKeyInfo starts with an INTEGER: not encrypted.
+        assert!(!looks_like_encrypted_pkcs8(&[0x30, 0x03, 0x02, 0x01, 0x00]));
+        assert!(!looks_like_encrypted_pkcs8(&[]));
+        assert!(!looks_like_encrypted_pkcs8(&[0x30, 0x82]));
     }
 }

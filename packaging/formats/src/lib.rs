@@ -6,7 +6,6 @@
 //! | module | what |
 //! |---|---|
 //! | [`pe`] | PE32+ parsing and section layout |
-//! | [`asn1`] | the small DER writer/reader Authenticode and the certificates use |
 //! | [`signer`] | the [`signer::Signer`] trait: a key that signs a SHA-256 digest and names its certificate |
 //! | [`authenticode`] | Authenticode hash, PKCS#7 signing through the [`authenticode::Signer`] trait, verification |
 //! | [`keys`] | the PK/KEK/db hierarchy: generation, self-signed certificates, key and certificate parsing |
@@ -17,7 +16,6 @@
 //! | [`snp`] | the SEV-SNP launch digest of an OVMF + kernel boot |
 //! | [`pcr`] | PCR 4/7/11 predictions |
 
-pub mod asn1;
 pub mod authenticode;
 pub mod cpio;
 pub mod digest;
