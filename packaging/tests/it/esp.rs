@@ -564,3 +564,27 @@ fn ovmf_boots_the_loader_when_a_uki_is_given() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Today's bytes, pinned: the layout is a contract (derived GUIDs, MiB alignment, FAT32
+/// geometry), so a change of any byte for fixed inputs must be deliberate and show up here.
+#[test]
+fn image_bytes_are_pinned() {
+    let sample =
+        build_esp_image(&sample_files(), &EspOptions::from_seed("pin", TIMESTAMP)).unwrap();
+    let mut empty_opts = EspOptions::from_seed("pin-empty", 0);
+    empty_opts.volume_label = String::new();
+    let empty = build_esp_image(&[], &empty_opts).unwrap();
+    assert_eq!(
+        sha256_hex(&sample),
+        "ab3baa5e9aacb584c46c8091fec250b124e559d3a1274cb8fc26503a8a255b99"
+    );
+    assert_eq!(
+        sha256_hex(&empty),
+        "3370812c964b8117a567f49ac8e84c5821713f61b2cf9ab5afabbb1e7555b7c3"
+    );
+}
