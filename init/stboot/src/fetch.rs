@@ -1,30 +1,48 @@
-//! HTTP(S) GET for the descriptor and the package: a minimal HTTP/1.1 client
-//! over std TCP and rustls.
+//! HTTP(S) GET for the descriptor and the package: ureq 3 over rustls (ring).
+//!
+//! Why ureq and not the hand-written HTTP/1.1 client this file used to hold
+//! (measured 2026-12-06, stripped static musl release of nekos-stboot, same
+//! GETs, same TLS setup): 2,605,792 bytes hand-written; 3,195,720 with ureq
+//! (+22.6 %); 3,240,776 as built now, with ureq's gzip decoding (+24.4 %;
+//! flate2 over miniz_oxide). The switch was allowed to cost up to 25 %. The
+//! hand-written client already did chunked bodies, redirects and one connection
+//! per GET; ureq adds what real web servers also do (`Content-Encoding: gzip`,
+//! 1xx interim responses, lenient header parsing by httparse) without parsing
+//! untrusted input in code of our own. The price, besides the bytes: panic call
+//! sites in the binary went from ~1,640 to ~2,520 (those of ureq, ureq-proto
+//! and http are mostly invariant checks of their state machines, not checks of
+//! server input: bad responses are returned as errors).
 //!
 //! - TLS trusts only the certificates of `tls_roots.pem` (no system or
-//!   built-in roots); certificate validity is checked against CLOCK_REALTIME.
-//!   Plain `http://` URLs are allowed, as stboot allows them: the package's
-//!   integrity comes from its signatures, not from the transport.
-//! - Bounded everywhere: connect timeout, per-read/write timeout, a size limit
-//!   per object, a redirect limit (a loop is an error at once), and a
-//!   deadline per GET.
+//!   built-in roots: ureq's `rustls-no-provider` feature has no webpki-roots);
+//!   rustls with ring, TLS 1.2 + 1.3; certificate validity is checked against
+//!   CLOCK_REALTIME. Plain `http://` URLs are allowed, as stboot allows them:
+//!   the package's integrity comes from its signatures, not from the transport.
+//! - Bounded everywhere: a connect timeout (TCP and TLS handshake), a timeout
+//!   per read/write, a size limit per object (after gzip decoding, so a gzip
+//!   bomb stops at the limit), and a deadline per GET (ureq's global timeout,
+//!   redirects included). No proxy from the environment, no pooled connections:
+//!   every GET opens its own, so a server that closes keep-alive connections
+//!   between GETs costs nothing.
+//! - Redirects are followed here, not by ureq, so a loop is an error at once
+//!   and each hop is logged.
 //! - Retries: the caller's `retry` (8 tries 1 s apart, as stboot does).
 //!
 //! Errors are one line: what failed and why (`certificate not trusted
 //! (UnknownIssuer)`, `HTTP 404 Not Found`, `larger than 1048576 bytes`, …).
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 
-use super::url::{Scheme, Url};
+use super::url::Url;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// TCP connect and TLS handshake together (ureq's connect phase).
     pub connect_timeout: Duration,
     /// For each read(2)/write(2) on the socket.
     pub io_timeout: Duration,
@@ -37,14 +55,14 @@ pub struct Limits {
 impl Limits {
     /// Sizes as nekos-ospkg's default limits (1 MiB descriptor, 512 MiB zip).
     pub const DESCRIPTOR: Limits = Limits {
-        connect_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(10),
         deadline: Duration::from_secs(30),
         max_bytes: 1 << 20,
         max_redirects: 5,
     };
     pub const PACKAGE: Limits = Limits {
-        connect_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(15),
         deadline: Duration::from_secs(300),
         max_bytes: 512 << 20,
@@ -52,11 +70,19 @@ impl Limits {
     };
 }
 
-/// The rustls client configuration: ring, TLS 1.2 + 1.3, only these roots.
-pub fn tls_config(roots_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+/// What `get` needs for HTTPS: ureq's TLS settings (roots + crypto provider).
+pub type Tls = ureq::tls::TlsConfig;
+
+/// TLS settings: ring, TLS 1.2 + 1.3 (ureq's rustls default), only these roots.
+pub fn tls_config(roots_pem: &[u8]) -> Result<Tls, String> {
+    // Parsed into a RootCertStore first only to check them: ureq itself skips
+    // certificates it cannot parse, and a bad tls_roots.pem should stop stage 1
+    // with a reason rather than fail every handshake later.
     let mut store = rustls::RootCertStore::empty();
+    let mut roots = Vec::new();
     for (i, cert) in CertificateDer::pem_slice_iter(roots_pem).enumerate() {
         let cert = cert.map_err(|e| format!("tls roots: certificate {i}: {e}"))?;
+        roots.push(ureq::tls::Certificate::from_der(cert.as_ref()).to_owned());
         store
             .add(cert)
             .map_err(|e| format!("tls roots: certificate {i}: {e}"))?;
@@ -64,34 +90,86 @@ pub fn tls_config(roots_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String>
     if store.is_empty() {
         return Err("tls roots: no CERTIFICATE in the PEM file".to_string());
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("tls: {e}"))?
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+    // The provider is given explicitly: without ureq's `rustls` feature (which
+    // would also bring Mozilla's roots) ureq has no default and would panic.
+    Ok(ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::from(roots))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build())
+}
+
+fn agent(tls: &Tls, limits: &Limits) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(tls.clone())
+        // Not HTTP_PROXY & co. from init's environment: stage 1 talks to the
+        // pointer's host only.
+        .proxy(None)
+        // Statuses and redirects are handled in `get`.
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(limits.connect_timeout))
+        .timeout_per_read(Some(limits.io_timeout))
+        .timeout_per_write(Some(limits.io_timeout))
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
+        .user_agent(format!("nekos-stboot/{}", env!("CARGO_PKG_VERSION")))
+        .accept("*/*")
+        .build()
+        .new_agent()
 }
 
 /// GET `url`, following redirects. Returns the final URL and the body.
-pub fn get(
-    url: &Url,
-    tls: &Arc<rustls::ClientConfig>,
-    limits: &Limits,
-) -> Result<(Url, Vec<u8>), String> {
+pub fn get(url: &Url, tls: &Tls, limits: &Limits) -> Result<(Url, Vec<u8>), String> {
+    let agent = agent(tls, limits);
     let start = Instant::now();
     let mut seen: Vec<Url> = Vec::new();
     let mut current = url.clone();
     loop {
-        match get_once(&current, tls, limits, start)? {
-            Outcome::Body(body) => return Ok((current, body)),
-            Outcome::Redirect(status, location) => {
-                let next = follow(&mut seen, &current, status, &location, limits.max_redirects)?;
-                log::info!("stboot: {current}: HTTP {status} to {next}");
-                current = next;
-            }
+        let left = limits
+            .deadline
+            .checked_sub(start.elapsed())
+            .ok_or_else(|| deadline_text(limits))?;
+        let mut response = agent
+            .get(current.to_string())
+            .config()
+            .timeout_global(Some(left))
+            .build()
+            .call()
+            .map_err(|e| error_text(&e, &current, limits))?;
+        let status = response.status();
+        let code = status.as_u16();
+        if matches!(code, 301 | 302 | 303 | 307 | 308) {
+            let location = response
+                .headers()
+                .get("location")
+                .ok_or_else(|| format!("HTTP {code} without Location"))?
+                .to_str()
+                .map_err(|_| format!("HTTP {code} with a Location that is not ASCII"))?;
+            let next = follow(&mut seen, &current, code, location, limits.max_redirects)?;
+            log::info!("stboot: {current}: HTTP {code} to {next}");
+            current = next;
+            continue;
         }
+        if code != 200 {
+            // ureq keeps no reason phrase; the standard one for the code.
+            let reason = status.canonical_reason().unwrap_or_default();
+            return Err(format!("HTTP {code} {reason}").trim_end().to_string());
+        }
+        let max = limits.max_bytes;
+        // Refused before reading when the server says so up front.
+        if let Some(n) = response.body().content_length()
+            && n > max
+        {
+            return Err(format!("larger than {max} bytes (Content-Length {n})"));
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(max)
+            .read_to_vec()
+            .map_err(|e| error_text(&e, &current, limits))?;
+        return Ok((current, body));
     }
 }
 
@@ -116,82 +194,41 @@ pub fn follow(
     Ok(next)
 }
 
-enum Outcome {
-    Body(Vec<u8>),
-    Redirect(u16, String),
+fn deadline_text(limits: &Limits) -> String {
+    format!("deadline of {} s exceeded", limits.deadline.as_secs())
 }
 
-trait Stream: Read + Write {}
-impl<T: Read + Write> Stream for T {}
-
-fn get_once(
-    url: &Url,
-    tls: &Arc<rustls::ClientConfig>,
-    limits: &Limits,
-    start: Instant,
-) -> Result<Outcome, String> {
-    let tcp = connect(url, limits)?;
-    let mut stream: Box<dyn Stream> = match url.scheme {
-        Scheme::Http => Box::new(tcp),
-        Scheme::Https => {
-            let name = ServerName::try_from(url.host.clone())
-                .map_err(|e| format!("{}: not a valid TLS server name ({e})", url.host))?;
-            let conn = rustls::ClientConnection::new(tls.clone(), name)
-                .map_err(|e| format!("tls: {e}"))?;
-            Box::new(rustls::StreamOwned::new(conn, tcp))
+/// One line for a ureq error, in the wording of the console lines.
+fn error_text(e: &ureq::Error, url: &Url, limits: &Limits) -> String {
+    use ureq::Error as E;
+    let at = || format!("{}:{}", url.host, url.port);
+    match e {
+        E::Timeout(ureq::Timeout::Global) => deadline_text(limits),
+        E::Timeout(ureq::Timeout::Connect) => format!(
+            "connect {}: timed out after {} s",
+            at(),
+            limits.connect_timeout.as_secs()
+        ),
+        E::Timeout(ureq::Timeout::Resolve) => format!("resolve {}: timed out", url.host),
+        E::Timeout(_) => "timed out".to_string(),
+        E::HostNotFound => format!("resolve {}: no addresses", url.host),
+        // What connect(2) fails with; later I/O errors are about the exchange.
+        E::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+                    | io::ErrorKind::AddrNotAvailable
+            ) =>
+        {
+            format!("connect {}: {io}", at())
         }
-    };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: nekos-stboot/{}\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
-        env!("CARGO_PKG_VERSION")
-    );
-    stream
-        .write_all(request.as_bytes())
-        .and_then(|()| stream.flush())
-        .map_err(|e| io_text(&e))?;
-    let (head, rest) = read_head(&mut stream, limits, start)?;
-    let head = parse_head(&head)?;
-    if matches!(head.status, 301 | 302 | 303 | 307 | 308) {
-        let location = head
-            .header("location")
-            .ok_or_else(|| format!("HTTP {} without Location", head.status))?;
-        return Ok(Outcome::Redirect(head.status, location.to_string()));
+        E::Io(io) => io_text(io),
+        E::Rustls(tls) => tls_text(tls),
+        E::BodyExceedsLimit(_) => format!("larger than {} bytes", limits.max_bytes),
+        other => other.to_string(),
     }
-    if head.status != 200 {
-        return Err(format!("HTTP {} {}", head.status, head.reason));
-    }
-    let framing = head.framing()?;
-    let body = read_body(&mut stream, rest, framing, limits, start)?;
-    Ok(Outcome::Body(body))
-}
-
-fn connect(url: &Url, limits: &Limits) -> Result<TcpStream, String> {
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolve {}: {e}", url.host))?
-        .collect();
-    let mut last = format!("resolve {}: no addresses", url.host);
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, limits.connect_timeout) {
-            Ok(s) => {
-                s.set_read_timeout(Some(limits.io_timeout))
-                    .and_then(|()| s.set_write_timeout(Some(limits.io_timeout)))
-                    .map_err(|e| format!("socket timeouts: {e}"))?;
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                last = format!(
-                    "connect {addr}: timed out after {} s",
-                    limits.connect_timeout.as_secs()
-                );
-            }
-            Err(e) => last = format!("connect {addr}: {e}"),
-        }
-    }
-    Err(last)
 }
 
 /// One line for an I/O error, with the TLS reason spelled out.
@@ -220,270 +257,6 @@ pub fn tls_text(e: &rustls::Error) -> String {
         }
         rustls::Error::AlertReceived(a) => format!("TLS alert from server: {a:?}"),
         other => format!("TLS: {other}"),
-    }
-}
-
-fn check_deadline(limits: &Limits, start: Instant) -> Result<(), String> {
-    if start.elapsed() > limits.deadline {
-        Err(format!(
-            "deadline of {} s exceeded",
-            limits.deadline.as_secs()
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-const MAX_HEAD: usize = 16 * 1024;
-
-/// Read until the end of the response head; returns head and the body bytes
-/// that came with it.
-fn read_head(
-    r: &mut dyn Read,
-    limits: &Limits,
-    start: Instant,
-) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            let rest = buf.split_off(i + 4);
-            return Ok((buf, rest));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(format!("response head larger than {MAX_HEAD} bytes"));
-        }
-        check_deadline(limits, start)?;
-        match r.read(&mut chunk) {
-            Ok(0) => return Err("connection closed before the response head".to_string()),
-            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_text(&e)),
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-impl Head {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn framing(&self) -> Result<Framing, String> {
-        if let Some(te) = self.header("transfer-encoding") {
-            if te.trim().eq_ignore_ascii_case("chunked") {
-                return Ok(Framing::Chunked);
-            }
-            return Err(format!("unsupported Transfer-Encoding {te:?}"));
-        }
-        match self.header("content-length") {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Framing::Length)
-                .map_err(|_| format!("bad Content-Length {v:?}")),
-            None => Ok(Framing::UntilClose),
-        }
-    }
-}
-
-pub fn parse_head(head: &[u8]) -> Result<Head, String> {
-    let text = std::str::from_utf8(head).map_err(|_| "response head is not UTF-8".to_string())?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!(
-            "not an HTTP/1.x response: {:?}",
-            truncate(status_line, 60)
-        ));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|s| (100..1000).contains(s))
-        .ok_or_else(|| format!("bad status line {:?}", truncate(status_line, 60)))?;
-    let reason = parts.next().unwrap_or_default().trim().to_string();
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            continue;
-        }
-        let Some((k, v)) = line.split_once(':') else {
-            return Err(format!("bad header line {:?}", truncate(line, 60)));
-        };
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    Ok(Head {
-        status,
-        reason,
-        headers,
-    })
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
-/// Read the body as framed, never more than `limits.max_bytes`.
-pub fn read_body(
-    r: &mut dyn Read,
-    already: Vec<u8>,
-    framing: Framing,
-    limits: &Limits,
-    start: Instant,
-) -> Result<Vec<u8>, String> {
-    let max = limits.max_bytes;
-    let too_big = || format!("larger than {max} bytes");
-    let mut src = Prefixed {
-        first: already,
-        pos: 0,
-        inner: r,
-    };
-    match framing {
-        Framing::Length(n) => {
-            if n > max {
-                return Err(format!("{} (Content-Length {n})", too_big()));
-            }
-            let mut body = Vec::with_capacity(n.min(64 << 20) as usize);
-            read_exact_into(&mut src, &mut body, n, limits, start)?;
-            Ok(body)
-        }
-        Framing::UntilClose => {
-            let mut body = Vec::new();
-            let mut chunk = [0u8; 64 * 1024];
-            loop {
-                check_deadline(limits, start)?;
-                match src.read(&mut chunk) {
-                    Ok(0) => return Ok(body),
-                    Ok(n) => {
-                        if body.len() as u64 + n as u64 > max {
-                            return Err(too_big());
-                        }
-                        body.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_text(&e)),
-                }
-            }
-        }
-        Framing::Chunked => {
-            let mut body = Vec::new();
-            loop {
-                let line = read_line(&mut src, limits, start)?;
-                let size_text = line.split(';').next().unwrap_or_default().trim();
-                let size = u64::from_str_radix(size_text, 16)
-                    .map_err(|_| format!("bad chunk size {:?}", truncate(&line, 40)))?;
-                if size == 0 {
-                    // Trailers until the empty line.
-                    while !read_line(&mut src, limits, start)?.is_empty() {}
-                    return Ok(body);
-                }
-                if body.len() as u64 + size > max {
-                    return Err(too_big());
-                }
-                read_exact_into(&mut src, &mut body, size, limits, start)?;
-                if !read_line(&mut src, limits, start)?.is_empty() {
-                    return Err("chunk not followed by CRLF".to_string());
-                }
-            }
-        }
-    }
-}
-
-fn read_exact_into(
-    src: &mut dyn Read,
-    body: &mut Vec<u8>,
-    n: u64,
-    limits: &Limits,
-    start: Instant,
-) -> Result<(), String> {
-    let mut left = n;
-    let mut chunk = [0u8; 64 * 1024];
-    while left > 0 {
-        check_deadline(limits, start)?;
-        let want = (left.min(chunk.len() as u64)) as usize;
-        match src.read(chunk.get_mut(..want).unwrap_or_default()) {
-            Ok(0) => {
-                return Err(format!("connection closed after {} of {n} bytes", n - left));
-            }
-            Ok(k) => {
-                body.extend_from_slice(chunk.get(..k).unwrap_or_default());
-                left -= k as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_text(&e)),
-        }
-    }
-    Ok(())
-}
-
-fn read_line(src: &mut dyn Read, limits: &Limits, start: Instant) -> Result<String, String> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        check_deadline(limits, start)?;
-        match src.read(&mut b) {
-            Ok(0) => return Err("connection closed inside chunked body".to_string()),
-            Ok(_) => {
-                if b[0] == b'\n' {
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    return Ok(String::from_utf8_lossy(&line).into_owned());
-                }
-                line.push(b[0]);
-                if line.len() > 4096 {
-                    return Err("chunk header line too long".to_string());
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_text(&e)),
-        }
-    }
-}
-
-/// Bytes already read with the head, then the stream.
-struct Prefixed<'a> {
-    first: Vec<u8>,
-    pos: usize,
-    inner: &'a mut dyn Read,
-}
-
-impl Read for Prefixed<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(rest) = self.first.get(self.pos..)
-            && !rest.is_empty()
-        {
-            let n = rest.len().min(buf.len());
-            if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-            self.pos += n;
-            return Ok(n);
-        }
-        self.inner.read(buf)
     }
 }
 
@@ -519,71 +292,234 @@ pub fn retry<T>(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
-    #[test]
-    fn heads() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-A:  b \r\n").unwrap();
-        assert_eq!(h.status, 200);
-        assert_eq!(h.reason, "OK");
-        assert_eq!(h.header("content-length"), Some("12"));
-        assert_eq!(h.header("x-a"), Some("b"));
-        assert_eq!(h.framing().unwrap(), Framing::Length(12));
-        let h = parse_head(b"HTTP/1.0 404 Not Found\r\n").unwrap();
-        assert_eq!((h.status, h.reason.as_str()), (404, "Not Found"));
-        assert_eq!(h.framing().unwrap(), Framing::UntilClose);
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n").unwrap();
-        assert_eq!(h.framing().unwrap(), Framing::Chunked);
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n").unwrap();
-        assert!(h.framing().is_err());
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n").unwrap();
-        assert!(h.framing().is_err());
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n").is_err());
-        assert!(parse_head(b"HTTP/1.1 abc OK\r\n").is_err());
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nnocolon\r\n").is_err());
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
     }
 
-    fn body_of(raw: &[u8], framing: Framing, max: u64) -> Result<Vec<u8>, String> {
+    /// GET one canned response from a local server with at most `max` bytes.
+    fn get_canned(raw: &[u8], max: u64) -> Result<Vec<u8>, String> {
+        let (port, t) = serve(vec![raw.to_vec()]);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap();
         let limits = Limits {
             max_bytes: max,
+            io_timeout: Duration::from_secs(2),
             ..Limits::DESCRIPTOR
         };
-        let (first, rest) = raw.split_at(raw.len().min(3));
-        let mut r = rest;
-        read_body(&mut r, first.to_vec(), framing, &limits, Instant::now())
+        let got = get(&url, &tls_dummy(), &limits).map(|(_, body)| body);
+        t.join().unwrap();
+        got
+    }
+
+    /// Was `heads` (of the hand-written parser, now gone): the same responses,
+    /// through ureq.
+    #[test]
+    fn response_heads() {
+        assert_eq!(
+            get_canned(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-A:  b \r\n\r\nhello world!",
+                100
+            )
+            .unwrap(),
+            b"hello world!"
+        );
+        assert_eq!(
+            get_canned(b"HTTP/1.0 404 Not Found\r\n\r\n", 100).unwrap_err(),
+            "HTTP 404 Not Found"
+        );
+        assert_eq!(
+            get_canned(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                100
+            )
+            .unwrap(),
+            b"ok"
+        );
+        assert!(get_canned(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nx", 100).is_err());
+        assert!(get_canned(b"SSH-2.0-OpenSSH\r\n\r\n", 100).is_err());
+        assert!(get_canned(b"HTTP/1.1 abc OK\r\n\r\n", 100).is_err());
+        assert!(get_canned(b"HTTP/1.1 200 OK\r\nnocolon\r\n\r\n", 100).is_err());
+        // Changed with ureq: `Transfer-Encoding: gzip` without chunked, which the
+        // hand-written client refused, is read until the server closes (RFC 9112
+        // §6.3) and left encoded; the signature check then refuses the bytes.
+    }
+
+    /// Header bytes that httparse and the http crate might judge differently
+    /// (ureq-proto `expect`s their agreement): an error or a body, never a panic.
+    #[test]
+    fn hostile_header_bytes_do_not_panic() {
+        for value in [&b"a\x7fb"[..], b"a\x01b", b"\xff\xfe", b"a\0b", b"a\rb"] {
+            let mut raw = b"HTTP/1.1 200 OK\r\nX-Odd: ".to_vec();
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nok");
+            let got = get_canned(&raw, 100);
+            assert!(got.is_err() || got == Ok(b"ok".to_vec()), "{got:?}");
+        }
+    }
+
+    /// Was `bodies` (of the hand-written framing, now gone): the same bodies,
+    /// through ureq.
+    #[test]
+    fn bodies() {
+        let with_length = |body: &[u8], n: usize| {
+            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+            r.extend_from_slice(body);
+            r
+        };
+        assert_eq!(
+            get_canned(&with_length(b"hello world", 5), 100).unwrap(),
+            b"hello"
+        );
+        let e = get_canned(&with_length(b"hel", 5), 100).unwrap_err();
+        assert!(e.contains("closed"), "{e}");
+        let e = get_canned(&with_length(b"hello", 5), 4).unwrap_err();
+        assert!(e.contains("larger than 4"), "{e}");
+        let until_close = |body: &[u8]| {
+            let mut r = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+            r.extend_from_slice(body);
+            r
+        };
+        assert_eq!(get_canned(&until_close(b"abc"), 3).unwrap(), b"abc");
+        assert!(get_canned(&until_close(b"abcd"), 3).is_err());
+        let chunked = |body: &[u8]| {
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            r.extend_from_slice(body);
+            r
+        };
+        let good = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: 1\r\n\r\n";
+        assert_eq!(get_canned(&chunked(good), 100).unwrap(), b"hello world");
+        let e = get_canned(&chunked(good), 10).unwrap_err();
+        assert!(e.contains("larger"), "{e}");
+        assert!(get_canned(&chunked(b"5\r\nhelloXX"), 100).is_err());
+        assert!(get_canned(&chunked(b"zz\r\n"), 100).is_err());
+        assert!(get_canned(&chunked(b"5\r\nhel"), 100).is_err());
+    }
+
+    /// gzip of `data` in stored (uncompressed) deflate blocks: enough to test
+    /// the decoding without an encoder among the dependencies.
+    fn gzip_stored(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+        let chunks: Vec<&[u8]> = data.chunks(65535).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            out.push(u8::from(i + 1 == chunks.len()));
+            let n = c.len() as u16;
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&(!n).to_le_bytes());
+            out.extend_from_slice(c);
+        }
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        out.extend_from_slice(&(!crc).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
     }
 
     #[test]
-    fn bodies() {
-        assert_eq!(
-            body_of(b"hello world", Framing::Length(5), 100).unwrap(),
-            b"hello"
+    fn gzip_content_encoding_is_decoded_within_the_limit() {
+        let json = br#"{"version":1,"os_pkg_url":"nekos.zip"}"#;
+        let gz = gzip_stored(json);
+        let mut r = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&gz);
+        assert_eq!(get_canned(&r, 100).unwrap(), json);
+        // The limit counts decoded bytes.
+        let e = get_canned(&r, 20).unwrap_err();
+        assert!(e.contains("larger than 20 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_server_that_keeps_connections_open_or_closes_them_between_gets() {
+        // Keep-alive responses; the server holds the first connection open,
+        // then closes it, while the client's second GET arrives: each GET must
+        // be on a connection of its own.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for body in [&b"one"[..], &b"two"[..]] {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while find(&buf, b"\r\n\r\n").is_none() {
+                    let n = s.read(&mut b).unwrap();
+                    assert!(n > 0);
+                    buf.extend_from_slice(&b[..n]);
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                s.write_all(body).unwrap();
+                held.push(s);
+                if held.len() == 1 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    held.clear();
+                }
+            }
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap();
+        let (_, one) = get(&url, &tls_dummy(), &Limits::DESCRIPTOR).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (_, two) = get(&url, &tls_dummy(), &Limits::DESCRIPTOR).unwrap();
+        assert_eq!((one.as_slice(), two.as_slice()), (&b"one"[..], &b"two"[..]));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn interim_1xx_responses_are_skipped() {
+        let r = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert_eq!(get_canned(r, 100).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn requests_say_who_asks_and_what_is_accepted() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut b = [0u8; 1024];
+            while find(&buf, b"\r\n\r\n").is_none() {
+                let n = s.read(&mut b).unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&b[..n]);
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            String::from_utf8_lossy(&buf).to_ascii_lowercase()
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/p?q=1")).unwrap();
+        get(&url, &tls_dummy(), &Limits::DESCRIPTOR).unwrap();
+        let request = t.join().unwrap();
+        assert!(request.starts_with("get /p?q=1 http/1.1\r\n"), "{request}");
+        assert!(
+            request.contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")),
+            "{request}"
         );
         assert!(
-            body_of(b"hel", Framing::Length(5), 100)
-                .unwrap_err()
-                .contains("closed after 3 of 5")
+            request.contains("\r\nuser-agent: nekos-stboot/"),
+            "{request}"
         );
         assert!(
-            body_of(b"hello", Framing::Length(5), 4)
-                .unwrap_err()
-                .contains("larger than 4")
+            request.contains("\r\naccept-encoding: gzip\r\n"),
+            "{request}"
         );
-        assert_eq!(body_of(b"abc", Framing::UntilClose, 3).unwrap(), b"abc");
-        assert!(body_of(b"abcd", Framing::UntilClose, 3).is_err());
-        let chunked = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: 1\r\n\r\n";
-        assert_eq!(
-            body_of(chunked, Framing::Chunked, 100).unwrap(),
-            b"hello world"
-        );
-        assert!(
-            body_of(chunked, Framing::Chunked, 10)
-                .unwrap_err()
-                .contains("larger")
-        );
-        assert!(body_of(b"5\r\nhelloXX", Framing::Chunked, 100).is_err());
-        assert!(body_of(b"zz\r\n", Framing::Chunked, 100).is_err());
-        assert!(body_of(b"5\r\nhel", Framing::Chunked, 100).is_err());
     }
 
     #[test]
@@ -704,16 +640,13 @@ mod tests {
         (port, t)
     }
 
-    fn tls_dummy() -> Arc<rustls::ClientConfig> {
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-        )
+    /// TLS settings for the plain-HTTP tests (no roots: never used).
+    fn tls_dummy() -> Tls {
+        ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::from(Vec::new()))
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build()
     }
 
     #[test]

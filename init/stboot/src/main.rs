@@ -38,7 +38,6 @@ mod url;
 use nekos_ospkg as ospkg;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use config::Inputs;
@@ -225,7 +224,7 @@ fn give_up(line: &str) -> Outcome {
 /// One attempt; Ok(label) once the kernel is loaded and measured.
 fn try_boot(
     inputs: &Inputs,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    tls: Option<&fetch::Tls>,
     network: &mut Option<net::Up>,
 ) -> Result<String, Failure> {
     let (descriptor_url, descriptor, zip_url, zip) = match (&inputs.net, tls) {
@@ -381,7 +380,7 @@ fn events(
 /// Descriptor (first URL that works) and then its zip.
 fn fetch_package(
     pointers: &[Url],
-    tls: &Arc<rustls::ClientConfig>,
+    tls: &fetch::Tls,
 ) -> Result<(String, Vec<u8>, String, Vec<u8>), Failure> {
     let mut last = String::from("no descriptor URL");
     for url in pointers {
