@@ -102,13 +102,12 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
                     .context("a UKI needs the kernel in the same build")?;
                 let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
                 let out = out_dir(root).join(variant.name()).join("uki");
-                let (uki, fresh) = crate::ukis::make_uki(
+                let (uki, fresh) = crate::ukis::uki_step(
                     root,
+                    &step.name(),
                     &kernel.bzimage,
                     &initramfs,
                     &out,
-                    crate::ukis::UKI_CMDLINE,
-                    variant.name(),
                     manifest.uki.get(variant.name()),
                 )?;
                 let s = format!("signed sha256 {}", &uki.signed.sha256[..16]);

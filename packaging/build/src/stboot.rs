@@ -397,13 +397,7 @@ pub fn build(
     {
         return Ok((prev.clone(), true));
     }
-    let art = build_into(
-        root,
-        manifest,
-        previous,
-        &keys,
-        &crate::artifacts::out_dir(root),
-    )?;
+    let art = build_into(root, manifest, &keys, &crate::artifacts::out_dir(root))?;
     fresh.record([
         art.initramfs.path.as_path(),
         art.uki.unsigned.path.as_path(),
@@ -419,7 +413,6 @@ pub fn build(
 pub fn build_into(
     root: &Path,
     manifest: &Manifest,
-    previous: Option<&StbootArtifact>,
     keys: &Keys,
     out_dir: &Path,
 ) -> Result<StbootArtifact> {
@@ -470,15 +463,7 @@ pub fn build_into(
         bytes.len() / 1024,
         &initramfs.sha256[..16]
     );
-    let (uki, _) = crate::ukis::make_uki(
-        root,
-        &kernel,
-        &initramfs_path,
-        &out.join("uki"),
-        crate::ukis::UKI_CMDLINE,
-        "stage-1 (stboot)",
-        previous.map(|p| &p.uki),
-    )?;
+    let uki = crate::ukis::part_of_step("uki-stage-1", &kernel, &initramfs_path, &out.join("uki"))?;
 
     let prod = manifest.initramfs_path("production")?;
     let kernel_bytes =

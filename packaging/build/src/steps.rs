@@ -167,15 +167,20 @@ pub struct Freshness {
 impl Freshness {
     /// `inputs`: name → sha256 or value of everything the step reads.
     pub fn new(root: &Path, step: &str, inputs: &BTreeMap<String, String>) -> Freshness {
+        Freshness {
+            record: out_dir(root).join("steps").join(format!("{step}.json")),
+            input_hash: Freshness::input_hash_of(step, inputs),
+        }
+    }
+
+    /// The input hash of `step` with `inputs` (and this `nekos` binary).
+    pub fn input_hash_of(step: &str, inputs: &BTreeMap<String, String>) -> String {
         let mut h = InputHash::default();
         h.add("step", step).add("nekos", tool_identity());
         for (k, v) in inputs {
             h.add(k, v);
         }
-        Freshness {
-            record: out_dir(root).join("steps").join(format!("{step}.json")),
-            input_hash: h.hex(),
-        }
+        h.hex()
     }
 
     /// The rule: same input hash as recorded, and every recorded output intact.

@@ -26,25 +26,13 @@ pub fn signing_keys_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `make-uki` on the built kernel and an initramfs: `nekos.efi` and `nekos.signed.efi` in
-/// `out_dir`; skipped when its inputs (and so its outputs) are those of the previous build.
-/// `what` names the UKI in messages. Returns the artifact and whether it was up to date.
-pub fn make_uki(
-    root: &Path,
-    kernel: &Path,
-    initramfs: &Path,
-    out_dir: &Path,
-    cmdline: &str,
-    what: &str,
-    previous: Option<&UkiArtifact>,
-) -> Result<(UkiArtifact, bool)> {
-    let out_dir = out_dir.to_path_buf();
-    let cmdline = cmdline.to_string();
+/// What a UKI is made from: name → sha256 or value (the step's declared inputs).
+fn uki_inputs(kernel: &Path, initramfs: &Path, cmdline: &str) -> Result<BTreeMap<String, String>> {
     let keys_dir = signing_keys_dir()?;
     let mut inputs = BTreeMap::new();
     inputs.insert("kernel".to_string(), util::sha256_file(kernel)?);
     inputs.insert("initramfs".to_string(), util::sha256_file(initramfs)?);
-    inputs.insert("cmdline".to_string(), cmdline.clone());
+    inputs.insert("cmdline".to_string(), cmdline.to_string());
     inputs.insert(
         "os-release".to_string(),
         sha256_hex(crate::uki::NEKOS_OS_RELEASE.as_bytes()),
@@ -61,15 +49,59 @@ pub fn make_uki(
         "db.key".to_string(),
         util::sha256_file(&keys_dir.join("db.key"))?,
     );
-    let step = format!("uki-{}", what.split_whitespace().next().unwrap_or(what));
-    let fresh = crate::steps::Freshness::new(root, &step, &inputs);
-    let input_hash = fresh.input_hash.clone();
+    Ok(inputs)
+}
+
+/// The UKI step named `step` (`uki-production`, `uki-test`): `make-uki` on the built kernel
+/// and an initramfs, `nekos.efi` and `nekos.signed.efi` in `out_dir`; skipped when the
+/// freshness rule says its outputs are those of the previous build. Returns the artifact and
+/// whether it was up to date.
+pub fn uki_step(
+    root: &Path,
+    step: &str,
+    kernel: &Path,
+    initramfs: &Path,
+    out_dir: &Path,
+    previous: Option<&UkiArtifact>,
+) -> Result<(UkiArtifact, bool)> {
+    let inputs = uki_inputs(kernel, initramfs, UKI_CMDLINE)?;
+    let fresh = crate::steps::Freshness::new(root, step, &inputs);
     if let Some(prev) = previous
-        && prev.input_hash == input_hash
+        && prev.input_hash == fresh.input_hash
         && fresh.up_to_date()
     {
         return Ok((prev.clone(), true));
     }
+    let art = write_uki(kernel, initramfs, out_dir, step, fresh.input_hash.clone())?;
+    fresh.record([art.unsigned.path.as_path(), art.signed.path.as_path()])?;
+    Ok((art, false))
+}
+
+/// A UKI that is part of another step's outputs (the stage-1 UKI of the `stboot` step, whose
+/// own record covers it): written every time, no record of its own, so that building it
+/// elsewhere (the reproducibility test) never touches the build's records.
+pub fn part_of_step(
+    step: &str,
+    kernel: &Path,
+    initramfs: &Path,
+    out_dir: &Path,
+) -> Result<UkiArtifact> {
+    let inputs = uki_inputs(kernel, initramfs, UKI_CMDLINE)?;
+    let input_hash = crate::steps::Freshness::input_hash_of(step, &inputs);
+    write_uki(kernel, initramfs, out_dir, step, input_hash)
+}
+
+/// `make-uki` with the user's db key; `label` names the UKI in the progress line.
+fn write_uki(
+    kernel: &Path,
+    initramfs: &Path,
+    out_dir: &Path,
+    label: &str,
+    input_hash: String,
+) -> Result<UkiArtifact> {
+    let keys_dir = signing_keys_dir()?;
+    let out_dir = out_dir.to_path_buf();
+    let cmdline = UKI_CMDLINE.to_string();
     let out = crate::uki::make_uki(&crate::uki::MakeUkiOptions {
         kernel: kernel.to_path_buf(),
         initramfs: initramfs.to_path_buf(),
@@ -104,11 +136,10 @@ pub fn make_uki(
         make_uki: out.manifest_json,
         input_hash,
     };
-    fresh.record([art.unsigned.path.as_path(), art.signed.path.as_path()])?;
     eprintln!(
-        "nekos: UKI {what}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
+        "nekos: UKI {label}: nekos.efi sha256 {}, nekos.signed.efi sha256 {}",
         &art.unsigned.sha256[..16],
         &art.signed.sha256[..16]
     );
-    Ok((art, false))
+    Ok(art)
 }

@@ -364,7 +364,6 @@ fn stboot_artifacts_are_reproducible() {
         let art = nekos_packaging::stboot::build_into(
             &root,
             &m,
-            None,
             &nekos_packaging::stboot::Keys::of(st).unwrap(),
             &dir,
         )
