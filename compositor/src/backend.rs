@@ -1,4 +1,5 @@
-//! Outputs: DRM/KMS on dumb buffers, or headless (memory + PNG).
+//! Backends: DRM/KMS on dumb buffers, or headless (memory). They draw a `Scene` and know
+//! nothing of Wayland; the loop driver (`run.rs`) calls them from outside.
 
 use std::os::unix::io::OwnedFd;
 use std::path::Path;
@@ -15,7 +16,7 @@ use smithay::utils::{DeviceFd, Rectangle, Transform};
 
 use crate::compose::{Target, render_rect};
 use crate::damage::DamageList;
-use crate::state::Scene;
+use crate::scene::Scene;
 
 struct Scanout {
     db: DumbBuffer,
@@ -253,16 +254,62 @@ impl Headless {
     }
 }
 
-pub enum Output {
+/// What a render call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rendered {
+    /// A flip is still pending; try again after it completes.
+    Busy,
+    /// Nothing to draw.
+    Idle,
+    /// Drawn and queued; it reaches the screen later (`Backend::presented`).
+    Queued,
+    /// Drawn and on screen now.
+    Presented,
+}
+
+pub enum Backend {
     Drm(Box<DrmOutput>),
     Headless(Headless),
 }
 
-impl Output {
+impl Backend {
     pub fn size(&self) -> (u32, u32) {
         match self {
-            Output::Drm(d) => (d.width, d.height),
-            Output::Headless(h) => (h.width, h.height),
+            Backend::Drm(d) => (d.width, d.height),
+            Backend::Headless(h) => (h.width, h.height),
         }
+    }
+
+    /// Draws the scene's pending damage if the output is free.
+    pub fn render(&mut self, scene: &mut Scene) -> Result<Rendered, String> {
+        match self {
+            Backend::Drm(d) if d.busy() => Ok(Rendered::Busy),
+            Backend::Drm(d) => Ok(if d.render(scene)? {
+                Rendered::Queued
+            } else {
+                Rendered::Idle
+            }),
+            Backend::Headless(h) => Ok(if h.render(scene) {
+                Rendered::Presented
+            } else {
+                Rendered::Idle
+            }),
+        }
+    }
+
+    /// A frame reached the screen: returns how many client frames it includes.
+    pub fn presented(&mut self, scene: &Scene) -> u64 {
+        match self {
+            Backend::Drm(d) => {
+                d.flip_done();
+                d.flipping_client_frames
+            }
+            Backend::Headless(_) => scene.client_frames,
+        }
+    }
+
+    /// True if frames reach the screen later (a flip), so more damage may wait.
+    pub fn is_async(&self) -> bool {
+        matches!(self, Backend::Drm(_))
     }
 }

@@ -1,22 +1,16 @@
 //! Keyboards from evdev, without libinput/udev: read `struct input_event` records.
 
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, OwnedFd};
+use std::os::unix::io::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys;
 
 const EV_KEY: u16 = 0x01;
 const KEY_A: usize = 30;
 const KEY_SPACE: usize = 57;
 const KEY_ENTER: usize = 28;
-
-/// `_IOC(dir, 'E', nr, size)`.
-const fn ioc(dir: u64, nr: u64, size: u64) -> u64 {
-    (dir << 30) | (size << 16) | ((b'E' as u64) << 8) | nr
-}
-const EVIOCGRAB: u64 = ioc(1, 0x90, 4);
-const fn eviocgbit(ev: u64, len: u64) -> u64 {
-    ioc(2, 0x20 + ev, len)
-}
 
 /// A key event: evdev code and pressed/released. Autorepeat (value 2) is dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,28 +53,10 @@ fn test_bit(bits: &[u8], n: usize) -> bool {
 
 /// Opens `path` if it is a keyboard, grabbing it so the console does not see keys.
 pub fn open_keyboard(path: &Path) -> Option<OwnedFd> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let fd = file.as_raw_fd();
-    let mut evbits = [0u8; 4];
-    let mut keybits = [0u8; 96];
-    // SAFETY: the ioctls write at most the given lengths into our buffers.
-    let ok = unsafe {
-        libc::ioctl(
-            fd,
-            eviocgbit(0, evbits.len() as u64) as _,
-            evbits.as_mut_ptr(),
-        ) >= 0
-            && libc::ioctl(
-                fd,
-                eviocgbit(1, keybits.len() as u64) as _,
-                keybits.as_mut_ptr(),
-            ) >= 0
-    };
-    if !ok || !test_bit(&evbits, EV_KEY as usize) {
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+    let (evbits, keybits) = sys::evdev_bits(&fd)?;
+    if !test_bit(&evbits, EV_KEY as usize) {
         return None;
     }
     if !(test_bit(&keybits, KEY_A)
@@ -89,12 +65,10 @@ pub fn open_keyboard(path: &Path) -> Option<OwnedFd> {
     {
         return None;
     }
-    // SAFETY: EVIOCGRAB takes an int argument by value.
-    let rc = unsafe { libc::ioctl(fd, EVIOCGRAB as _, 1 as libc::c_int) };
-    if rc < 0 {
+    if sys::evdev_grab(&fd).is_err() {
         eprintln!("nekos-compositor: EVIOCGRAB {} failed", path.display());
     }
-    Some(OwnedFd::from(file))
+    Some(fd)
 }
 
 /// `/dev/input/event*` paths, sorted.
@@ -120,20 +94,14 @@ pub fn read_events(fd: &OwnedFd) -> Option<Vec<KeyEvent>> {
     let mut out = Vec::new();
     let mut buf = [0u8; EVENT_SIZE * 64];
     loop {
-        // SAFETY: read into our buffer, at most its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => Some(out),
-                _ => None,
-            };
-        }
-        if n == 0 {
-            return None;
-        }
-        out.extend(parse_events(&buf[..n as usize]));
-        if (n as usize) < buf.len() {
+        let n = match rustix::io::read(fd, &mut buf) {
+            Ok(0) => return None,
+            Ok(n) => n,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => return Some(out),
+            Err(_) => return None,
+        };
+        out.extend(parse_events(&buf[..n]));
+        if n < buf.len() {
             return Some(out);
         }
     }
@@ -180,7 +148,8 @@ mod tests {
 
     #[test]
     fn ioctl_numbers() {
-        assert_eq!(EVIOCGRAB, 0x4004_4590);
-        assert_eq!(eviocgbit(1, 96), 0x8060_4521);
+        assert_eq!(sys::EVIOCGRAB, 0x4004_4590);
+        assert_eq!(sys::EVIOCGBIT_KEY, 0x8060_4521);
+        assert_eq!(sys::EVIOCGBIT_EV, 0x8004_4520);
     }
 }

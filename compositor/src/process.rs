@@ -1,59 +1,20 @@
-//! The viewer child process and signal handling (signalfd).
+//! The viewer child process: start it on a socketpair, watch it through a pidfd, stop it.
 
-use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::io::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
 
-const HANDLED: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGCHLD];
+use rustix::process::{Pid, PidfdFlags, Signal};
 
-fn handled_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in HANDLED {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
-}
+use crate::sys;
 
-/// Blocks SIGTERM/SIGINT/SIGCHLD and returns a signalfd that reports them.
-pub fn block_signals_and_open_signalfd() -> Result<OwnedFd, String> {
-    let set = handled_set();
-    // SAFETY: standard signal mask and signalfd calls with a valid set.
-    unsafe {
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err("pthread_sigmask failed".into());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(format!("signalfd: {}", std::io::Error::last_os_error()));
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-/// Signal numbers waiting on the signalfd.
-pub fn read_signals(fd: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    loop {
-        // SAFETY: signalfd_siginfo is plain data; read at most its size.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let n = unsafe { libc::read(fd, (&raw mut info).cast(), size) };
-        if n != size as isize {
-            break;
-        }
-        out.push(info.ssi_signo as i32);
-    }
-    out
-}
-
-/// Starts the viewer with `WAYLAND_SOCKET` set to its end of a fresh socketpair.
-/// The child gets the compositor's environment and an empty signal mask.
+/// Starts the viewer with `WAYLAND_SOCKET` set to its end of a fresh socketpair and
+/// returns the child and our end. The child gets the compositor's environment (with
+/// `XDG_RUNTIME_DIR` put back if `ensure_runtime_dir` changed it); std resets the
+/// signal mask in the child, so it does not inherit the signals we block.
 pub fn spawn_viewer(
     viewer: &Path,
     args: &[String],
@@ -74,24 +35,38 @@ pub fn spawn_viewer(
         }
         None => {}
     }
-    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let flags = libc::fcntl(child_fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    sys::inherit_on_exec(&mut cmd, theirs);
     let child = cmd
         .spawn()
         .map_err(|e| format!("start viewer {}: {e}", viewer.display()))?;
-    drop(theirs);
+    // Closes the child's end in this process.
+    drop(cmd);
     Ok((child, ours))
+}
+
+/// A descriptor that becomes readable when `child` exits. Unlike SIGCHLD it needs no
+/// process-wide signal mask, so it also works inside a multi-threaded test.
+pub fn pidfd(child: &Child) -> Result<OwnedFd, String> {
+    rustix::process::pidfd_open(Pid::from_child(child), PidfdFlags::NONBLOCK)
+        .map_err(|e| format!("pidfd_open: {e}"))
+}
+
+/// Terminates `child` (SIGTERM, then SIGKILL after a second) and reaps it. Returns its
+/// exit code if it had already exited on its own.
+pub fn stop(mut child: Child) -> Option<i32> {
+    if let Ok(Some(st)) = child.try_wait() {
+        return Some(exit_code(st));
+    }
+    let _ = rustix::process::kill_process(Pid::from_child(&child), Signal::TERM);
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// Shell-style exit code: the code, or 128 + signal.
@@ -104,11 +79,7 @@ pub fn exit_code(st: ExitStatus) -> i32 {
 }
 
 fn writable_dir(p: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: access(2) on a NUL-terminated path.
-    p.is_dir() && unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0
+    p.is_dir() && rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
 /// If neither $XDG_RUNTIME_DIR nor the temp dir is writable, sets XDG_RUNTIME_DIR to a
@@ -127,8 +98,7 @@ pub fn ensure_runtime_dir() -> Option<Option<std::ffi::OsString>> {
     }
     for cand in ["/run", "/dev/shm", "/dev"] {
         if writable_dir(Path::new(cand)) {
-            // SAFETY: called at the start of main, before any other thread exists.
-            unsafe { std::env::set_var("XDG_RUNTIME_DIR", cand) };
+            sys::set_env_single_threaded("XDG_RUNTIME_DIR", cand);
             return Some(original);
         }
     }

@@ -1,17 +1,18 @@
-//! Compositor state: the protocol states (smallvil shape) plus the kiosk scene.
+//! Compositor state: the protocol states (smallvil shape) plus the kiosk scene. The
+//! backend is driven from outside (`run.rs`); nothing here knows about outputs.
 
-use smithay::input::keyboard::KeyboardHandle;
+use smithay::backend::input::KeyState;
+use smithay::input::keyboard::{FilterResult, KeyboardHandle, Keycode, XkbConfig};
 use smithay::input::{Seat, SeatState};
-use smithay::reexports::calloop::LoopSignal;
 use smithay::reexports::wayland_server::DisplayHandle;
 use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
 use smithay::reexports::wayland_server::protocol::wl_callback::WlCallback;
+use smithay::utils::SERIAL_COUNTER;
 use smithay::wayland::compositor::{CompositorClientState, CompositorState};
 use smithay::wayland::shell::xdg::{ToplevelSurface, XdgShellState};
 use smithay::wayland::shm::ShmState;
 
-use crate::compose::{Image, placement};
-use crate::damage::{DamageList, Rect};
+use crate::scene::Scene;
 
 /// Per-client data.
 #[derive(Default)]
@@ -24,51 +25,8 @@ impl ClientData for ClientState {
     fn disconnected(&self, _client_id: ClientId, _reason: DisconnectReason) {}
 }
 
-/// What is on screen: the one toplevel's last buffer, centred on black.
-pub struct Scene {
-    pub output_w: u32,
-    pub output_h: u32,
-    pub image: Option<Image>,
-    /// Output damage not yet rendered.
-    pub damage: DamageList,
-    /// Number of client buffers committed so far.
-    pub client_frames: u64,
-}
-
-impl Scene {
-    pub fn new(output_w: u32, output_h: u32) -> Scene {
-        let mut damage = DamageList::new();
-        let bounds = Rect::new(0, 0, output_w as i32, output_h as i32);
-        damage.add(bounds, bounds);
-        Scene {
-            output_w,
-            output_h,
-            image: None,
-            damage,
-            client_frames: 0,
-        }
-    }
-
-    pub fn bounds(&self) -> Rect {
-        Rect::new(0, 0, self.output_w as i32, self.output_h as i32)
-    }
-
-    pub fn position(&self) -> (i32, i32) {
-        match &self.image {
-            Some(i) => placement(self.output_w, self.output_h, i.width, i.height),
-            None => (0, 0),
-        }
-    }
-
-    pub fn damage_all(&mut self) {
-        let b = self.bounds();
-        self.damage.add(b, b);
-    }
-}
-
 pub struct NekState {
     pub display_handle: DisplayHandle,
-    pub loop_signal: LoopSignal,
 
     pub compositor_state: CompositorState,
     pub xdg_shell_state: XdgShellState,
@@ -85,31 +43,57 @@ pub struct NekState {
     pub pending_callbacks: Vec<WlCallback>,
     /// Callbacks whose content is in the frame being flipped.
     pub inflight_callbacks: Vec<WlCallback>,
-
-    /// Milliseconds since boot when the first client frame reached the screen.
-    pub first_frame_logged: bool,
-    /// Exit status to return once the loop stops.
-    pub exit_code: i32,
-    /// Viewer process.
-    pub child: Option<std::process::Child>,
-    /// Input devices already looked at.
-    pub input_paths: Vec<std::path::PathBuf>,
-    pub output: crate::backend::Output,
-    /// Client frames included in the last frame that reached the screen.
-    pub presented_client_frames: u64,
-    pub args: crate::args::Args,
-    pub keys_scheduled: bool,
-    /// NEKOS_DEBUG set: log input events to stderr.
-    pub debug: bool,
-    pub loop_handle: Option<smithay::reexports::calloop::LoopHandle<'static, NekState>>,
 }
 
 impl NekState {
-    /// Stops the event loop with `code`.
-    pub fn quit(&mut self, code: i32) {
-        self.exit_code = code;
-        self.loop_signal.stop();
-        self.loop_signal.wakeup();
+    /// Creates the globals (wl_compositor, xdg_wm_base, wl_shm, wl_seat with a keyboard)
+    /// for an output of `width`×`height`.
+    pub fn new(dh: &DisplayHandle, width: u32, height: u32) -> NekState {
+        let compositor_state = CompositorState::new::<NekState>(dh);
+        let xdg_shell_state = XdgShellState::new::<NekState>(dh);
+        let shm_state = ShmState::new::<NekState>(dh, vec![]);
+        let mut seat_state = SeatState::new();
+        let mut seat = seat_state.new_wl_seat(dh, "seat0");
+        let keyboard = match seat.add_keyboard(XkbConfig::default(), 400, 25) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!("nekos-compositor: no keyboard: {e}");
+                None
+            }
+        };
+        NekState {
+            display_handle: dh.clone(),
+            compositor_state,
+            xdg_shell_state,
+            shm_state,
+            seat_state,
+            seat,
+            keyboard,
+            toplevel: None,
+            scene: Scene::new(width, height),
+            pending_callbacks: Vec::new(),
+            inflight_callbacks: Vec::new(),
+        }
+    }
+
+    /// Sends a key (evdev code) to the focused client.
+    pub fn key(&mut self, code: u16, pressed: bool, time_ms: u32) {
+        let Some(kbd) = self.keyboard.clone() else {
+            return;
+        };
+        let st = if pressed {
+            KeyState::Pressed
+        } else {
+            KeyState::Released
+        };
+        kbd.input::<(), _>(
+            self,
+            Keycode::new(u32::from(code) + 8),
+            st,
+            SERIAL_COUNTER.next_serial(),
+            time_ms,
+            |_, _, _| FilterResult::Forward,
+        );
     }
 
     /// Answers frame callbacks (the frame they asked about is on screen).

@@ -10,7 +10,8 @@ use wayland_client::protocol::{
 use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 
-use nekos_viewer::render::Frame;
+use crate::render::Frame;
+use crate::sys::SharedMap;
 
 /// Wakes the main loop from another thread (a pipe).
 #[derive(Clone)]
@@ -33,8 +34,7 @@ pub struct Events {
 
 struct ShmBuffer {
     buffer: wl_buffer::WlBuffer,
-    ptr: *mut u8,
-    len: usize,
+    map: SharedMap,
     width: u32,
     height: u32,
     busy: Arc<std::sync::atomic::AtomicBool>,
@@ -42,10 +42,9 @@ struct ShmBuffer {
 
 impl Drop for ShmBuffer {
     fn drop(&mut self) {
+        // The compositor has released the buffer or the window is going away; the
+        // mapping is unmapped after this (field drop).
         self.buffer.destroy();
-        // SAFETY: `ptr`/`len` are the mapping new_buffer created for this buffer, unmapped
-        // once (here); the compositor has released the buffer or the window is going away.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -81,8 +80,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 impl Window {
-    pub fn connect(title: &str) -> Result<Window, String> {
-        let conn = Connection::connect_to_env().map_err(|e| format!("wayland connect: {e}"))?;
+    /// Creates the fullscreen toplevel on `conn`.
+    pub fn new(conn: Connection, title: &str) -> Result<Window, String> {
         let mut queue = conn.new_event_queue::<State>();
         let qh = queue.handle();
         conn.display().get_registry(&qh, ());
@@ -183,19 +182,7 @@ impl Window {
         let fd = rustix::fs::memfd_create(c"nekos-viewer", rustix::fs::MemfdFlags::CLOEXEC)
             .map_err(|e| format!("memfd: {e}"))?;
         rustix::fs::ftruncate(&fd, len as u64).map_err(|e| format!("ftruncate: {e}"))?;
-        // SAFETY: a fresh shared mapping of our own memfd of exactly `len` bytes, at an
-        // address the kernel picks; it lives until ShmBuffer::drop unmaps it.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::SHARED,
-                &fd,
-                0,
-            )
-        }
-        .map_err(|e| format!("mmap: {e}"))?;
+        let map = SharedMap::new(&fd, len).map_err(|e| format!("mmap: {e}"))?;
         let pool = shm.create_pool(fd.as_fd(), len as i32, &self.qh, ());
         let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let buffer = pool.create_buffer(
@@ -210,8 +197,7 @@ impl Window {
         pool.destroy();
         Ok(ShmBuffer {
             buffer,
-            ptr: ptr.cast(),
-            len,
+            map,
             width,
             height,
             busy,
@@ -240,10 +226,9 @@ impl Window {
                 }
             },
         };
-        let buf = &self.buffers[idx];
-        let n = (buf.len / 4).min(frame.pixels.len());
-        // SAFETY: the mapping is `len` bytes long and 4-aligned (page aligned).
-        let dst = unsafe { std::slice::from_raw_parts_mut(buf.ptr.cast::<u32>(), buf.len / 4) };
+        let buf = &mut self.buffers[idx];
+        let dst = buf.map.words_mut();
+        let n = dst.len().min(frame.pixels.len());
         dst[..n].copy_from_slice(&frame.pixels[..n]);
         buf.busy.store(true, Ordering::Release);
         self.surface.attach(Some(&buf.buffer), 0, 0);

@@ -15,6 +15,7 @@ use smithay::{delegate_compositor, delegate_shm};
 use crate::compose::{PixelFormat, copy_from_shm};
 use crate::damage::Rect;
 use crate::state::{ClientState, NekState};
+use crate::sys;
 
 /// For clients inserted without our `ClientState` (none are).
 static FALLBACK_CLIENT_STATE: std::sync::LazyLock<CompositorClientState> =
@@ -104,21 +105,17 @@ impl NekState {
             }
             let offset = data.offset as usize;
             let needed = data.stride as usize * data.height as usize;
-            if offset.checked_add(needed).is_none_or(|end| end > len) {
-                return None;
-            }
-            // SAFETY: smithay hands us the pool mapping (ptr, len); the range
-            // [offset, offset + needed) was checked to lie inside it.
-            let bytes = unsafe { std::slice::from_raw_parts(ptr.add(offset), needed) };
-            Some(copy_from_shm(
-                &mut image,
-                bytes,
-                data.width as u32,
-                data.height as u32,
-                data.stride as usize,
-                format,
-                &rects,
-            ))
+            sys::with_shm_bytes(ptr, len, offset, needed, |bytes| {
+                copy_from_shm(
+                    &mut image,
+                    bytes,
+                    data.width as u32,
+                    data.height as u32,
+                    data.stride as usize,
+                    format,
+                    &rects,
+                )
+            })
         });
         let changed = match res {
             Ok(Some(c)) => c,
