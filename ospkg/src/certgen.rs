@@ -8,23 +8,28 @@
 
 use crate::pem;
 use crate::verify::sha256;
-use der::asn1::{BitString, GeneralizedTime, ObjectIdentifier, OctetString};
+use der::asn1::{
+    Any, BitString, GeneralizedTime, ObjectIdentifier, OctetString, PrintableStringRef,
+};
 use der::{Decode, Encode};
 use ed25519_dalek::{Signer, SigningKey};
 use std::fmt;
 use std::time::Duration;
 use x509_cert::Certificate;
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
-use x509_cert::name::Name;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{EncodePublicKey, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::time::{Time, Validity};
 
 const KEY_USAGE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const BASIC_CONSTRAINTS_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+/// id-at-commonName.
+const COMMON_NAME_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// Randomness source: fills the buffer or says why it could not.
 pub type Rng<'a> = &'a mut dyn FnMut(&mut [u8]) -> Result<(), String>;
@@ -45,18 +50,21 @@ fn err(what: &str, e: impl fmt::Display) -> CertError {
     CertError(format!("{what}: {e}"))
 }
 
-/// `CN=<base64(SHA-256(pubkey))>` as a DER Name (PrintableString, as Go encodes it).
+/// `CN=<base64(SHA-256(pubkey))>` as a Name with one RDN holding one attribute, the value a
+/// PrintableString, as Go's encoder writes it (`Name::from_str` would choose UTF8String).
+/// x509-cert builds a `Name` only by decoding (or behind its `hazmat` feature), so the
+/// RDNSequence is encoded and read back as a `Name`.
 fn cn_name(public_key: &[u8; 32]) -> Result<Name, CertError> {
     let cn = crate::json::encode_base64(&sha256(public_key));
-    fn wrap(tag: u8, body: &[u8]) -> Vec<u8> {
-        // Bodies here are < 128 bytes.
-        let mut v = vec![tag, body.len() as u8];
-        v.extend_from_slice(body);
-        v
-    }
-    let mut atv = vec![0x06, 0x03, 0x55, 0x04, 0x03];
-    atv.extend_from_slice(&wrap(0x13, cn.as_bytes()));
-    let der = wrap(0x30, &wrap(0x31, &wrap(0x30, &atv)));
+    let value = PrintableStringRef::new(&cn).map_err(|e| err("subject name", e))?;
+    let atv = AttributeTypeAndValue {
+        oid: COMMON_NAME_OID,
+        value: Any::encode_from(&value).map_err(|e| err("subject name", e))?,
+    };
+    let rdn = RelativeDistinguishedName::try_from(vec![atv]).map_err(|e| err("subject name", e))?;
+    let der = RdnSequence::from(vec![rdn])
+        .to_der()
+        .map_err(|e| err("subject name", e))?;
     Name::from_der(&der).map_err(|e| err("subject name", e))
 }
 

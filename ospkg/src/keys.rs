@@ -2,7 +2,9 @@
 //! `x509.MarshalPKCS8PrivateKey` + `pem.EncodeToMemory` write for stmgr.
 
 use crate::pem;
-use der::asn1::ObjectIdentifier;
+use crate::verify::ED25519_OID;
+use der::asn1::{AnyRef, ObjectIdentifier};
+use der::{Decode, SliceReader, Tag, Tagged};
 use ed25519_dalek::SigningKey;
 use std::fmt;
 
@@ -47,23 +49,23 @@ pub fn signing_key_from_pem(text: &[u8]) -> Result<SigningKey, KeyError> {
             })
         })?;
     let bad = |w: &str| KeyError(format!("PKCS#8 private key: {w}"));
-    let (tag, seq, _) = tlv(&block.der).ok_or_else(|| bad("malformed DER"))?;
-    if tag != 0x30 {
+    // Read field by field with `der` rather than as a `pkcs8::PrivateKeyInfo`: like Go's
+    // `x509.ParsePKCS8PrivateKey` (what stmgr uses), this accepts any version number,
+    // algorithm parameters, attributes, a public key and bytes after the key, and it can say
+    // which part is missing. `PrivateKeyInfo` would refuse some keys Go (and this crate so
+    // far) accepts.
+    let outer = first_element(&block.der).ok_or_else(|| bad("malformed DER"))?;
+    if outer.tag() != Tag::Sequence {
         return Err(bad("not a SEQUENCE"));
     }
-    let (tag, _version, rest) = tlv(seq).ok_or_else(|| bad("missing version"))?;
-    if tag != 0x02 {
-        return Err(bad("missing version"));
-    }
-    let (tag, alg, rest) = tlv(rest).ok_or_else(|| bad("missing algorithm"))?;
-    if tag != 0x30 {
-        return Err(bad("missing algorithm"));
-    }
-    let (tag, oid, _) = tlv(alg).ok_or_else(|| bad("missing algorithm OID"))?;
-    if tag != 0x06 {
-        return Err(bad("missing algorithm OID"));
-    }
-    if oid != [0x2b, 0x65, 0x70] {
+    let mut fields = SliceReader::new(outer.value()).map_err(|_| bad("malformed DER"))?;
+    next_field(&mut fields, Tag::Integer).ok_or_else(|| bad("missing version"))?;
+    let alg = next_field(&mut fields, Tag::Sequence).ok_or_else(|| bad("missing algorithm"))?;
+    let oid = first_element(alg.value())
+        .filter(|e| e.tag() == Tag::ObjectIdentifier)
+        .ok_or_else(|| bad("missing algorithm OID"))?
+        .value();
+    if oid != ED25519_OID.as_bytes() {
         let name = ObjectIdentifier::from_bytes(oid)
             .map(|o| match o.to_string().as_str() {
                 "1.2.840.113549.1.1.1" => "RSA (1.2.840.113549.1.1.1)".to_string(),
@@ -76,22 +78,26 @@ pub fn signing_key_from_pem(text: &[u8]) -> Result<SigningKey, KeyError> {
             "the key is {name}, not Ed25519: OS packages are signed with Ed25519 keys"
         )));
     }
-    let (tag, inner, _) = tlv(rest).ok_or_else(|| bad("missing private key"))?;
-    if tag != 0x04 {
-        return Err(bad("missing private key"));
-    }
-    let (tag, seed, _) = tlv(inner).ok_or_else(|| bad("malformed Ed25519 private key"))?;
-    let seed: [u8; 32] = match (tag, <[u8; 32]>::try_from(seed)) {
-        (0x04, Ok(s)) => s,
+    let key =
+        next_field(&mut fields, Tag::OctetString).ok_or_else(|| bad("missing private key"))?;
+    // CurvePrivateKey ::= OCTET STRING (RFC 8410), inside the privateKey OCTET STRING.
+    let inner = first_element(key.value()).ok_or_else(|| bad("malformed Ed25519 private key"))?;
+    let seed: [u8; 32] = match (inner.tag(), <[u8; 32]>::try_from(inner.value())) {
+        (Tag::OctetString, Ok(s)) => s,
         _ => return Err(bad("Ed25519 private key is not a 32-byte OCTET STRING")),
     };
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// (tag, contents, rest) of the first DER TLV (the one parser lives in verify.rs).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (whole, body, rest) = crate::verify::der_tlv(input)?;
-    Some((*whole.first()?, body, rest))
+/// The first DER element of `input`; what follows it is not looked at (Go ignores it too).
+fn first_element(input: &[u8]) -> Option<AnyRef<'_>> {
+    let mut reader = SliceReader::new(input).ok()?;
+    AnyRef::decode(&mut reader).ok()
+}
+
+/// The next element of a SEQUENCE's contents if it is well-formed and has tag `tag`.
+fn next_field<'a>(fields: &mut SliceReader<'a>, tag: Tag) -> Option<AnyRef<'a>> {
+    AnyRef::decode(fields).ok().filter(|e| e.tag() == tag)
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use crate::model::Descriptor;
 use crate::pem;
-use der::Decode;
-use der::asn1::ObjectIdentifier;
+use der::asn1::{AnyRef, ObjectIdentifier};
+use der::{Decode, Reader, SliceReader};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -91,36 +91,19 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     Ok(unix - offset)
 }
 
-/// A minimal DER TLV split: returns (whole TLV, contents, rest).
-pub(crate) fn der_tlv(input: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let tag = *input.first()?;
-    if tag & 0x1f == 0x1f {
-        return None; // multi-byte tags do not occur here
-    }
-    let first = *input.get(1)?;
-    let (len, hdr) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*input.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    let whole = input.get(..end)?;
-    Some((whole, &whole[hdr..], &input[end..]))
-}
-
 /// The exact `tbsCertificate` bytes of a DER certificate (what the issuer signed).
+///
+/// They are sliced out of the certificate's own bytes (`der` reads the outer SEQUENCE's
+/// header, then the first element's header, and returns that element's whole TLV), so they
+/// are the signed bytes by construction. Re-encoding the parsed `TbsCertificate` would be
+/// exact only as long as decoding and encoding are perfect inverses for every field (for
+/// example a DEFAULT value written out explicitly would be dropped on re-encoding and the
+/// signature would then fail: x509-cert does exactly that for an explicit `critical FALSE`,
+/// see the test `der_readers::signature_is_checked_over_the_raw_tbs_bytes`); Go verifies over
+/// its raw TBS bytes the same way.
 fn raw_tbs(cert_der: &[u8]) -> Option<&[u8]> {
-    let (_, outer, _) = der_tlv(cert_der)?;
-    let (tbs, _, _) = der_tlv(outer)?;
-    Some(tbs)
+    let cert = AnyRef::from_der(cert_der).ok()?;
+    SliceReader::new(cert.value()).ok()?.tlv_bytes().ok()
 }
 
 /// A parsed certificate with its DER.

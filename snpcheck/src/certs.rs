@@ -4,7 +4,8 @@
 use crate::certtable::{self, CertKind};
 use crate::report::Product;
 use x509_cert::Certificate;
-use x509_cert::der::{Decode, DecodePem, Encode};
+use x509_cert::der::asn1::{AnyRef, UintRef};
+use x509_cert::der::{Decode, DecodePem, Encode, SliceReader, Tag, Tagged};
 
 /// ASVK + ARK bundles (official AMD KDS `cert_chain` for VLEK), see snpcheck/README.md.
 const MILAN_VLEK_BUNDLE: &[u8] = include_bytes!("../certs/ask_ark_milan_vlek.pem");
@@ -33,7 +34,15 @@ impl Role {
     }
 }
 
-/// Split PEM text into certificates (own splitter: `load_pem_chain` can panic on odd input).
+/// Split PEM text into certificates.
+///
+/// Own splitter rather than x509-cert's `Certificate::load_pem_chain`, which can panic on odd
+/// input: in x509-cert 0.2.5 (src/certificate.rs, `load_pem_chain`) the loop condition is
+/// `position < input.len() - 1`, computed after trailing newlines are stripped, so empty or
+/// newline-only input underflows (a panic wherever overflow checks are on, as in the test
+/// builds). It also refuses text around the blocks (comments, `openssl x509 -text` output),
+/// which this splitter skips. Each block is still decoded by `Certificate::from_pem`. The
+/// test `der_values::own_pem_splitter_reason_still_holds` checks that both still apply.
 pub fn parse_pem_all(text: &[u8]) -> Result<Vec<Certificate>, String> {
     const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
     const END: &[u8] = b"-----END CERTIFICATE-----";
@@ -295,47 +304,48 @@ pub fn extension(c: &Certificate, oid: &str) -> Option<Vec<u8>> {
         .map(|e| e.extn_value.as_bytes().to_vec())
 }
 
-/// Minimal DER TLV reader: (tag, contents) for a single-byte tag and definite length.
-fn der_tlv(b: &[u8]) -> Option<(u8, &[u8])> {
-    let tag = *b.first()?;
-    let l0 = *b.get(1)?;
-    let (len, hdr) = if l0 < 0x80 {
-        (usize::from(l0), 2usize)
-    } else {
-        let n = usize::from(l0 & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*b.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let body = b.get(hdr..hdr.checked_add(len)?)?;
-    Some((tag, body))
+/// The first DER element of `b` (trailing bytes are ignored, as the extension values were
+/// always read). The readers below decide as the former hand-written TLV reader did on every
+/// input but one kind: a length in long form that could have been shorter, which DER forbids
+/// and `der` refuses (tests/it/der_values.rs keeps the old reader as the oracle).
+fn first_element(b: &[u8]) -> Option<AnyRef<'_>> {
+    let mut reader = SliceReader::new(b).ok()?;
+    AnyRef::decode(&mut reader).ok()
 }
 
 /// A DER INTEGER as u64 (SPL values).
+///
+/// The value bytes are checked here instead of with `u64::decode`, which would also refuse
+/// superfluous leading zero bytes: these values have always been accepted (up to 9 content
+/// bytes), and the SPL checks must decide exactly as before.
 pub fn der_uint(b: &[u8]) -> Option<u64> {
-    let (tag, body) = der_tlv(b)?;
-    if tag != 0x02 || body.is_empty() || body.len() > 9 {
+    let any = first_element(b)?;
+    let body = any.value();
+    if any.tag() != Tag::Integer || body.is_empty() || body.len() > 9 {
         return None;
     }
     if body.first().is_some_and(|&x| x & 0x80 != 0) {
         return None; // negative
     }
-    let mut v: u64 = 0;
-    for &x in body {
-        v = v.checked_mul(256)?.checked_add(u64::from(x))?;
-    }
-    Some(v)
+    // Leading zeros stripped; more than 8 significant bytes do not fit.
+    let magnitude = UintRef::new(body).ok()?;
+    let bytes = magnitude.as_bytes();
+    let mut be = [0u8; 8];
+    be.get_mut(8usize.checked_sub(bytes.len())?..)?
+        .copy_from_slice(bytes);
+    Some(u64::from_be_bytes(be))
 }
 
-/// A DER string (IA5String, UTF8String, PrintableString).
+/// A DER string (IA5String, UTF8String, PrintableString), bytes taken as UTF-8 with
+/// replacement: the result is only searched for product names, and a string whose bytes break
+/// its type's alphabet is still read as it always was rather than dropped.
 pub fn der_string(b: &[u8]) -> Option<String> {
-    let (tag, body) = der_tlv(b)?;
-    matches!(tag, 0x16 | 0x0c | 0x13).then(|| String::from_utf8_lossy(body).into_owned())
+    let any = first_element(b)?;
+    matches!(
+        any.tag(),
+        Tag::Ia5String | Tag::Utf8String | Tag::PrintableString
+    )
+    .then(|| String::from_utf8_lossy(any.value()).into_owned())
 }
 
 /// hwID: raw bytes, or wrapped in an OCTET STRING.
@@ -343,8 +353,8 @@ pub fn hwid_bytes(v: &[u8]) -> Vec<u8> {
     if v.len() == 64 || v.len() == 8 {
         return v.to_vec();
     }
-    match der_tlv(v) {
-        Some((0x04, body)) if body.len() + 2 <= v.len() => body.to_vec(),
+    match first_element(v) {
+        Some(any) if any.tag() == Tag::OctetString => any.value().to_vec(),
         _ => v.to_vec(),
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod der_readers;
 mod go_interop;
 mod json_golden;
 mod no_panic;

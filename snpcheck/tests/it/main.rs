@@ -4,5 +4,6 @@
 
 mod cli;
 mod common;
+mod der_values;
 mod parsers;
 mod verify;
