@@ -53,6 +53,8 @@ packages=(
   # UKI judges (packaging/tests/it/uki.rs): sbverify; python3-pefile for trixie's ukify 257,
   # which is only unpacked (apt-get download + dpkg-deb, like the systemd-boot-efi stub)
   sbsigntool python3-pefile
+  # a PKCS#11 token for the signing tests (packaging/tests/it/pkcs11.rs)
+  softhsm2
   # the project's firmware (firmware/build-edk2.sh: edk2 2025.02 from trixie's source tarballs)
   nasm acpica-tools uuid-dev patch
   # Debian's own OVMF: the SMM Secure Boot build as an independent judge of the raw variable
@@ -67,6 +69,9 @@ packages=(
   python3-venv
   # a software TPM for the measured-boot judges (packaging/tests/it/measurements_qemu.rs)
   swtpm swtpm-tools
+  # Debian's nginx as the stboot server of the nginx deployments (packaging/lab/src/nginx.rs)
+  # and curl, the host-side judge of what it sends (h2 ALPN, gzip, chunked, redirects)
+  nginx curl
 )
 
 missing=()

@@ -36,7 +36,7 @@ pub struct State {
     pub first_frame_ms: Option<u64>,
     /// Input devices already looked at.
     input_paths: Vec<PathBuf>,
-    /// NEKOS_DEBUG set: log input events to stderr.
+    /// [`debug_logging`]: log keyboards and input events to stderr.
     debug: bool,
 }
 
@@ -134,7 +134,9 @@ impl State {
                     None => Ok(PostAction::Remove),
                 },
             );
-            if res.is_ok() {
+            // Which keyboard was found is a debugging aid: at the default level it would land
+            // on the serial prompt's line right after the first `nekos# `.
+            if res.is_ok() && debug_logging() {
                 eprintln!("nekos-compositor: keyboard {}", path.display());
             }
         }
@@ -186,7 +188,7 @@ impl Compositor {
             presented_client_frames: 0,
             first_frame_ms: None,
             input_paths: Vec::new(),
-            debug: std::env::var_os("NEKOS_DEBUG").is_some(),
+            debug: debug_logging(),
         };
         Ok(Compositor { event_loop, state })
     }
@@ -321,4 +323,10 @@ impl Compositor {
         self.state.stop_child();
         Ok(self.state.exit_code)
     }
+}
+
+/// `NEKOS_DEBUG` set, or init's `nekos.loglevel=debug` (passed on as `NEKOS_LOGLEVEL`).
+fn debug_logging() -> bool {
+    std::env::var_os("NEKOS_DEBUG").is_some()
+        || std::env::var("NEKOS_LOGLEVEL").is_ok_and(|l| l == "debug")
 }

@@ -55,6 +55,18 @@ pub enum LogLevel {
     Debug,
 }
 
+impl LogLevel {
+    /// The option's word, as services get it in NEKOS_LOGLEVEL.
+    pub fn word(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// argv of each `nekos.service=`, in command line order.
@@ -345,6 +357,10 @@ mod tests {
         assert_eq!(p.config.display, DisplayMode::Off);
         assert_eq!(p.config.display_wait_ms, 250);
         assert_eq!(p.config.loglevel, LogLevel::Debug);
+        for word in ["error", "warn", "info", "debug"] {
+            let p = parse(&format!("nekos.loglevel={word}"));
+            assert_eq!(p.config.loglevel.word(), word);
+        }
     }
 
     #[test]

@@ -300,6 +300,11 @@ fn child_env(config: &Config) -> Vec<(String, String)> {
         ("HOME".to_string(), "/root".to_string()),
         ("TERM".to_string(), "linux".to_string()),
         ("XDG_RUNTIME_DIR".to_string(), "/run/user/0".to_string()),
+        // Services keep routine lines off the console (the prompt's line) below debug.
+        (
+            "NEKOS_LOGLEVEL".to_string(),
+            config.loglevel.word().to_string(),
+        ),
     ];
     env.extend(
         config

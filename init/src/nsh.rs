@@ -65,8 +65,8 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "dmesg",
-        usage: "dmesg",
-        help: "print the kernel log",
+        usage: "dmesg [-n level]",
+        help: "print the kernel log; -n sets what reaches the console (debug: all)",
         run: dmesg,
     },
     Builtin {
@@ -491,7 +491,54 @@ pub fn format_kmsg(record: &str) -> Option<String> {
     ))
 }
 
-fn dmesg(_: &[String]) -> Flow {
+/// Priority names as syslog(3) spells them, most urgent first.
+const PRIORITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+
+/// `dmesg -n`'s argument as the kernel's console level (records more urgent than it
+/// reach the console): a number 1-8, or a priority name, which shows that priority and
+/// everything more urgent (as util-linux dmesg reads it: `debug` is 8, all records).
+pub fn console_level(arg: &str) -> Option<u8> {
+    match arg.parse::<u8>() {
+        Ok(n) if (1..=8).contains(&n) => Some(n),
+        Ok(_) => None,
+        Err(_) => PRIORITIES
+            .iter()
+            .position(|p| *p == arg)
+            .and_then(|i| u8::try_from(i + 1).ok()),
+    }
+}
+
+/// `dmesg -n`: the first field of /proc/sys/kernel/printk is the console level (the
+/// kernel leaves the other three as they are when only one is written).
+fn set_console_level(arg: &str) -> Flow {
+    let Some(level) = console_level(arg) else {
+        err(&format!(
+            "nsh: dmesg: -n {arg}: expected 1-8 or one of {}",
+            PRIORITIES.join(", ")
+        ));
+        return Flow::Continue;
+    };
+    match fs::write("/proc/sys/kernel/printk", format!("{level}\n")) {
+        Ok(()) => out(&format!("nsh: dmesg: console level {level}\n")),
+        Err(e) => err(&format!(
+            "nsh: dmesg: /proc/sys/kernel/printk: {}",
+            status::io_error_text(&e)
+        )),
+    }
+    Flow::Continue
+}
+
+fn dmesg(args: &[String]) -> Flow {
+    match args {
+        [] => {}
+        [n, level] if n == "-n" => return set_console_level(level),
+        _ => {
+            err("nsh: dmesg: usage: dmesg [-n level]");
+            return Flow::Continue;
+        }
+    }
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -683,6 +730,18 @@ mod tests {
             Some("[    0.000012] line")
         );
         assert_eq!(format_kmsg("nonsense"), None);
+    }
+
+    #[test]
+    fn console_levels() {
+        assert_eq!(console_level("debug"), Some(8));
+        assert_eq!(console_level("info"), Some(7));
+        assert_eq!(console_level("emerg"), Some(1));
+        assert_eq!(console_level("8"), Some(8));
+        assert_eq!(console_level("1"), Some(1));
+        for bad in ["0", "9", "", "loud", "-1"] {
+            assert_eq!(console_level(bad), None, "{bad}");
+        }
     }
 
     #[test]

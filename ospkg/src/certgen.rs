@@ -12,7 +12,8 @@ use der::asn1::{
     Any, BitString, GeneralizedTime, ObjectIdentifier, OctetString, PrintableStringRef,
 };
 use der::{Decode, Encode};
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::ed25519::signature::Keypair;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use std::fmt;
 use std::time::Duration;
 use x509_cert::Certificate;
@@ -23,7 +24,10 @@ use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::{EncodePublicKey, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::spki::{
+    AlgorithmIdentifier, EncodePublicKey, SignatureAlgorithmIdentifier, SubjectPublicKeyInfoOwned,
+    SubjectPublicKeyInfoRef,
+};
 use x509_cert::time::{Time, Validity};
 
 const KEY_USAGE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
@@ -75,10 +79,10 @@ fn time(unix: i64, what: &str) -> Result<Time, CertError> {
         .map_err(|e| err(what, e))
 }
 
-fn serial(rng: Rng<'_>) -> Result<SerialNumber, CertError> {
+fn serial(rng: Rng<'_>) -> Result<[u8; 16], CertError> {
     let mut bytes = [0u8; 16];
     rng(&mut bytes).map_err(|e| err("randomness", e))?;
-    SerialNumber::new(&bytes).map_err(|e| err("serial number", e))
+    Ok(bytes)
 }
 
 fn new_key(rng: Rng<'_>) -> Result<SigningKey, CertError> {
@@ -134,13 +138,36 @@ impl BuilderProfile for StProfile {
     }
 }
 
+/// The issuer's public key as the x509-cert builder wants a signer (its algorithm, Ed25519):
+/// the tbsCertificate is signed between `finalize` and `assemble`, by whoever holds the key.
+struct Issuer(VerifyingKey);
+
+impl Keypair for Issuer {
+    type VerifyingKey = VerifyingKey;
+
+    fn verifying_key(&self) -> VerifyingKey {
+        self.0
+    }
+}
+
+impl SignatureAlgorithmIdentifier for Issuer {
+    type Params = <VerifyingKey as SignatureAlgorithmIdentifier>::Params;
+
+    const SIGNATURE_ALGORITHM_IDENTIFIER: AlgorithmIdentifier<Self::Params> =
+        VerifyingKey::SIGNATURE_ALGORITHM_IDENTIFIER;
+}
+
+/// Signs a tbsCertificate with pure Ed25519, giving the 64-byte signature.
+pub type SignTbs<'a> = &'a mut dyn FnMut(&[u8]) -> Result<Vec<u8>, CertError>;
+
 fn build(
     profile: StProfile,
-    serial: SerialNumber,
+    serial: [u8; 16],
     valid_from: i64,
     valid_until: i64,
-    subject_key: &SigningKey,
-    issuer_key: &SigningKey,
+    subject_key: &VerifyingKey,
+    issuer_key: &VerifyingKey,
+    sign: SignTbs<'_>,
 ) -> Result<Vec<u8>, CertError> {
     if valid_until <= valid_from {
         return Err(CertError(format!(
@@ -153,17 +180,19 @@ fn build(
         time(valid_from, "valid-from")?,
         time(valid_until, "valid-until")?,
     );
-    let spki = SubjectPublicKeyInfoOwned::from_key(&subject_key.verifying_key())
-        .map_err(|e| err("public key", e))?;
+    let spki =
+        SubjectPublicKeyInfoOwned::from_key(subject_key).map_err(|e| err("public key", e))?;
+    let serial = SerialNumber::new(&serial).map_err(|e| err("serial number", e))?;
     let mut builder = CertificateBuilder::new(profile, serial, validity, spki)
         .map_err(|e| err("certificate", e))?;
+    let issuer = Issuer(*issuer_key);
     let tbs = builder
-        .finalize(issuer_key)
+        .finalize(&issuer)
         .map_err(|e| err("certificate", e))?;
-    let sig = issuer_key.sign(&tbs).to_bytes();
+    let sig = sign(&tbs)?;
     let bits = BitString::from_bytes(&sig).map_err(|e| err("signature", e))?;
     let cert: Certificate = builder
-        .assemble(bits, issuer_key)
+        .assemble(bits, &issuer)
         .map_err(|e| err("certificate", e))?;
     let der = cert.to_der().map_err(|e| err("certificate", e))?;
     Ok(pem::encode("CERTIFICATE", &der))
@@ -188,13 +217,40 @@ pub fn root_certificate(
     valid_until: i64,
     rng: Rng<'_>,
 ) -> Result<Vec<u8>, CertError> {
-    let name = cn_name(key.verifying_key().as_bytes())?;
+    root_certificate_with(
+        &key.verifying_key(),
+        serial(rng)?,
+        valid_from,
+        valid_until,
+        &mut |tbs| Ok(key.sign(tbs).to_bytes().to_vec()),
+    )
+}
+
+/// The self-signed CA certificate [`root_certificate`] makes, for a key of which only the
+/// public half is at hand (a key on a token): `sign` signs the tbsCertificate; `serial` is
+/// 16 random bytes. An error from `sign` is returned as it is.
+pub fn root_certificate_with(
+    public: &VerifyingKey,
+    serial: [u8; 16],
+    valid_from: i64,
+    valid_until: i64,
+    sign: SignTbs<'_>,
+) -> Result<Vec<u8>, CertError> {
+    let name = cn_name(public.as_bytes())?;
     let profile = StProfile {
         subject: name.clone(),
         issuer: name,
         ca: true,
     };
-    build(profile, serial(rng)?, valid_from, valid_until, key, key)
+    build(
+        profile,
+        serial,
+        valid_from,
+        valid_until,
+        public,
+        public,
+        sign,
+    )
 }
 
 /// A new signing key and its certificate issued by the root (`root_cert_pem` must be the
@@ -235,8 +291,9 @@ pub fn generate_leaf(
         serial(rng)?,
         valid_from,
         valid_until,
-        &key,
-        root_key,
+        &key.verifying_key(),
+        &root_key.verifying_key(),
+        &mut |tbs| Ok(root_key.sign(tbs).to_bytes().to_vec()),
     )?;
     Ok((key, pem))
 }

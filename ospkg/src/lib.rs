@@ -24,6 +24,7 @@ mod json;
 mod keys;
 mod model;
 mod pem;
+mod signer;
 mod verify;
 mod zip;
 
@@ -31,7 +32,9 @@ mod zip;
 mod certgen;
 
 #[cfg(feature = "generate")]
-pub use certgen::{CertError, Rng, generate_leaf, generate_root, root_certificate};
+pub use certgen::{
+    CertError, Rng, SignTbs, generate_leaf, generate_root, root_certificate, root_certificate_with,
+};
 pub use json::{JsonError, push_go_string};
 pub use keys::{KeyError, signing_key_from_pem, signing_key_to_pem};
 pub use model::{
@@ -47,7 +50,8 @@ pub use zip::{
     BOOT_DIR, ExtractedPackage, Limits, MANIFEST_NAME, OsPackageArchive, ZipError, crc32,
 };
 
-pub use ed25519_dalek::SigningKey;
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use signer::Ed25519Signer;
 
 use std::fmt;
 

@@ -4,7 +4,7 @@ use crate::model::Descriptor;
 use crate::pem;
 use der::asn1::{AnyRef, ObjectIdentifier};
 use der::{Decode, Reader, SliceReader};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use x509_cert::Certificate;
@@ -106,6 +106,45 @@ fn raw_tbs(cert_der: &[u8]) -> Option<&[u8]> {
     SliceReader::new(cert.value()).ok()?.tlv_bytes().ok()
 }
 
+/// An AlgorithmIdentifier for an error message: the OID, then its parameters as DER hex.
+fn describe_algorithm(a: &x509_cert::spki::AlgorithmIdentifierOwned) -> String {
+    match &a.parameters {
+        None => format!("{} without parameters", a.oid),
+        Some(p) => format!(
+            "{} with parameters {}",
+            a.oid,
+            crate::hex(&der::Encode::to_der(p).unwrap_or_default())
+        ),
+    }
+}
+
+/// RFC 5280 §4.1.1.2: the outer `signatureAlgorithm` MUST be the same algorithm identifier
+/// as the signed `tbsCertificate.signature`; every certificate read here (roots, descriptor
+/// certificates, the signing certificate) is refused when they differ.
+///
+/// The outer field is not covered by the signature, so a mismatch forges nothing, but such a
+/// certificate is malformed, and stboot's Go verifier refuses it when parsing (crypto/x509:
+/// "inner and outer signature algorithm identifiers don't match"); without this check an
+/// Ed25519 certificate whose outer identifier gained NULL parameters verified here but not
+/// in stboot. Compared as DER: `der` decodes only DER and keeps the parameters as their raw
+/// TLV, and an AlgorithmIdentifier has no DEFAULT field, so re-encoding gives back exactly
+/// the bytes that were read.
+fn check_signature_algorithm(cert: &Certificate) -> Result<(), String> {
+    let outer = cert.signature_algorithm();
+    let inner = cert.tbs_certificate().signature();
+    match (der::Encode::to_der(outer), der::Encode::to_der(inner)) {
+        (Ok(o), Ok(i)) if o == i => Ok(()),
+        _ => Err(format!(
+            "certificate \"{}\" is malformed: its outer signatureAlgorithm {} differs from \
+             the signed tbsCertificate.signature {} (RFC 5280 4.1.1.2 requires them to be \
+             identical)",
+            cert.tbs_certificate().subject(),
+            describe_algorithm(outer),
+            describe_algorithm(inner)
+        )),
+    }
+}
+
 /// A parsed certificate with its DER.
 struct Cert {
     der: Vec<u8>,
@@ -116,6 +155,7 @@ impl Cert {
     fn from_der(der: Vec<u8>) -> Result<Self, String> {
         let cert = Certificate::from_der(&der)
             .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
+        check_signature_algorithm(&cert)?;
         Ok(Cert { der, cert })
     }
 
@@ -412,6 +452,8 @@ pub enum SignError {
     Certificate(String),
     KeyMismatch,
     DuplicateCertificate,
+    /// The signer (e.g. a PKCS#11 token) could not sign.
+    Signer(String),
 }
 
 impl fmt::Display for SignError {
@@ -425,6 +467,7 @@ impl fmt::Display for SignError {
             SignError::DuplicateCertificate => {
                 f.write_str("the descriptor already has a signature with this certificate")
             }
+            SignError::Signer(e) => write!(f, "signing: {e}"),
         }
     }
 }
@@ -436,7 +479,7 @@ impl std::error::Error for SignError {}
 /// signature. The certificate must be an Ed25519 X.509 certificate for this key.
 pub fn sign(
     zip_bytes: &[u8],
-    signing_key: &SigningKey,
+    signing_key: &dyn crate::signer::Ed25519Signer,
     cert_pem: &[u8],
 ) -> Result<(Vec<u8>, [u8; 64]), SignError> {
     if zip_bytes.is_empty() {
@@ -448,7 +491,9 @@ pub fn sign(
         return Err(SignError::KeyMismatch);
     }
     let digest = sha256(zip_bytes);
-    let sig = signing_key.sign(&digest).to_bytes();
+    let sig = signing_key
+        .sign_ed25519(&digest)
+        .map_err(SignError::Signer)?;
     Ok((pem::encode("CERTIFICATE", &cert.der), sig))
 }
 
@@ -457,7 +502,7 @@ pub fn sign(
 pub fn sign_descriptor(
     descriptor: &mut Descriptor,
     zip_bytes: &[u8],
-    signing_key: &SigningKey,
+    signing_key: &dyn crate::signer::Ed25519Signer,
     cert_pem: &[u8],
 ) -> Result<(), SignError> {
     let (cert, sig) = sign(zip_bytes, signing_key, cert_pem)?;

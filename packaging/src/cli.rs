@@ -85,6 +85,28 @@ pub enum Cmd {
         #[arg(long = "deployment")]
         deployments: Vec<String>,
     },
+    /// Fuzz the parsers of untrusted input (`cargo run -p nekos-fuzz`, outside the test suite);
+    /// crashing or hanging inputs are saved under target/nekos/fuzz/ and exit 1.
+    Fuzz {
+        /// Total fuzzing time in seconds, split evenly across the selected parsers.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this parser (repeatable); all by default, `--list` names them.
+        #[arg(long = "parser")]
+        parsers: Vec<String>,
+        /// Seed of the mutation streams (default from the clock; printed to repeat a run).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// List the parsers and what each calls.
+        #[arg(long)]
+        list: bool,
+        /// Run one saved input through the one --parser given.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+    },
     /// Build the project's OVMF (pv-vars + AmdSev) from pinned edk2 source, or print the cached one.
     Firmware {
         /// Directory with the nine QEMU_PV_VARS patches (default: NEKOS_EDK2_PATCHES, else the
@@ -133,6 +155,9 @@ pub enum Cmd {
     Stub,
     /// SEV-SNP launch digest of an AmdSev OVMF (+ kernel, initrd, cmdline), like sev-snp-measure.
     SnpMeasure(SnpMeasureArgs),
+    /// Check an SEV-SNP report against this build: verify it as `snpcheck verify` does, then
+    /// name the launch (CPU type, vCPUs, firmware, kernel, initramfs, cmdline) its MEASUREMENT is.
+    Attest(crate::attest_cli::AttestArgs),
     /// Write measurements.json: artifact hashes, predicted PCR 4/7/11 per store, SNP digests.
     Measure(MeasureArgs),
     /// System Transparency OS packages: create | sign | verify | inspect (stmgr-compatible).
@@ -166,6 +191,16 @@ pub enum Genkey {
         /// TESTS ONLY: derive INSECURE, publicly reproducible keys from this hex seed.
         #[arg(long, value_name = "HEX", value_parser = parse_hex)]
         seed: Option<HexBytes>,
+        /// Generate one key (--role) on this PKCS#11 token instead; only its certificate is
+        /// written (--cert). E.g. `pkcs11:token=nekos;object=db?module-path=…`.
+        #[arg(long, value_name = "URI", requires = "cert", conflicts_with_all = ["seed", "dir"])]
+        pkcs11: Option<String>,
+        /// With --pkcs11: which key of the hierarchy (pk, kek, db).
+        #[arg(long, default_value = "db", requires = "pkcs11")]
+        role: String,
+        /// With --pkcs11: where to write the certificate (PEM).
+        #[arg(long, requires = "pkcs11")]
+        cert: Option<PathBuf>,
     },
     /// An Ed25519 key + certificate for OS package signing (as `stmgr keygen certificate`).
     OspkgCert(crate::ospkg_cli::OspkgCertArgs),
@@ -406,6 +441,41 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             eprintln!("nekos: bench results in {}", path.display());
         }
+        Cmd::Fuzz {
+            seconds,
+            parsers,
+            seed,
+            json,
+            list,
+            replay,
+        } => {
+            let root = root()?;
+            // The dev profile on purpose: overflow checks and debug assertions make wrapped
+            // lengths findings, and the crypto crates are optimised there anyway (Cargo.toml).
+            // A separate binary, so this CLI does not link every guest crate.
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(&root)
+                .args(["run", "--quiet", "--locked", "-p", "nekos-fuzz", "--"])
+                .args(["--seconds", &seconds.to_string()])
+                .env("NEKOS_WORKSPACE", &root);
+            for p in &parsers {
+                cmd.args(["--parser", p]);
+            }
+            if let Some(s) = seed {
+                cmd.args(["--seed", &s.to_string()]);
+            }
+            if let Some(r) = &replay {
+                cmd.arg("--replay").arg(r);
+            }
+            cmd.args(json.then_some("--json"))
+                .args(list.then_some("--list"));
+            let status = cmd.status().context("cannot run cargo run -p nekos-fuzz")?;
+            return match status.code() {
+                Some(0) => Ok(ExitCode::SUCCESS),
+                Some(1) => Ok(ExitCode::from(1)),
+                _ => bail!("nekos-fuzz failed ({status})"),
+            };
+        }
         Cmd::Lock { check } => {
             let root = root()?;
             let drift = crate::lock::lock(&root, check)?;
@@ -477,7 +547,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             bail!("repro: name what to build (kernel, initramfs, firmware) or pass --against FILE")
         }
-        Cmd::Genkey(Genkey::SecureBoot { dir, force, seed }) => {
+        Cmd::Genkey(Genkey::SecureBoot {
+            pkcs11: Some(uri),
+            role,
+            cert,
+            force,
+            ..
+        }) => crate::uki_cli::genkey_on_token(&uri, &role, cert.as_deref(), force)?,
+        Cmd::Genkey(Genkey::SecureBoot {
+            dir, force, seed, ..
+        }) => {
             let dir = dir.unwrap_or_else(crate::keys::default_keys_dir);
             if seed.is_some() {
                 eprintln!(
@@ -506,6 +585,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Stub => println!("{}", crate::uki::stub::pinned_stub_path()?.display()),
         Cmd::Ospkg(cmd) => crate::ospkg_cli::ospkg(cmd)?,
         Cmd::Varstore(args) => crate::varstore_cli::varstore(args)?,
+        Cmd::Attest(a) => return Ok(crate::attest_cli::attest(a)),
         Cmd::SnpMeasure(a) => {
             let read = |p: &std::path::Path| {
                 std::fs::read(p).with_context(|| format!("reading {}", p.display()))

@@ -10,6 +10,7 @@ pub use nekos_build::{
 };
 pub use nekos_lab::{attacks, bench, deployments, https_server, qemu, qmp, stboot_server};
 
+pub mod attest_cli;
 pub mod cli;
 pub mod ospkg_cli;
 pub mod uki_cli;

@@ -43,7 +43,9 @@ pub enum OspkgCmd {
     },
     /// Sign NAME.zip with an Ed25519 key and append certificate + signature to NAME.json.
     Sign {
-        /// Signing key (PKCS#8 PEM "PRIVATE KEY", Ed25519).
+        /// Signing key (PKCS#8 PEM "PRIVATE KEY", Ed25519), or an Ed25519 key on a PKCS#11
+        /// token (`pkcs11:token=…;object=…?module-path=…`; PIN from $NEKOS_PKCS11_PIN or a
+        /// prompt).
         #[arg(long)]
         key: PathBuf,
         /// The key's certificate (PEM "CERTIFICATE").
@@ -90,8 +92,12 @@ pub struct OspkgCertArgs {
     #[arg(long, required_unless_present = "is_ca", conflicts_with = "is_ca")]
     root_cert: Option<PathBuf>,
     /// Where to write the new private key (mode 0600).
-    #[arg(long)]
-    out_key: PathBuf,
+    #[arg(long, required_unless_present = "pkcs11", conflicts_with = "pkcs11")]
+    out_key: Option<PathBuf>,
+    /// Generate the key on this PKCS#11 token instead (`pkcs11:token=…;object=…?module-path=…`;
+    /// with --is-ca): the private key stays there, only the certificate is written.
+    #[arg(long, value_name = "URI", requires = "is_ca")]
+    pkcs11: Option<String>,
     /// Where to write the new certificate.
     #[arg(long)]
     out_cert: PathBuf,
@@ -149,6 +155,7 @@ pub fn ospkg_cert(a: OspkgCertArgs) -> Result<()> {
             root_key,
             root_cert,
             out_key,
+            pkcs11,
             out_cert,
             valid_from,
             valid_until,
@@ -156,6 +163,12 @@ pub fn ospkg_cert(a: OspkgCertArgs) -> Result<()> {
         } = a;
         {
             let (from, until) = validity(valid_from.as_deref(), valid_until.as_deref())?;
+            if let Some(uri) = pkcs11 {
+                return ospkg_cert_on_token(&uri, &out_cert, from, until, force);
+            }
+            let Some(out_key) = out_key else {
+                bail!("--out-key is needed unless the key is made on a token (--pkcs11)");
+            };
             let issuer = match (is_ca, root_key, root_cert) {
                 (true, _, _) => None,
                 (false, Some(k), Some(c)) => Some((k, c)),
@@ -179,6 +192,44 @@ pub fn ospkg_cert(a: OspkgCertArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `genkey ospkg-cert --is-ca --pkcs11 URI`: the key pair on the token, the self-signed root
+/// certificate to `out_cert`.
+fn ospkg_cert_on_token(
+    uri: &str,
+    out_cert: &Path,
+    from: i64,
+    until: i64,
+    force: bool,
+) -> Result<()> {
+    if out_cert.exists() && !force {
+        bail!(
+            "{} exists: refusing to overwrite it (pass --force)",
+            out_cert.display()
+        );
+    }
+    let mut serial = [0u8; 16];
+    crate::util::os_random(&mut serial).map_err(|e| anyhow!("randomness: {e}"))?;
+    let g = nekos_build::pkcs11::generate(
+        uri,
+        nekos_build::pkcs11::GenKind::Ed25519 {
+            valid_from: from,
+            valid_until: until,
+            serial,
+        },
+        "",
+    )?;
+    write_atomic(out_cert, &g.certificate, 0o644)?;
+    println!(
+        "generated an Ed25519 key on the token (extractable: {}, sensitive: {}); wrote {} (valid {} .. {})",
+        g.protection.extractable,
+        g.protection.sensitive,
+        out_cert.display(),
+        nekos_ospkg::format_unix(from),
+        nekos_ospkg::format_unix(until)
+    );
     Ok(())
 }
 
@@ -292,11 +343,17 @@ fn read_key(path: &Path) -> Result<SigningKey> {
 /// `ospkg sign`: returns the descriptor path and its signature count.
 pub fn sign(key: &Path, cert: &Path, pkg: &Path) -> Result<(PathBuf, usize)> {
     let (zip_path, json_path) = package_paths(pkg);
-    let key = read_key(key)?;
+    let key: Box<dyn nekos_ospkg::Ed25519Signer> = match key
+        .to_str()
+        .filter(|k| nekos_build::pkcs11::is_pkcs11_uri(k))
+    {
+        Some(uri) => Box::new(nekos_build::pkcs11::Pkcs11Ed25519Signer::open(uri)?),
+        None => Box::new(read_key(key)?),
+    };
     let cert_pem = read(cert, "the signing certificate")?;
     let mut descriptor = read_descriptor(&json_path)?;
     let zip = read(&zip_path, "the package archive")?;
-    nekos_ospkg::sign_descriptor(&mut descriptor, &zip, &key, &cert_pem).map_err(|e| {
+    nekos_ospkg::sign_descriptor(&mut descriptor, &zip, key.as_ref(), &cert_pem).map_err(|e| {
         anyhow!(
             "signing {} with {}: {e}",
             zip_path.display(),

@@ -4,7 +4,8 @@
 
 use anyhow::{Context, Result, bail};
 use nekos_build::authenticode;
-use nekos_build::keys::{self, KeySigner};
+use nekos_build::authenticode::Signer;
+use nekos_build::keys;
 use nekos_build::uki::*;
 use std::path::{Path, PathBuf};
 
@@ -60,8 +61,15 @@ pub struct MakeUkiArgs {
     #[command(flatten)]
     pub inputs: UkiInputArgs,
     /// The Secure Boot hierarchy whose db key signs (default: the NekOS keys directory).
-    #[arg(long, conflicts_with = "no_sign")]
+    #[arg(long, conflicts_with_all = ["no_sign", "key"])]
     pub keys: Option<PathBuf>,
+    /// Sign with this key instead: a key file (with --cert) or a PKCS#11 URI
+    /// (`pkcs11:token=…;object=db?module-path=…`; PIN from $NEKOS_PKCS11_PIN or a prompt).
+    #[arg(long, conflicts_with = "no_sign")]
+    pub key: Option<PathBuf>,
+    /// The certificate of --key (optional for a PKCS#11 key that has one on the token).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
     /// Write only the unsigned `nekos.efi`.
     #[arg(long)]
     pub no_sign: bool,
@@ -78,14 +86,18 @@ pub struct UkiArgs {
     pub output: PathBuf,
 }
 
-/// Which key signs: a hierarchy directory's db key, or a key and certificate file.
+/// Which key signs: a hierarchy directory's db key, a key and certificate file, or a key on
+/// a PKCS#11 token.
 #[derive(clap::Args, Debug)]
 pub struct SignerArgs {
     /// A hierarchy directory (its db.key, db.crt); default: the NekOS keys directory.
     #[arg(long, conflicts_with_all = ["key", "cert"])]
     pub keys: Option<PathBuf>,
-    #[arg(long, requires = "cert")]
+    /// A key file (with --cert) or a PKCS#11 URI (`pkcs11:token=…;object=db?module-path=…`;
+    /// PIN from $NEKOS_PKCS11_PIN or a prompt).
+    #[arg(long)]
     pub key: Option<PathBuf>,
+    /// The certificate of --key (optional for a PKCS#11 key that has one on the token).
     #[arg(long, requires = "key")]
     pub cert: Option<PathBuf>,
 }
@@ -134,22 +146,33 @@ pub fn make_uki(a: MakeUkiArgs) -> Result<()> {
     let [initramfs] = a.inputs.initrds.as_slice() else {
         bail!("make-uki takes one --initrd (`uki` joins several)");
     };
-    let keys_dir = if a.no_sign {
-        None
-    } else {
-        Some(a.keys.clone().unwrap_or_else(keys::default_keys_dir))
+    let signer = match (&a.key, a.no_sign) {
+        (Some(k), _) => Some(keys::load_signer_any(k, a.cert.as_deref())?),
+        (None, true) => None,
+        (None, false) => {
+            let dir = a.keys.clone().unwrap_or_else(keys::default_keys_dir);
+            Some(Box::new(keys::load_db_signer(&dir).with_context(|| {
+                format!(
+                    "loading the db key from {} (create one with `cargo nekos genkey secure-boot`)",
+                    dir.display()
+                )
+            })?) as Box<dyn Signer>)
+        }
     };
-    let out = nekos_build::uki::make_uki(&MakeUkiOptions {
-        kernel: a.inputs.kernel.clone(),
-        initramfs: initramfs.clone(),
-        cmdline: a.inputs.cmdline()?,
-        os_release: a.inputs.os_release_path(),
-        uname: a.inputs.uname.clone(),
-        stub: a.inputs.stub.clone(),
-        sbat: sbat_arg(a.inputs.sbat.as_deref())?,
-        keys_dir,
-        out_dir: a.out_dir,
-    })?;
+    let out = nekos_build::uki::make_uki_with(
+        &MakeUkiOptions {
+            kernel: a.inputs.kernel.clone(),
+            initramfs: initramfs.clone(),
+            cmdline: a.inputs.cmdline()?,
+            os_release: a.inputs.os_release_path(),
+            uname: a.inputs.uname.clone(),
+            stub: a.inputs.stub.clone(),
+            sbat: sbat_arg(a.inputs.sbat.as_deref())?,
+            keys_dir: None,
+            out_dir: a.out_dir,
+        },
+        signer.as_deref(),
+    )?;
     println!("{}", out.unsigned.display());
     if let Some(s) = &out.signed {
         println!("{}", s.display());
@@ -201,11 +224,11 @@ pub fn uki(a: UkiArgs) -> Result<()> {
     Ok(())
 }
 
-fn signer_from(a: &SignerArgs) -> Result<KeySigner> {
-    match (&a.key, &a.cert, &a.keys) {
-        (Some(k), Some(c), _) => keys::load_signer(k, c),
-        (_, _, Some(d)) => keys::load_db_signer(d),
-        _ => keys::load_db_signer(&keys::default_keys_dir()),
+fn signer_from(a: &SignerArgs) -> Result<Box<dyn Signer>> {
+    match (&a.key, &a.keys) {
+        (Some(k), _) => keys::load_signer_any(k, a.cert.as_deref()),
+        (None, Some(d)) => Ok(Box::new(keys::load_db_signer(d)?)),
+        (None, None) => Ok(Box::new(keys::load_db_signer(&keys::default_keys_dir())?)),
     }
 }
 
@@ -214,7 +237,7 @@ pub fn sign(a: SignArgs) -> Result<()> {
     let Some(output) = a.out.or(a.output) else {
         bail!("sign: where to? give OUT.efi or --output");
     };
-    sign_file(&a.input, &output, &signer)?;
+    sign_file(&a.input, &output, signer.as_ref())?;
     println!("{}", output.display());
     Ok(())
 }
@@ -264,5 +287,40 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             s.name, s.virtual_size, s.size_of_raw_data, s.virtual_address, s.sha256
         );
     }
+    Ok(())
+}
+
+/// `genkey secure-boot --pkcs11 URI --role ROLE --cert FILE`: an RSA-2048 key pair made on
+/// the token (non-extractable, sensitive), its self-signed certificate (as the key-file
+/// hierarchy's) stored on the token and written to `cert` — no key file anywhere.
+pub fn genkey_on_token(uri: &str, role: &str, cert: Option<&Path>, force: bool) -> Result<()> {
+    let role = match role.to_ascii_lowercase().as_str() {
+        "pk" => keys::Role::Pk,
+        "kek" => keys::Role::Kek,
+        "db" => keys::Role::Db,
+        other => bail!("--role {other:?}: expected pk, kek or db"),
+    };
+    let Some(cert) = cert else {
+        bail!("--pkcs11 needs --cert FILE: where to write the certificate");
+    };
+    if cert.exists() && !force {
+        bail!(
+            "{} exists: refusing to overwrite it (pass --force)",
+            cert.display()
+        );
+    }
+    let g = nekos_build::pkcs11::generate(
+        uri,
+        nekos_build::pkcs11::GenKind::Rsa(role),
+        role.common_name(),
+    )?;
+    keys::write_atomic(cert, keys::cert_pem(&g.certificate)?.as_bytes(), 0o644)?;
+    println!(
+        "genkey: generated the {} key (RSA-2048) on the token (extractable: {}, sensitive: {}); wrote its certificate to {}",
+        role.stem(),
+        g.protection.extractable,
+        g.protection.sensitive,
+        cert.display()
+    );
     Ok(())
 }

@@ -270,9 +270,58 @@ pub fn der_of(c: &Certificate) -> Vec<u8> {
     c.to_der().unwrap_or_default()
 }
 
-/// Does `signer` sign `signee` (RSA-PSS SHA-384, via the sev crate)?
+/// How a certificate is named in errors: its role and subject CN, e.g. `VCEK certificate
+/// "SEV-VCEK"`.
+pub fn describe(c: &Certificate) -> String {
+    let role = role_from_cn(c).map_or("X.509", Role::name);
+    format!("{role} certificate \"{}\"", subject_cn(c))
+}
+
+/// An AlgorithmIdentifier for an error message: the OID, then its parameters as DER hex.
+fn describe_algorithm(a: &x509_cert::spki::AlgorithmIdentifierOwned) -> String {
+    match &a.parameters {
+        None => format!("{} without parameters", a.oid),
+        Some(p) => format!(
+            "{} with parameters {}",
+            a.oid,
+            crate::hex::encode(&p.to_der().unwrap_or_default())
+        ),
+    }
+}
+
+/// RFC 5280 §4.1.1.2: the outer `signatureAlgorithm` MUST be the same algorithm identifier as
+/// the signed `tbsCertificate.signature`; a certificate where they differ is refused.
+///
+/// The outer field is not covered by the signature, so a mismatch forges nothing, but the
+/// certificate is malformed and a verifier that reads one field while another reads the other
+/// can be made to disagree. The sev crate reads only the outer OID (it must be RSASSA-PSS) and
+/// then verifies PSS with SHA-384 whatever the parameters say, so a VCEK whose outer
+/// parameters were dropped, set to NULL or changed (hash, salt length) still verified there.
+/// Go's crypto/x509 refuses the same mismatch ("inner and outer signature algorithm
+/// identifiers don't match").
+///
+/// Compared as DER: `der` decodes only DER (minimal lengths, definite form) and keeps the
+/// parameters as their raw TLV, so re-encoding gives back exactly the bytes that were read.
+pub fn check_signature_algorithm(c: &Certificate) -> Result<(), String> {
+    let outer = &c.signature_algorithm;
+    let inner = &c.tbs_certificate.signature;
+    match (outer.to_der(), inner.to_der()) {
+        (Ok(o), Ok(i)) if o == i => Ok(()),
+        _ => Err(format!(
+            "{} is malformed: its outer signatureAlgorithm {} differs from the signed \
+             tbsCertificate.signature {} (RFC 5280 4.1.1.2 requires them to be identical)",
+            describe(c),
+            describe_algorithm(outer),
+            describe_algorithm(inner)
+        )),
+    }
+}
+
+/// Does `signer` sign `signee` (RSA-PSS SHA-384, via the sev crate)? A `signee` whose outer
+/// and signed algorithm identifiers differ is refused first ([`check_signature_algorithm`]).
 pub fn signs(signer: &Certificate, signee: &Certificate) -> Result<(), String> {
     use sev::certs::snp::{Certificate as SevCert, Verifiable};
+    check_signature_algorithm(signee)?;
     let a = SevCert::from(signer.clone());
     let b = SevCert::from(signee.clone());
     (&a, &b).verify().map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 use crate::certs::{CertSet, Role};
 use crate::certtable;
 use crate::detect::{self, Evidence, Verdict};
+use crate::expected;
 use crate::fetch::{self, FetchError, Fetched};
 use crate::hex;
 use crate::json::Json;
@@ -16,6 +17,8 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_NOT_SNP: i32 = 3;
 pub const EXIT_IO: i32 = 4;
+/// Verified, but the MEASUREMENT is none of the launch digests `--expected-from` lists.
+pub const EXIT_NO_BUILD: i32 = 5;
 
 pub const USAGE: &str = "\
 snpcheck - in-guest AMD SEV-SNP checker
@@ -28,7 +31,12 @@ USAGE:
                   [--product milan|genoa|turin] [--forbid-debug] [--forbid-migration-agent]
                   [--forbid-smt] [--expected-measurement HEX] [--host-data HEX]
                   [--report-data HEX] [--nonce HEX | --random] [--vmpl N]
-                                         verify a report file, or a fresh live report
+                  [--expected-from measurements.json] [--trust-ark FILE]
+                                         verify a report file, or a fresh live report;
+                                         --expected-from: which build's launch it is, and
+                                         the policy bits that build expects
+                                         --trust-ark: TESTS/LABS ONLY, anchor the chain at
+                                         this root instead of AMD's built-in ARKs
   snpcheck show FILE [--product P]       print every field of a report (raw or hex text)
   snpcheck help | version
 
@@ -37,6 +45,7 @@ USAGE:
 EXIT CODES:
   0 ok / verified / SEV-SNP active    1 verification or a check failed
   2 bad input (usage, malformed file) 3 SEV-SNP is not active     4 I/O error
+  5 verified, but the MEASUREMENT is no launch digest of --expected-from
 ";
 
 /// A failure with its exit code.
@@ -94,6 +103,8 @@ fn known_opts(cmd: &str) -> &'static [(&'static str, bool)] {
             ("nonce", true),
             ("random", false),
             ("vmpl", true),
+            ("expected-from", true),
+            ("trust-ark", true),
         ],
         "show" => &[("product", true)],
         _ => &[],
@@ -274,6 +285,12 @@ fn read_file(path: &str) -> Result<Vec<u8>, Fail> {
 
 /// Entry point: returns the exit code.
 pub fn run(raw: Vec<String>) -> i32 {
+    run_with(raw, &[])
+}
+
+/// [`run`], with launches `verify --expected-from` may also name when no listed one matches
+/// (the host computes them from the same artifacts: `cargo nekos attest`).
+pub fn run_with(raw: Vec<String>, extra: &[expected::Launch]) -> i32 {
     let json = raw.iter().any(|a| a == "--json");
     let cmd_guess = raw
         .iter()
@@ -300,7 +317,7 @@ pub fn run(raw: Vec<String>) -> i32 {
         }
         "status" => cmd_status(&a),
         "report" => cmd_report(&a),
-        "verify" => cmd_verify(&a),
+        "verify" => cmd_verify(&a, extra),
         "show" => cmd_show(&a),
         _ => Err(bad("unknown command")),
     });
@@ -598,7 +615,37 @@ fn load_certs_arg(set: &mut CertSet, path: &str) -> Result<(), Fail> {
     }
 }
 
-fn cmd_verify(a: &Args) -> Result<i32, Fail> {
+/// `--expected-from FILE`: the build it names (bad file: exit 2, unreadable: exit 4).
+fn expected_build(a: &Args) -> Result<Option<(String, expected::Build)>, Fail> {
+    let Some(path) = a.val("expected-from") else {
+        return Ok(None);
+    };
+    let bytes = read_file(path)?;
+    let b = expected::parse(&bytes).map_err(|e| bad(format!("--expected-from {path}: {e}")))?;
+    Ok(Some((path.to_string(), b)))
+}
+
+/// `--trust-ark FILE`: one self-contained root certificate.
+fn trust_ark(a: &Args) -> Result<Option<(String, x509_cert::Certificate)>, Fail> {
+    let Some(path) = a.val("trust-ark") else {
+        return Ok(None);
+    };
+    let bytes = read_file(path)?;
+    let mut certs =
+        crate::certs::load(&bytes).map_err(|e| bad(format!("--trust-ark {path}: {e}")))?;
+    if certs.len() != 1 {
+        return Err(bad(format!(
+            "--trust-ark {path}: expected one certificate, found {}",
+            certs.len()
+        )));
+    }
+    Ok(certs.pop().map(|c| (path.to_string(), c)))
+}
+
+fn cmd_verify(a: &Args, extra: &[expected::Launch]) -> Result<i32, Fail> {
+    let build = expected_build(a)?;
+    let anchor = trust_ark(a)?;
+    let mut hints = expected::Hints::default();
     let product = a.product()?;
     let mut exp = Expect {
         product,
@@ -671,6 +718,12 @@ fn cmd_verify(a: &Args) -> Result<i32, Fail> {
                 }
             }
             source = format!("live report via {}", f.via);
+            // A live report is this guest's own launch: its vCPU count ranks the candidates.
+            // (sysfs rather than std's available_parallelism: the same answer in the guest,
+            // without 12 KB of cgroup-quota code in the binary.)
+            hints.vcpus = std::fs::read_to_string("/sys/devices/system/cpu/online")
+                .ok()
+                .and_then(|t| expected::cpu_count(&t));
             live = Json::obj()
                 .with("via", f.via)
                 .with("nonce", nonce.as_deref().map(hex::encode))
@@ -678,9 +731,26 @@ fn cmd_verify(a: &Args) -> Result<i32, Fail> {
             rep
         }
     };
-    let out = verify::verify(&rep, &set, &exp);
+    let mut out = match &anchor {
+        Some((path, root)) => {
+            crate::anchor::verify_with_root(&rep, &set, &exp, root, &format!("--trust-ark {path}"))
+        }
+        None => verify::verify(&rep, &set, &exp),
+    };
     let verified = out.verified();
-    let code = if verified { EXIT_OK } else { EXIT_FAILED };
+    // The build's policy bits count as checks; its launch digest decides exit 5.
+    let lookup = build.as_ref().map(|(_, b)| {
+        out.checks.extend(expected::policy_checks(b, &rep));
+        expected::lookup(b, rep.measurement(), extra, &hints)
+    });
+    let policy_ok = out.checks.iter().all(|c| c.status != Status::Fail);
+    let code = if !verified || !policy_ok {
+        EXIT_FAILED
+    } else if lookup.as_ref().is_some_and(|l| !l.matched()) {
+        EXIT_NO_BUILD
+    } else {
+        EXIT_OK
+    };
     let mut h = format!(
         "report: {source} (version {}, VMPL {}, measurement {})\n",
         rep.version(),
@@ -693,7 +763,20 @@ fn cmd_verify(a: &Args) -> Result<i32, Fail> {
     for c in &out.checks {
         h.push_str(&format!("{} {}: {}\n", mark(c.status), c.name, c.detail));
     }
-    if verified {
+    if let (Some((path, b)), Some(l)) = (&build, &lookup) {
+        h.push_str(&format!("expected from {path}:\n"));
+        h.push_str(&expected::human(b, rep.measurement(), l, &hints));
+    }
+    if let Some((path, _)) = &anchor {
+        h.push_str(&format!(
+            "warning: chain anchored at --trust-ark {path}, not at AMD's roots\n"
+        ));
+    }
+    if verified && !policy_ok {
+        h.push_str("NOT VERIFIED: the report's POLICY allows what the build's policy does not\n");
+    } else if code == EXIT_NO_BUILD {
+        h.push_str("VERIFIED, but it is no launch of this build (exit 5)\n");
+    } else if verified {
         h.push_str("VERIFIED: chain, signature and all requested checks pass\n");
     } else {
         let failed = out.failed();
@@ -716,6 +799,19 @@ fn cmd_verify(a: &Args) -> Result<i32, Fail> {
         Json::Arr(set.sources.iter().map(|s| Json::from(s.as_str())).collect()),
     );
     j.set("live", live);
+    if let (Some((path, b)), Some(l)) = (&build, &lookup) {
+        j.set(
+            "expected",
+            expected::to_json(b, l).with("file", path.as_str()),
+        );
+    }
+    j.set(
+        "trust_ark",
+        anchor
+            .as_ref()
+            .map(|(p, _)| Json::from(p.as_str()))
+            .unwrap_or(Json::Null),
+    );
     j.set("report", rep.to_json(out.product));
     emit(a, j, &h);
     Ok(code)

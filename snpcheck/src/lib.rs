@@ -4,14 +4,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![deny(unsafe_code)]
 
+pub mod anchor;
 pub mod certs;
 pub mod certtable;
 pub mod cli;
 pub mod detect;
+pub mod expected;
 pub mod fetch;
 pub mod hex;
 pub mod json;
 pub mod report;
+pub mod synthetic;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod verify;

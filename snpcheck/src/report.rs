@@ -2,7 +2,8 @@
 //!
 //! Unlike `sev::firmware::guest::AttestationReport::from_bytes`, it accepts version 2 reports with
 //! a masked CHIP_ID, non-zero reserved bytes and version 5 reports, and keeps the raw bytes so the
-//! signature is checked over exactly what the firmware signed (0x000..0x2A0).
+//! signature is checked over exactly what the firmware signed (0x000..0x2A0). Verification (not
+//! this parser) refuses non-zero reserved bytes after the signature, see [`SIG_RESERVED_OFFSET`].
 
 use crate::hex;
 use crate::json::Json;
@@ -13,6 +14,14 @@ pub const REPORT_LEN: usize = 0x4A0;
 pub const SIGNED_LEN: usize = 0x2A0;
 /// Offset of the signature (R at +0, S at +0x48; 72-byte little-endian each).
 pub const SIG_OFFSET: usize = 0x2A0;
+/// Offset of the rest of the signature area after R and S: bytes 0x330..0x4A0 are reserved
+/// (ABI spec #56860, ECDSA P-384 signature format: R 0x00..0x48, S 0x48..0x90, reserved
+/// 0x90..0x200). The firmware writes zeros there, and every real report in tests/fixtures has
+/// zeros there. These bytes are not covered by the signature, so anyone could fill them without
+/// breaking it: verification refuses a report where any of them is non-zero (see
+/// `verify::verify_signature`), so exactly one 1184-byte string verifies per signed report.
+/// The parser itself stays lenient and still shows such a report.
+pub const SIG_RESERVED_OFFSET: usize = SIG_OFFSET + 2 * 72;
 /// Lowest and highest report version this parser knows.
 pub const MIN_VERSION: u32 = 2;
 pub const MAX_VERSION: u32 = 5;
@@ -312,6 +321,17 @@ impl Report {
     }
     pub fn signature_s(&self) -> &[u8] {
         self.slice(SIG_OFFSET + 72, 72)
+    }
+    /// The reserved bytes after R and S (0x330..0x4A0), see [`SIG_RESERVED_OFFSET`].
+    pub fn signature_reserved(&self) -> &[u8] {
+        self.slice(SIG_RESERVED_OFFSET, REPORT_LEN - SIG_RESERVED_OFFSET)
+    }
+    /// Offset and value of the first non-zero reserved byte after the signature, if any.
+    pub fn signature_reserved_nonzero(&self) -> Option<(usize, u8)> {
+        self.signature_reserved()
+            .iter()
+            .position(|&b| b != 0)
+            .map(|i| (SIG_RESERVED_OFFSET + i, self.u8_at(SIG_RESERVED_OFFSET + i)))
     }
 
     /// Every field, in report order: (name, JSON value, human text).

@@ -5,7 +5,7 @@
 use crate::certs::{self, CertSet, Role};
 use crate::hex;
 use crate::json::Json;
-use crate::report::{Product, Report, SIGNED_LEN, Tcb, policy};
+use crate::report::{Product, REPORT_LEN, Report, SIG_RESERVED_OFFSET, SIGNED_LEN, Tcb, policy};
 use x509_cert::Certificate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +122,8 @@ impl Outcome {
     }
 }
 
-/// ECDSA P-384/SHA-384 over the raw signed bytes 0x000..0x2A0 with a SEC1 public key.
+/// ECDSA P-384/SHA-384 over the raw signed bytes 0x000..0x2A0 with a SEC1 public key; the
+/// unused high bytes of R and S and the reserved bytes after them must be zero.
 pub fn verify_signature(report: &Report, sec1: &[u8]) -> Result<(), String> {
     use p384::ecdsa::signature::Verifier;
     use p384::ecdsa::{Signature, VerifyingKey};
@@ -139,6 +140,14 @@ pub fn verify_signature(report: &Report, sec1: &[u8]) -> Result<(), String> {
         .any(|&b| b != 0)
     {
         return Err("signature R/S have non-zero bytes above 48".into());
+    }
+    // Unsigned, reserved, written as zeros by the firmware: refused rather than ignored, so a
+    // report cannot carry data there that merely looks attested (report.rs SIG_RESERVED_OFFSET).
+    if let Some((at, b)) = report.signature_reserved_nonzero() {
+        return Err(format!(
+            "reserved byte 0x{at:03X} after the signature is {b:#04x}: bytes \
+             0x{SIG_RESERVED_OFFSET:03X}..0x{REPORT_LEN:03X} must be zero (they are not signed)"
+        ));
     }
     let mut r = [0u8; 48];
     let mut s = [0u8; 48];
@@ -349,14 +358,15 @@ pub fn verify(report: &Report, certs: &CertSet, exp: &Expect) -> Outcome {
                 }
                 Ok(mid) if ark_ok => {
                     let name = certs::subject_cn(&mid);
-                    if o.result(
-                        "ASK chain",
+                    // A malformed certificate is refused as such, not as "not signed".
+                    let checked = certs::check_signature_algorithm(&mid).and_then(|()| {
                         certs::signs(&ark, &mid)
                             .map(|_| format!("{mid_src} \"{name}\" is signed by ARK-{pname}"))
                             .map_err(|e| {
                                 format!("{mid_src} \"{name}\" is not signed by ARK-{pname}: {e}")
-                            }),
-                    ) {
+                            })
+                    });
+                    if o.result("ASK chain", checked) {
                         ca = Some(mid);
                     }
                 }
@@ -377,8 +387,7 @@ pub fn verify(report: &Report, certs: &CertSet, exp: &Expect) -> Outcome {
             "no verified ASK/ASVK",
         ),
         (Some(v), Some(ask)) => {
-            o.result(
-                "endorsement key chain",
+            let checked = certs::check_signature_algorithm(v).and_then(|()| {
                 certs::signs(ask, v)
                     .map(|_| format!("{role_name} is signed by \"{}\"", certs::subject_cn(ask)))
                     .map_err(|e| {
@@ -386,8 +395,9 @@ pub fn verify(report: &Report, certs: &CertSet, exp: &Expect) -> Outcome {
                             "{role_name} is not signed by \"{}\": {e}",
                             certs::subject_cn(ask)
                         )
-                    }),
-            );
+                    })
+            });
+            o.result("endorsement key chain", checked);
         }
     }
 

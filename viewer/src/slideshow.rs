@@ -87,7 +87,9 @@ struct Slideshow {
     next_switch: Option<Instant>,
     message_shown: bool,
     jobs: mpsc::Sender<Job>,
-    log: Log,
+    /// Whether the once-per-run "showing" line (a boot marker) is out.
+    announced: bool,
+    log: LevelLog,
 }
 
 impl Slideshow {
@@ -137,7 +139,14 @@ impl Slideshow {
 
     fn display(&mut self, idx: usize, frame: &Frame, win: &mut Window) {
         if let Some(p) = self.photos.get(idx) {
-            (self.log)(&format!("viewer: showing {}", file_name(p)));
+            // The first photo is a boot marker; every later one is routine.
+            let level = if self.announced {
+                Level::Routine
+            } else {
+                Level::Notice
+            };
+            self.announced = true;
+            (self.log)(level, &format!("viewer: showing {}", file_name(p)));
         }
         win.present(frame);
         self.want = None;
@@ -171,7 +180,10 @@ impl Slideshow {
         };
         let f = message_frame(&lines, self.size.0, self.size.1);
         win.present(&f);
-        (self.log)(&format!("viewer: no photos to show in {dir}"));
+        (self.log)(
+            Level::Notice,
+            &format!("viewer: no photos to show in {dir}"),
+        );
         self.message_shown = true;
         self.next_switch = None;
     }
@@ -195,7 +207,8 @@ impl Slideshow {
                     .get(d.idx)
                     .map(|p| file_name(p))
                     .unwrap_or_default();
-                (self.log)(&format!("viewer: skipping {name}: {e}"));
+                // Once per file (it is marked bad), and the owner wants to know.
+                (self.log)(Level::Notice, &format!("viewer: skipping {name}: {e}"));
                 self.browser.mark_bad(d.idx);
                 if self.want == Some(d.idx) {
                     self.want = None;
@@ -225,7 +238,7 @@ impl Slideshow {
             KEY_P => {
                 self.paused = !self.paused;
                 let what = if self.paused { "paused" } else { "resumed" };
-                (self.log)(&format!("viewer: {what}"));
+                (self.log)(Level::Routine, &format!("viewer: {what}"));
                 self.restart_timer();
             }
             _ => {}
@@ -276,9 +289,23 @@ impl Slideshow {
     }
 }
 
+/// How much a log line matters to someone at the serial console, which is also where
+/// the prompt is: routine lines would land in the middle of what they type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Once per run, or a problem: the first photo shown, a skipped file, an empty
+    /// directory.
+    Notice,
+    /// Repeats while the slideshow runs: every later photo, pause and resume.
+    Routine,
+}
+
 /// Where the slideshow's log lines go ("viewer: showing NAME", "viewer: skipping NAME:
-/// why", ...): stdout in the binary, a channel in tests.
+/// why", ...), without their level: a channel in tests.
 pub type Log = Box<dyn FnMut(&str) + Send>;
+
+/// The same with each line's level: the binary sends routine lines to the kernel log.
+pub type LevelLog = Box<dyn FnMut(Level, &str) + Send>;
 
 /// Runs the slideshow on an already-connected Wayland socket (the compositor's end of a
 /// socketpair, or a test's) until the compositor closes the window or the connection.
@@ -293,7 +320,22 @@ pub fn run_on_socket(
 }
 
 /// Runs the slideshow on a Wayland connection.
-pub fn run(conn: Connection, cfg: Config, photos: Vec<PathBuf>, log: Log) -> Result<(), String> {
+pub fn run(
+    conn: Connection,
+    cfg: Config,
+    photos: Vec<PathBuf>,
+    mut log: Log,
+) -> Result<(), String> {
+    run_with_levels(conn, cfg, photos, Box::new(move |_, line| log(line)))
+}
+
+/// Runs the slideshow on a Wayland connection, logging each line with its level.
+pub fn run_with_levels(
+    conn: Connection,
+    cfg: Config,
+    photos: Vec<PathBuf>,
+    log: LevelLog,
+) -> Result<(), String> {
     let mut win = Window::new(conn, "NekOS cats")?;
     let (jobs, done) = start_decoder(win.waker());
     let browser = Browser::new(photos.len(), cfg.order, cfg.seed);
@@ -310,6 +352,7 @@ pub fn run(conn: Connection, cfg: Config, photos: Vec<PathBuf>, log: Log) -> Res
         next_switch: None,
         message_shown: false,
         jobs,
+        announced: false,
         log,
     };
     loop {

@@ -25,7 +25,8 @@
 //!   every GET opens its own, so a server that closes keep-alive connections
 //!   between GETs costs nothing.
 //! - Redirects are followed here, not by ureq, so a loop is an error at once
-//!   and each hop is logged.
+//!   and each hop is logged; an error after a redirect names the URL it
+//!   happened at (`redirected to https://…: certificate not trusted …`).
 //! - Retries: the caller's `retry` (8 tries 1 s apart, as stboot does).
 //!
 //! Errors are one line: what failed and why (`certificate not trusted
@@ -136,7 +137,7 @@ pub fn get(url: &Url, tls: &Tls, limits: &Limits) -> Result<(Url, Vec<u8>), Stri
             .timeout_global(Some(left))
             .build()
             .call()
-            .map_err(|e| error_text(&e, &current, limits))?;
+            .map_err(|e| hop_text(error_text(&e, &current, limits), &seen, &current))?;
         let status = response.status();
         let code = status.as_u16();
         if matches!(code, 301 | 302 | 303 | 307 | 308) {
@@ -154,22 +155,35 @@ pub fn get(url: &Url, tls: &Tls, limits: &Limits) -> Result<(Url, Vec<u8>), Stri
         if code != 200 {
             // ureq keeps no reason phrase; the standard one for the code.
             let reason = status.canonical_reason().unwrap_or_default();
-            return Err(format!("HTTP {code} {reason}").trim_end().to_string());
+            let text = format!("HTTP {code} {reason}").trim_end().to_string();
+            return Err(hop_text(text, &seen, &current));
         }
         let max = limits.max_bytes;
         // Refused before reading when the server says so up front.
         if let Some(n) = response.body().content_length()
             && n > max
         {
-            return Err(format!("larger than {max} bytes (Content-Length {n})"));
+            let text = format!("larger than {max} bytes (Content-Length {n})");
+            return Err(hop_text(text, &seen, &current));
         }
         let body = response
             .body_mut()
             .with_config()
             .limit(max)
             .read_to_vec()
-            .map_err(|e| error_text(&e, &current, limits))?;
+            .map_err(|e| hop_text(error_text(&e, &current, limits), &seen, &current))?;
         return Ok((current, body));
+    }
+}
+
+/// An error after a redirect names the URL it happened at: the caller's line names only
+/// the URL it asked for, and a certificate refused at another host must not read as the
+/// first host's.
+fn hop_text(text: String, seen: &[Url], current: &Url) -> String {
+    if seen.is_empty() {
+        text
+    } else {
+        format!("redirected to {current}: {text}")
     }
 }
 
@@ -678,6 +692,21 @@ mod tests {
         let requests = t.join().unwrap();
         assert_eq!(requests[0], "GET /start HTTP/1.1");
         assert_eq!(requests[1], "GET /pkg/nekos.json HTTP/1.1");
+    }
+
+    #[test]
+    fn an_error_after_a_redirect_names_where_it_happened() {
+        let (port, t) = serve(vec![
+            b"HTTP/1.1 302 Found\r\nLocation: /moved\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ]);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/start")).unwrap();
+        let e = get(&url, &tls_dummy(), &Limits::DESCRIPTOR).unwrap_err();
+        assert_eq!(
+            e,
+            format!("redirected to http://127.0.0.1:{port}/moved: HTTP 404 Not Found")
+        );
+        t.join().unwrap();
     }
 
     #[test]

@@ -28,12 +28,12 @@
 //! make them unpredictable) reboot at once.
 
 mod config;
-mod dhcp;
-mod fetch;
 mod kexec;
 mod measure;
 mod net;
-mod url;
+
+// The network-facing readers live in the library (lib.rs) so the fuzzer runs the same code.
+use nekos_stboot::{dhcp, fetch, url};
 
 use nekos_ospkg as ospkg;
 
@@ -82,6 +82,15 @@ const DEFAULT_DEADLINE_S: u64 = 120;
 fn main() -> std::process::ExitCode {
     // Diagnostics beyond the console markers go to the kernel log, as init's do.
     let _ = kernlog::init();
+    // kernlog passes everything; ureq and rustls log each read and TLS record at debug and
+    // trace, which made one download ~700,000 rate-limited kmsg lines (hiding our own).
+    log::set_max_level(
+        if std::env::var("NEKOS_LOGLEVEL").is_ok_and(|l| l == "debug") {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Info
+        },
+    );
     let deadline = match parse_args(std::env::args().skip(1)) {
         Ok(d) => d,
         Err(e) => {

@@ -7,5 +7,6 @@ mod der_readers;
 mod go_interop;
 mod json_golden;
 mod no_panic;
+mod strict_certs;
 mod verify;
 mod zip;

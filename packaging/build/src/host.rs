@@ -68,6 +68,11 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
     ("mcopy", "mtools", "judging the ESP disk image in tests"),
     ("sbverify", "sbsigntool", "judging signed UKIs in tests"),
     (
+        "softhsm2-util",
+        "softhsm2",
+        "a PKCS#11 token for the signing tests",
+    ),
+    (
         "osslsigncode",
         "osslsigncode (2.9, from bookworm-backports)",
         "judging signed UKIs in tests",
@@ -81,6 +86,16 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
         "swtpm",
         "swtpm",
         "a software TPM for the measured-boot tests",
+    ),
+    (
+        "/usr/sbin/nginx",
+        "nginx",
+        "Debian's nginx as the server of the stboot nginx deployments",
+    ),
+    (
+        "curl",
+        "curl",
+        "judging what nginx sends in the stboot nginx tests",
     ),
 ];
 

@@ -29,6 +29,7 @@ pub mod keys;
 pub mod lock;
 pub mod measurements;
 pub mod pins;
+pub mod pkcs11;
 pub mod progress;
 pub mod snpmeasure;
 pub mod stboot;

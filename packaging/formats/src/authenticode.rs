@@ -23,7 +23,6 @@ use der::asn1::{Any, BitString, BmpString, Ia5String, ObjectIdentifier, OctetStr
 use der::{Choice, Decode, Encode, EncodeValue, Reader, Sequence, SliceReader, Tagged, ValueOrd};
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::sha2::{Digest, Sha256};
-use x509_cert::Certificate;
 use x509_cert::attr::{Attribute, Attributes};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -308,8 +307,7 @@ fn single_value(attrs: &Attributes, oid: ObjectIdentifier) -> Result<&Any> {
 /// The DER PKCS#7 ContentInfo(SignedData) for an image hash, signed by `signer`.
 pub fn signed_data(image_hash: &[u8; 32], signer: &dyn Signer) -> Result<Vec<u8>> {
     let cert_der = signer.certificate_der();
-    let cert =
-        Certificate::from_der(cert_der).context("the signer's certificate is not X.509 DER")?;
+    let cert = crate::keys::decode_certificate(cert_der).context("the signer's certificate")?;
     let spc = spc_indirect_data_content(image_hash)?;
     let signed_attrs = Attributes::try_from(vec![
         attribute(OID_CONTENT_TYPE, &OID_SPC_INDIRECT_DATA)?,
@@ -533,7 +531,8 @@ pub fn verify(image: &[u8], trusted_cert_der: Option<&[u8]>) -> Result<VerifyRep
         None | Some([]) => bail!("no certificate in the signature"),
         Some(_) => bail!("more than one certificate in the signature"),
     };
-    let parsed = Certificate::from_der(&cert).context("the embedded certificate is not X.509")?;
+    let parsed =
+        crate::keys::decode_certificate(&cert).context("the embedded signer certificate")?;
     let tbs = parsed.tbs_certificate();
     let sid = &si.issuer_and_serial_number;
     if &sid.issuer != tbs.issuer() || &sid.serial_number != tbs.serial_number() {
@@ -601,6 +600,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_image_whose_signer_certificate_has_a_mismatched_outer_algorithm_is_refused() {
+        use crate::keys::tests::{OUTER_MUTANTS, with_outer_algorithm};
+        let (signed, signer) = signed_sample();
+        let cert = signer.certificate_der();
+        let at = signed.windows(cert.len()).position(|w| w == cert).unwrap();
+        // sha384WithRSAEncryption has the same length, so it can be patched in place.
+        let (attack, alg, named) = OUTER_MUTANTS[1];
+        let m = with_outer_algorithm(cert, alg);
+        assert_eq!(m.len(), cert.len(), "{attack}");
+        let mut bad = signed.clone();
+        bad[at..at + m.len()].copy_from_slice(&m);
+        for trusted in [None, Some(cert)] {
+            let e = format!("{:#}", verify(&bad, trusted).unwrap_err());
+            assert!(
+                e.starts_with("the embedded signer certificate: certificate \"CN=")
+                    && e.contains(&format!("outer signatureAlgorithm {named} differs")),
+                "{e}"
+            );
+        }
+        // Signing with such a certificate is refused before anything is signed.
+        let h = generate_hierarchy(Some(b"nekos-formats pin")).unwrap();
+        let e = KeySigner::new(h.get(Role::Db).unwrap().key.clone(), m)
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("is malformed"), "{e:#}");
     }
 
     #[test]

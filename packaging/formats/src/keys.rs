@@ -14,16 +14,18 @@ use crate::digest::sha256;
 use crate::signer::Signer;
 use anyhow::{Result, anyhow, bail};
 use chacha20::ChaCha20Rng;
-use der::asn1::{Any, GeneralizedTime, ObjectIdentifier, OctetString, UtcTime};
+use der::asn1::{Any, AnyRef, GeneralizedTime, ObjectIdentifier, OctetString, UtcTime};
 use der::oid::AssociatedOid;
 use der::{Decode, Encode, Sequence, SliceReader, Tag};
 use pkcs1::DecodeRsaPrivateKey;
 use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rand_core_compat::SeedableRng;
-use rsa::pkcs1v15::{Pkcs1v15Sign, SigningKey};
+use rsa::pkcs1v15::{Pkcs1v15Sign, VerifyingKey};
 use rsa::sha2::{Digest, Sha256};
+use rsa::signature;
 use rsa::traits::PublicKeyParts;
 use rsa::{PrivateKey, PublicKey};
+use std::cell::RefCell;
 use std::time::Duration;
 use x509_cert::Certificate;
 use x509_cert::attr::AttributeTypeAndValue;
@@ -36,7 +38,9 @@ use x509_cert::ext::pkix::{
 };
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned};
+use x509_cert::spki::{
+    AlgorithmIdentifierRef, SignatureAlgorithmIdentifier, SubjectPublicKeyInfoOwned,
+};
 use x509_cert::time::{Time, Validity};
 
 // rand_core as re-exported by rsa (0.10), matching chacha20's.
@@ -61,6 +65,7 @@ pub const NOT_AFTER_UNIX: u64 = 253_402_300_799;
 const OID_KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 const OID_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
 const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const OID_SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const SEED_DOMAIN: &[u8] = b"NekOS insecure test key v1";
 
 /// The three keys of the hierarchy.
@@ -197,8 +202,24 @@ pub fn self_signed_cert(
     common_name: &str,
     code_signing: bool,
 ) -> Result<Vec<u8>> {
-    let spki_der = key
-        .to_public_key()
+    self_signed_cert_with(&key.to_public_key(), common_name, code_signing, &|digest| {
+        key.sign(Pkcs1v15Sign::new::<Sha256>(), digest)
+            .map_err(|e| anyhow!("signing the certificate: {e}"))
+    })
+}
+
+/// The certificate [`self_signed_cert`] makes, for a key of which only the public half is
+/// at hand: `sign` makes the RSA PKCS#1 v1.5 signature over DigestInfo(SHA-256) of the
+/// digest it is given (the [`Signer::sign_sha256_digest`] contract; PKCS#1 v1.5 is
+/// deterministic, so the bytes equal the key file's). A key on a token signs its own
+/// certificate this way. An error from `sign` is returned as it is.
+pub fn self_signed_cert_with(
+    public: &PublicKey,
+    common_name: &str,
+    code_signing: bool,
+    sign: &dyn Fn(&[u8; 32]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let spki_der = public
         .to_public_key_der()
         .map_err(|e| anyhow!("encoding the public key: {e}"))?;
     let spki_hash = sha256(spki_der.as_bytes());
@@ -224,12 +245,57 @@ pub fn self_signed_cert(
     let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())?;
     let builder = CertificateBuilder::new(profile, SerialNumber::new(&serial)?, validity, spki)
         .map_err(|e| anyhow!("certificate: {e}"))?;
-    // sha256WithRSAEncryption (NULL parameters), PKCS#1 v1.5: deterministic.
-    let signer = SigningKey::<Sha256>::new(key.clone());
+    let signer = DigestSigner {
+        public: VerifyingKey::new(public.clone()),
+        sign,
+        failure: RefCell::new(None),
+    };
     let cert = builder
         .build::<_, rsa::pkcs1v15::Signature>(&signer)
-        .map_err(|e| anyhow!("signing the certificate: {e}"))?;
+        .map_err(|e| match signer.failure.borrow_mut().take() {
+            Some(e) => e,
+            None => anyhow!("signing the certificate: {e}"),
+        })?;
     Ok(cert.to_der()?)
+}
+
+/// A public RSA key and a digest-signing function, as the x509-cert builder wants a signer:
+/// sha256WithRSAEncryption (NULL parameters), PKCS#1 v1.5 over the tbsCertificate's SHA-256.
+struct DigestSigner<'a> {
+    public: VerifyingKey<Sha256>,
+    sign: &'a dyn Fn(&[u8; 32]) -> Result<Vec<u8>>,
+    /// The signing function's error, which `signature::Error` cannot carry.
+    failure: RefCell<Option<anyhow::Error>>,
+}
+
+impl signature::Keypair for DigestSigner<'_> {
+    type VerifyingKey = VerifyingKey<Sha256>;
+
+    fn verifying_key(&self) -> Self::VerifyingKey {
+        self.public.clone()
+    }
+}
+
+impl SignatureAlgorithmIdentifier for DigestSigner<'_> {
+    type Params = AnyRef<'static>;
+
+    const SIGNATURE_ALGORITHM_IDENTIFIER: AlgorithmIdentifierRef<'static> =
+        AlgorithmIdentifierRef {
+            oid: OID_SHA256_WITH_RSA,
+            parameters: Some(AnyRef::NULL),
+        };
+}
+
+impl signature::Signer<rsa::pkcs1v15::Signature> for DigestSigner<'_> {
+    fn try_sign(&self, msg: &[u8]) -> Result<rsa::pkcs1v15::Signature, signature::Error> {
+        match (self.sign)(&sha256(msg)) {
+            Ok(sig) => rsa::pkcs1v15::Signature::try_from(sig.as_slice()),
+            Err(e) => {
+                *self.failure.borrow_mut() = Some(e);
+                Err(signature::Error::new())
+            }
+        }
+    }
 }
 
 fn new_key(seed: Option<&[u8]>, role: Role) -> Result<PrivateKey> {
@@ -362,14 +428,52 @@ pub fn parse_certificate(bytes: &[u8]) -> Result<Vec<u8>> {
     } else {
         bytes.to_vec()
     };
-    Certificate::from_der(&der).map_err(|e| anyhow!("not an X.509 certificate: {e}"))?;
+    decode_certificate(&der)?;
     Ok(der)
+}
+
+/// An AlgorithmIdentifier for an error message: the OID, then its parameters as DER hex.
+fn describe_algorithm(a: &x509_cert::spki::AlgorithmIdentifierOwned) -> String {
+    match &a.parameters {
+        None => format!("{} without parameters", a.oid),
+        Some(p) => format!(
+            "{} with parameters {}",
+            a.oid,
+            hex::encode(p.to_der().unwrap_or_default())
+        ),
+    }
+}
+
+/// Decodes a DER X.509 certificate, refusing one whose outer `signatureAlgorithm` is not
+/// byte-identical to the signed `tbsCertificate.signature` (RFC 5280 §4.1.1.2 requires them
+/// to be the same). Every certificate this crate reads goes through here.
+///
+/// The outer field is not covered by the signature, so a mismatch forges nothing, but such a
+/// certificate is malformed, and firmware or tools that read one field while this crate reads
+/// the other could disagree about it; Go's crypto/x509 refuses the same mismatch, and
+/// OpenSSL's `X509_verify` fails on it. Compared as DER: `der` decodes only DER and keeps the
+/// parameters as their raw TLV, and an AlgorithmIdentifier has no DEFAULT field, so
+/// re-encoding gives back exactly the bytes that were read.
+pub fn decode_certificate(der: &[u8]) -> Result<Certificate> {
+    let cert = Certificate::from_der(der).map_err(|e| anyhow!("not an X.509 certificate: {e}"))?;
+    let outer = cert.signature_algorithm();
+    let inner = cert.tbs_certificate().signature();
+    match (outer.to_der(), inner.to_der()) {
+        (Ok(o), Ok(i)) if o == i => Ok(cert),
+        _ => bail!(
+            "certificate \"{}\" is malformed: its outer signatureAlgorithm {} differs from \
+             the signed tbsCertificate.signature {} (RFC 5280 4.1.1.2 requires them to be \
+             identical)",
+            cert.tbs_certificate().subject(),
+            describe_algorithm(outer),
+            describe_algorithm(inner)
+        ),
+    }
 }
 
 /// The RSA public key in a DER certificate.
 pub fn public_key_of_cert(cert_der: &[u8]) -> Result<PublicKey> {
-    let cert =
-        Certificate::from_der(cert_der).map_err(|e| anyhow!("not an X.509 certificate: {e}"))?;
+    let cert = decode_certificate(cert_der)?;
     let spki = cert
         .tbs_certificate()
         .subject_public_key_info()
@@ -416,7 +520,7 @@ impl Signer for KeySigner {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The seeded hierarchy's certificates, pinned (recorded from the hand-written DER
@@ -448,6 +552,157 @@ mod tests {
                 cert.tbs_certificate().issuer(),
                 cert.tbs_certificate().subject()
             );
+        }
+    }
+
+    /// A TLV with a minimal DER length.
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut v = vec![tag];
+        match n {
+            0..0x80 => v.push(n as u8),
+            0x80..0x100 => v.extend([0x81, n as u8]),
+            _ => v.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// (tbsCertificate, signatureAlgorithm, signature) of a DER certificate, as raw TLVs.
+    pub(crate) fn cert_parts(der: &[u8]) -> [Vec<u8>; 3] {
+        use der::Reader;
+        let outer = der::asn1::AnyRef::from_der(der).unwrap();
+        let mut r = SliceReader::new(outer.value()).unwrap();
+        let mut next = || r.tlv_bytes().unwrap().to_vec();
+        [next(), next(), next()]
+    }
+
+    /// The certificate with its outer signatureAlgorithm replaced by `alg` (DER).
+    pub(crate) fn with_outer_algorithm(der: &[u8], alg: &[u8]) -> Vec<u8> {
+        let [tbs, old, sig] = cert_parts(der);
+        assert_eq!(old, SHA256_WITH_RSA_NULL);
+        tlv(0x30, &[tbs, alg.to_vec(), sig].concat())
+    }
+
+    /// What every generated certificate signs with: sha256WithRSAEncryption, NULL parameters.
+    const SHA256_WITH_RSA_NULL: &[u8] = &[
+        0x30, 0x0d, 6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 0x0b, 5, 0,
+    ];
+
+    /// (attack, outer AlgorithmIdentifier DER, how the error names it).
+    pub(crate) const OUTER_MUTANTS: [(&str, &[u8], &str); 4] = [
+        (
+            "outer sha256WithRSAEncryption without the NULL parameters",
+            &[
+                0x30, 0x0b, 6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 0x0b,
+            ],
+            "1.2.840.113549.1.1.11 without parameters",
+        ),
+        (
+            "outer sha384WithRSAEncryption",
+            &[
+                0x30, 0x0d, 6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 0x0c, 5, 0,
+            ],
+            "1.2.840.113549.1.1.12 with parameters 0500",
+        ),
+        (
+            "outer sha1WithRSAEncryption",
+            &[
+                0x30, 0x0d, 6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 5, 5, 0,
+            ],
+            "1.2.840.113549.1.1.5 with parameters 0500",
+        ),
+        (
+            "outer RSASSA-PSS without parameters",
+            &[
+                0x30, 0x0b, 6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 0x0a,
+            ],
+            "1.2.840.113549.1.1.10 without parameters",
+        ),
+    ];
+
+    #[test]
+    fn a_secure_boot_certificate_whose_outer_algorithm_differs_from_the_signed_one_is_refused() {
+        let h = generate_hierarchy(Some(b"nekos-formats pin")).unwrap();
+        for role in [Role::Pk, Role::Kek, Role::Db] {
+            let kp = h.get(role).unwrap();
+            parse_certificate(&kp.cert_der).unwrap();
+            for (attack, alg, named) in OUTER_MUTANTS {
+                let m = with_outer_algorithm(&kp.cert_der, alg);
+                // Nothing is forged: the self-signature over the unchanged tbsCertificate
+                // still verifies with the certificate's own key.
+                let [tbs, _, bits] = cert_parts(&m);
+                let key = public_key_of_cert(&kp.cert_der).unwrap();
+                key.verify(
+                    Pkcs1v15Sign::new::<Sha256>(),
+                    &Sha256::digest(&tbs),
+                    &bits[5..],
+                )
+                .unwrap();
+                let want = format!(
+                    "is malformed: its outer signatureAlgorithm {named} differs from the signed \
+                     tbsCertificate.signature 1.2.840.113549.1.1.11 with parameters 0500"
+                );
+                let pem =
+                    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &m).unwrap();
+                for e in [
+                    parse_certificate(&m).unwrap_err(),
+                    parse_certificate(pem.as_bytes()).unwrap_err(),
+                    public_key_of_cert(&m).unwrap_err(),
+                    KeySigner::new(kp.key.clone(), m.clone()).err().unwrap(),
+                ] {
+                    let e = format!("{e:#}");
+                    assert!(
+                        e.starts_with("certificate \"CN=") && e.contains(&want),
+                        "{role:?} {attack}: {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_real_microsoft_and_red_hat_certificates_pass_the_rule() {
+        for (name, pem) in [
+            (
+                "ms-kek-2011",
+                &include_bytes!("../../varstore-certs/ms-kek-2011.pem")[..],
+            ),
+            (
+                "ms-kek-2023",
+                include_bytes!("../../varstore-certs/ms-kek-2023.pem"),
+            ),
+            (
+                "ms-uefi-2011",
+                include_bytes!("../../varstore-certs/ms-uefi-2011.pem"),
+            ),
+            (
+                "ms-uefi-2023",
+                include_bytes!("../../varstore-certs/ms-uefi-2023.pem"),
+            ),
+            (
+                "ms-uefi-rom-2023",
+                include_bytes!("../../varstore-certs/ms-uefi-rom-2023.pem"),
+            ),
+            (
+                "rh-pk-kek-2014",
+                include_bytes!("../../varstore-certs/rh-pk-kek-2014.pem"),
+            ),
+            (
+                "windows-2011",
+                include_bytes!("../../varstore-certs/windows-2011.pem"),
+            ),
+            (
+                "windows-2023",
+                include_bytes!("../../varstore-certs/windows-2023.pem"),
+            ),
+        ] {
+            // The files start with `openssl x509 -text` output; the PEM block follows.
+            let at = pem.windows(10).position(|w| w == b"-----BEGIN").unwrap();
+            let der = parse_certificate(&pem[at..]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            // And a mutant of each is refused.
+            let m = with_outer_algorithm(&der, OUTER_MUTANTS[0].1);
+            assert!(parse_certificate(&m).is_err(), "{name}");
         }
     }
 

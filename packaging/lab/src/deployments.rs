@@ -2,6 +2,7 @@
 //! <name>` boots one interactively; the tests boot the same definitions and assert markers.
 //! Names follow the original NekOS test matrix: the parts that make up the boot, by commas.
 
+use crate::nginx::NginxCase;
 use crate::stboot_server::{Served, Server};
 use anyhow::{Result, bail};
 use nekos_build::build::Parts;
@@ -27,9 +28,9 @@ pub enum Payload {
     /// UEFI firmware loads a UKI (kernel + initramfs + embedded cmdline).
     Uki { image: UkiImage, medium: Medium },
     /// UEFI firmware loads the stage-1 UKI (the same kernel + the stage-1 initramfs, see
-    /// stboot.rs): it fetches the OS package from `server` (the project's HTTPS server on
-    /// 127.0.0.1, the guest's 10.0.2.2; `None`: nothing listens) over the network, verifies
-    /// it and kexecs its kernel.
+    /// stboot.rs): it fetches the OS package from `server` (the project's HTTPS server or
+    /// Debian's nginx on 127.0.0.1, the guest's 10.0.2.2; `None`: nothing listens) over the
+    /// network, verifies it and kexecs its kernel.
     Stboot {
         image: UkiImage,
         medium: Medium,
@@ -242,6 +243,20 @@ const STBOOT: Deployment = Deployment {
     ..DIRECT
 };
 
+/// The network boot (blank store) with Debian's nginx serving the built package.
+const fn nginx_boot(name: &'static str, about: &'static str, case: NginxCase) -> Deployment {
+    Deployment {
+        name,
+        about,
+        payload: Payload::Stboot {
+            image: UkiImage::Signed,
+            medium: Medium::EspDisk,
+            server: Some(Server::Nginx(case)),
+        },
+        ..STBOOT
+    }
+}
+
 /// An attack on the network boot: stage 1 (Secure Boot on) must refuse with `reason`.
 const fn stboot_attack(
     name: &'static str,
@@ -388,6 +403,37 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         firmware: Firmware::Nekos(Store::Custom),
         ..STBOOT
     },
+    nginx_boot(
+        "fw,kernel,initramfs,stboot,nginx",
+        "network boot from Debian's nginx (TLS, ALPN h2 + http/1.1, keep-alive): kexec",
+        NginxCase::Plain,
+    ),
+    nginx_boot(
+        "fw,kernel,initramfs,stboot,nginx,redirect",
+        "nginx answers 302 for the descriptor and 301 for the zip (to /other/…): followed, kexec",
+        NginxCase::Redirect,
+    ),
+    nginx_boot(
+        "fw,kernel,initramfs,stboot,nginx,gzip",
+        "nginx gzips the descriptor (Content-Encoding: gzip, chunked): decoded, kexec",
+        NginxCase::Gzip,
+    ),
+    nginx_boot(
+        "fw,kernel,initramfs,stboot,nginx,chunked",
+        "nginx sends descriptor and zip Transfer-Encoding: chunked, no Content-Length: kexec",
+        NginxCase::Chunked,
+    ),
+    nginx_boot(
+        "fw,kernel,initramfs,stboot,nginx,keepalive-off",
+        "nginx with keepalive_timeout 0 closes the connection after each GET: kexec",
+        NginxCase::KeepaliveOff,
+    ),
+    stboot_attack(
+        "fw,kernel,initramfs,stboot,nginx,redirect-untrusted",
+        "nginx redirects the descriptor to a server whose certificate is not in tls_roots.pem — refused",
+        Some(Server::Nginx(NginxCase::RedirectUntrusted)),
+        "fetch descriptor https://10.0.2.2:18443/nekos.json: redirected to https://10.0.2.2:18444/nekos.json: certificate not trusted (UnknownIssuer)",
+    ),
     stboot_attack(
         "fw,kernel,initramfs,stboot,ospkg-tampered-zip",
         "attack: one byte of the OS package zip flipped after signing — stage 1 refuses",

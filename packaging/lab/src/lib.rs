@@ -1,11 +1,12 @@
 //! The NekOS lab: deployments (what boots how, as data), the attacks on boot media, QEMU
-//! command lines and QMP, the HTTPS test server and the stboot server, and the benchmarks.
+//! command lines and QMP, the HTTPS test server, the stboot server and nginx, and the benchmarks.
 //! Everything here uses the build's artifacts (`nekos_build`); nothing below imports it.
 
 pub mod attacks;
 pub mod bench;
 pub mod deployments;
 pub mod https_server;
+pub mod nginx;
 pub mod qemu;
 pub mod qmp;
 pub mod stboot_server;

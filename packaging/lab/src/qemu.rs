@@ -406,7 +406,7 @@ pub struct Vm {
     qmp_path: PathBuf,
     log: Option<PathBuf>,
     /// The deployment's HTTPS server (stboot), stopped after QEMU.
-    server: Option<crate::https_server::HttpsServer>,
+    server: Option<crate::stboot_server::Running>,
 }
 
 static VM_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -603,6 +603,11 @@ impl Vm {
             .unwrap_or_default()
     }
 
+    /// The deployment's server while it runs (e.g. nginx, for its access log).
+    pub fn server(&self) -> Option<&crate::stboot_server::Running> {
+        self.server.as_ref()
+    }
+
     pub fn scratch_dir(&self) -> &Path {
         &self.dir
     }
@@ -642,11 +647,10 @@ impl Drop for Vm {
 fn start_server(
     dep: &Deployment,
     manifest: &Manifest,
-) -> Result<Option<crate::https_server::HttpsServer>> {
-    match dep.server() {
-        Some(server) => crate::stboot_server::start_server(server, manifest),
-        None => Ok(None),
-    }
+) -> Result<Option<crate::stboot_server::Running>> {
+    dep.server()
+        .map(|server| crate::stboot_server::start_server(server, manifest))
+        .transpose()
 }
 
 /// `cargo nekos run`: QEMU in the foreground, a window when a display exists.

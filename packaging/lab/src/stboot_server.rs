@@ -1,8 +1,12 @@
 //! What the project's HTTPS server hands the guest in each `…,stboot` deployment: the built
-//! OS package, or one attack on it. The lab side of stboot; the build side (keys, stage-1
+//! OS package, or one attack on it — or which nginx case serves the built package instead
+//! (nginx.rs). The lab side of stboot; the build side (keys, stage-1
 //! image, package) is [`nekos_build::stboot`].
 
-use anyhow::{Context, Result, anyhow};
+use crate::https_server::HttpsServer;
+// Re-exported: the deployments and the tests name the nginx cases through this module.
+pub use crate::nginx::{LoggedRequest, NginxCase, NginxServer};
+use anyhow::{Context, Result, anyhow, bail};
 use nekos_build::artifacts::{FileArtifact, Manifest, StbootArtifact};
 use nekos_build::stboot::{
     Keys, PACKAGE_URL, PORT, TLS_SERVER_CERT, TLS_SERVER_KEY, VALIDITY_SECS, tls_pki,
@@ -18,6 +22,36 @@ pub enum Server {
     Ospkg(Served),
     /// The good package, but the server's certificate is from another CA.
     UntrustedTls,
+    /// Debian's nginx serving the built package, in one of the ways real servers behave.
+    Nginx(NginxCase),
+}
+
+/// A deployment's server while it runs: the project's own, or nginx.
+pub enum Running {
+    Own(HttpsServer),
+    Nginx(NginxServer),
+}
+
+impl Running {
+    pub fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Running::Own(s) => s.addr(),
+            Running::Nginx(s) => s.addr(),
+        }
+    }
+
+    /// `GET /path -> status` per request so far (the own server's status line has its
+    /// reason phrase, nginx's log only the code), and `error: …` for connections the own
+    /// server saw fail (nginx logs those in its stderr instead).
+    pub fn requests(&self) -> Vec<String> {
+        match self {
+            Running::Own(s) => s.requests(),
+            Running::Nginx(s) => match s.requests() {
+                Ok(r) => r.iter().map(|r| r.short()).collect(),
+                Err(e) => vec![format!("error: {e:#}")],
+            },
+        }
+    }
 }
 
 /// Which package the server hands out.
@@ -122,37 +156,40 @@ pub fn served_files(stboot: &StbootArtifact, served: Served) -> Result<BTreeMap<
     Ok(files)
 }
 
-/// Starts the deployment's server (None when nothing must listen). The caller keeps it
-/// alive for the boot; dropping it stops it.
-pub fn start_server(
-    server: Server,
-    manifest: &Manifest,
-) -> Result<Option<crate::https_server::HttpsServer>> {
+/// Starts the deployment's server. The caller keeps it alive for the boot; dropping it
+/// stops it.
+pub fn start_server(server: Server, manifest: &Manifest) -> Result<Running> {
+    if let Server::Nginx(case) = server {
+        return Ok(Running::Nginx(NginxServer::start(case, manifest)?));
+    }
+    start_own_server(server, manifest).map(Running::Own)
+}
+
+fn start_own_server(server: Server, manifest: &Manifest) -> Result<HttpsServer> {
     let stboot = manifest.stboot()?;
     let keys = Keys::of(stboot)?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], PORT));
     match server {
         Server::Ospkg(served) => {
             let files = served_files(stboot, served)?;
-            let srv = crate::https_server::HttpsServer::start(
+            HttpsServer::start(
                 addr,
                 &keys.read(TLS_SERVER_CERT)?,
                 &keys.read(TLS_SERVER_KEY)?,
                 files,
-            )?;
-            Ok(Some(srv))
+            )
         }
         Server::UntrustedTls => {
             let now = nekos_build::util::now_unix()?;
             let other = tls_pki("Some other CA", now - 3600, now + VALIDITY_SECS)?;
             let files = served_files(stboot, Served::Good)?;
-            let srv = crate::https_server::HttpsServer::start(
+            HttpsServer::start(
                 addr,
                 other.server_cert_pem.as_bytes(),
                 other.server_key_pem.as_bytes(),
                 files,
-            )?;
-            Ok(Some(srv))
+            )
         }
+        Server::Nginx(_) => bail!("nginx is not the project's server"),
     }
 }

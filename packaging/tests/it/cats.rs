@@ -1,6 +1,6 @@
 //! Cats on screen, judged from QEMU screendumps: the first frame for a fixed seed equals
 //! the host-rendered fitted photo, `right` brings the expected next one, EXIF orientation 6
-//! is shown upright, and a corrupt file is skipped.
+//! is shown upright, a corrupt file is skipped, and photo changes stay off the prompt line.
 
 use crate::common::*;
 use nekos_viewer::ScaleMode;
@@ -17,7 +17,12 @@ fn slideshow_follows_the_seed_on(deployment: &str, test: &str) {
         test,
         deployment,
         "production",
-        &[&format!("nekos.seed={SEED}"), "nekos.interval=3600"],
+        // Debug level: every photo's line on the console, not only the first.
+        &[
+            &format!("nekos.seed={SEED}"),
+            "nekos.interval=3600",
+            "nekos.loglevel=debug",
+        ],
     );
     vm.wait_for("nekos: display: compositor started", BOOT)
         .or_fail();
@@ -67,7 +72,7 @@ fn virtio_gpu_shows_the_seeded_first_cat_and_the_next_on_right() {
 fn simpledrm_on_the_uefi_framebuffer_shows_cats() {
     // The UKI carries its own command line (no seed, default interval), so the check is that
     // the screen equals the host rendering of whatever photo the viewer announces.
-    let vm = boot(
+    let mut vm = boot(
         "cats-simpledrm",
         "fw,kernel,initramfs,uki,simpledrm",
         "production",
@@ -78,6 +83,12 @@ fn simpledrm_on_the_uefi_framebuffer_shows_cats() {
         .or_fail();
     showing(&vm, 0);
     let first = wait_for_announced_picture(&vm, 0, "cats-simpledrm-first");
+    // Only the first photo's line reaches the console at the default level, and the UKI's
+    // command line cannot ask for more: let the kernel print its log records on the
+    // console instead, as someone debugging a signed image would at the prompt.
+    vm.wait_for("nekos# ", BOOT).or_fail();
+    let out = vm.run_at_prompt("dmesg -n debug", STEP).or_fail();
+    assert!(out.contains("nsh: dmesg: console level 8"), "{out}");
     let mark = vm.mark();
     vm.qmp().or_fail().send_keys(&["right"]).or_fail();
     showing(&vm, mark);
@@ -101,7 +112,11 @@ fn exif_orientation_6_is_upright_and_a_corrupt_file_is_skipped() {
         "cats-orientation",
         "kernel,initramfs",
         "test",
-        &["nekos.order=name", "nekos.interval=3600"],
+        &[
+            "nekos.order=name",
+            "nekos.interval=3600",
+            "nekos.loglevel=debug",
+        ],
     );
     let (shown, after) = showing(&vm, 0);
     assert_eq!(shown, "00-exif-orientation-6.jpg");
@@ -137,6 +152,95 @@ fn exif_orientation_6_is_upright_and_a_corrupt_file_is_skipped() {
         next,
         photo_names()[0],
         "the first real photo follows the skipped one"
+    );
+}
+
+/// Screendumps until the screen differs from `before` (bounded by STEP).
+fn wait_for_change(vm: &nekos_packaging::qemu::Vm, before: &Shot, what: &str) -> Shot {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let shot = screendump(vm, "quiet-prompt");
+        if shot.rgba != before.rgba {
+            return shot;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the screen did not change within {STEP:?}"
+        );
+    }
+}
+
+/// `text` without the kernel's console records (`[ seconds.micros] message` up to the end
+/// of the line), which may land anywhere in a line.
+fn without_kernel_records(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let stamp = after.find(']').map(|close| &after[..close]);
+        let is_record = stamp.is_some_and(|s| {
+            let s = s.trim_start();
+            s.contains('.') && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+        });
+        if is_record {
+            // Drop through the record's newline.
+            rest = after.find('\n').map_or("", |nl| &after[nl + 1..]);
+        } else {
+            out.push('[');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Issue #18: the serial console is also the prompt. At the default log level the
+/// slideshow changing photos (by key and by its timer) leaves the line someone is typing
+/// alone; the photo lines are in the kernel log (`dmesg`).
+#[test]
+fn changing_photos_leave_the_prompt_line_alone() {
+    let mut vm = boot_to_prompt(
+        "quiet-prompt",
+        "kernel,initramfs",
+        "production",
+        &["nekos.interval=2"],
+    );
+    // The one-time markers: the first photo and its frame.
+    showing(&vm, 0);
+    vm.wait_for("nekos: first frame after", STEP).or_fail();
+    let from = vm.mark();
+    vm.send("upt").or_fail();
+    let a = screendump(&vm, "quiet-prompt");
+    vm.qmp().or_fail().send_keys(&["right"]).or_fail();
+    let b = wait_for_change(&vm, &a, "after `right`");
+    // No key this time: the timer's change.
+    wait_for_change(&vm, &b, "after the interval");
+    vm.send("ime\n").or_fail();
+    let end = vm.wait_from(from, "nekos# ", STEP).or_fail();
+    let typed = vm.transcript()[from..end].to_string();
+    assert!(
+        !typed.contains("viewer: "),
+        "a photo line landed on the prompt line:\n{typed}"
+    );
+    // The kernel's own records (`[  5.05] clocksource: …` under TCG) are not the
+    // slideshow's doing; apart from them the echo is whole.
+    assert!(
+        without_kernel_records(&typed).contains("uptime"),
+        "the echo was interrupted:\n{typed}"
+    );
+    assert!(typed.contains("up "), "uptime did not answer:\n{typed}");
+    // Still there for debugging: the first photo and both changes.
+    let log = vm.run_at_prompt("dmesg", STEP).or_fail();
+    let shown = log.matches("viewer: showing ").count();
+    assert!(shown >= 3, "{shown} photo lines in the kernel log:\n{log}");
+}
+
+#[test]
+fn kernel_records_are_cut_out_of_a_typed_line() {
+    assert_eq!(
+        without_kernel_records("upt[    5.055730] clocksource: x\r\nime\r\n[a] b"),
+        "uptime\r\n[a] b"
     );
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod artifacts;
+mod attest;
 mod boot;
 mod cats;
 mod cli;
@@ -16,6 +17,7 @@ mod measurements;
 mod measurements_qemu;
 mod newcomer;
 mod pid1;
+mod pkcs11;
 mod qemu_argv;
 mod secure_boot;
 mod snp;

@@ -11,7 +11,7 @@
 use crate::common::*;
 use nekos_packaging::deployments::{self, Outcome, STAGE1_RETRY, STARTED_BY_STBOOT};
 use nekos_packaging::qemu::{BootOptions, Vm};
-use nekos_packaging::stboot_server::Server;
+use nekos_packaging::stboot_server::{LoggedRequest, NginxCase, Running, Server};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -204,6 +204,11 @@ fn assert_stage1_refuses(test: &str, deployment: &str) {
             requests.iter().any(|r| r == "GET /nekos.json -> 200 OK"),
             "{requests:?}"
         ),
+        // Only the redirects: the untrusted target never got as far as a request.
+        Some(Server::Nginx(_)) => assert!(
+            !requests.is_empty() && requests.iter().all(|r| r == "GET /nekos.json -> 302"),
+            "{requests:?}"
+        ),
     }
 }
 
@@ -215,6 +220,264 @@ fn stboot_blank_store_boots_the_os_package_to_cats() {
 #[test]
 fn stboot_sb_pass_boots_the_os_package_to_cats() {
     assert_network_boot_shows_cats("stboot-sb-pass", "fw,kernel,initramfs,stboot,sb-pass");
+}
+
+/// Host-side judge of what nginx sends (not the guest's view): `curl -sv` against
+/// 127.0.0.1 with the test CA; returns curl's trace (lower case, headers as `< name: value`)
+/// and the body as received (not decoded).
+fn curl(args: &[&str], path: &str) -> (String, Vec<u8>) {
+    let m = manifest();
+    let keys = nekos_packaging::stboot::Keys::of(m.stboot().unwrap()).unwrap();
+    let ca = keys.path(nekos_packaging::stboot::TLS_CA_CERT);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-v", "--max-time", "30", "--cacert"])
+        .arg(&ca)
+        .args(args)
+        .arg(format!(
+            "https://127.0.0.1:{}{path}",
+            nekos_packaging::stboot::PORT
+        ))
+        .output()
+        .expect("curl (Debian package curl)");
+    let trace = String::from_utf8_lossy(&out.stderr)
+        .replace('\r', "")
+        .to_ascii_lowercase();
+    assert!(out.status.success(), "curl {args:?} {path}: {trace}");
+    (trace, out.stdout)
+}
+
+/// What nginx itself does in each case, asked by curl while the guest boots.
+fn judge_nginx_with_curl(case: NginxCase) {
+    let m = manifest();
+    let st = m.stboot().unwrap();
+    let zip = std::fs::read(&st.ospkg_zip.path).unwrap();
+    let json = std::fs::read(&st.ospkg_descriptor.path).unwrap();
+    let has = |trace: &str, line: &str| trace.lines().any(|l| l.trim_end() == line);
+    // Every case: TLS with ALPN offering h2 (curl asks for h2, nginx accepts it).
+    let (t, body) = curl(&["--http2"], "/nekos.json");
+    assert!(t.contains("alpn: server accepted h2"), "{t}");
+    let h2 = case != NginxCase::Redirect && case != NginxCase::Gzip;
+    if h2 {
+        assert_eq!(body, json);
+    }
+    let (t, body) = curl(&["--http1.1"], "/nekos.zip");
+    assert!(t.contains("alpn: server accepted http/1.1"), "{t}");
+    match case {
+        NginxCase::Plain => {
+            assert!(has(&t, &format!("< content-length: {}", zip.len())), "{t}");
+            assert!(has(&t, "< connection: keep-alive"), "{t}");
+            assert_eq!(body, zip);
+        }
+        NginxCase::Redirect => {
+            assert!(t.contains("< http/1.1 301 moved permanently"), "{t}");
+            assert!(has(&t, "< location: /other/nekos.zip"), "{t}");
+            let (t, _) = curl(&["--http1.1"], "/nekos.json");
+            assert!(t.contains("< http/1.1 302 moved temporarily"), "{t}");
+            assert!(
+                has(&t, "< location: https://127.0.0.1:18443/other/nekos.json"),
+                "{t}"
+            );
+            let (_, body) = curl(&["--http1.1", "-L"], "/nekos.json");
+            assert_eq!(body, json);
+        }
+        NginxCase::Gzip => {
+            assert!(
+                !t.contains("< content-encoding:"),
+                "the zip is not gzipped: {t}"
+            );
+            assert_eq!(body, zip);
+            let (t, body) = curl(&["--http1.1", "-H", "Accept-Encoding: gzip"], "/nekos.json");
+            assert!(has(&t, "< content-encoding: gzip"), "{t}");
+            assert!(has(&t, "< transfer-encoding: chunked"), "{t}");
+            assert!(body.starts_with(&[0x1f, 0x8b]) && body != json, "not gzip");
+        }
+        NginxCase::Chunked => {
+            assert!(has(&t, "< transfer-encoding: chunked"), "{t}");
+            assert!(!t.contains("< content-length:"), "{t}");
+            assert!(!t.contains("< content-encoding:"), "{t}");
+            // The length-changing filter changed nothing.
+            assert_eq!(body, zip);
+            let (t, body) = curl(&["--http1.1"], "/nekos.json");
+            assert!(has(&t, "< transfer-encoding: chunked"), "{t}");
+            assert_eq!(body, json);
+        }
+        NginxCase::KeepaliveOff => {
+            assert!(has(&t, "< connection: close"), "{t}");
+            assert_eq!(body, zip);
+        }
+        NginxCase::RedirectUntrusted => unreachable!("a refusal, see assert_stage1_refuses"),
+    }
+}
+
+/// The guest's requests in nginx's access log (stage 1's User-Agent; curl's are left out).
+fn guest_requests(vm: &Vm) -> Vec<LoggedRequest> {
+    let Some(Running::Nginx(nginx)) = vm.server() else {
+        panic!("{}: not an nginx deployment", vm.name)
+    };
+    nginx
+        .requests()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.user_agent.starts_with("nekos-stboot/"))
+        .collect()
+}
+
+/// An nginx case boots: stage 1 gets the descriptor and the zip byte for byte (the console
+/// names the final URLs, lengths and SHA-256 of what it received), verifies, kexecs, and the
+/// package's init says it was started by stboot. nginx's log shows what the guest was sent.
+fn assert_nginx_boot(test: &str, deployment: &str) {
+    let _guard = lock();
+    let dep = deployments::find(deployment).unwrap();
+    let Some(Server::Nginx(case)) = dep.server() else {
+        panic!("{deployment} is not served by nginx")
+    };
+    let vm = start(test, deployment);
+    let t0 = Instant::now();
+    judge_nginx_with_curl(case);
+    let m = manifest();
+    let st = m.stboot().unwrap();
+    let (json_path, zip_path) = match case {
+        NginxCase::Redirect => ("/other/nekos.json", "/other/nekos.zip"),
+        _ => ("/nekos.json", "/nekos.zip"),
+    };
+    vm.wait_for(
+        &format!(
+            "nekos: stboot: fetched descriptor https://10.0.2.2:18443{json_path} ({} bytes, sha256 {})",
+            st.ospkg_descriptor.size, st.ospkg_descriptor.sha256
+        ),
+        STBOOT_BOOT,
+    )
+    .or_fail();
+    vm.wait_for(
+        &format!(
+            "nekos: stboot: fetched ospkg https://10.0.2.2:18443{zip_path} ({} bytes, sha256 {})",
+            st.ospkg_zip.size, st.ospkg_zip.sha256
+        ),
+        STBOOT_BOOT,
+    )
+    .or_fail();
+    vm.wait_for("nekos: stboot: verified 2 signatures (threshold 2)", STEP)
+        .or_fail();
+    let kexec_at = vm.wait_from(0, "nekos: kexec now", STBOOT_BOOT).or_fail();
+    vm.wait_from(kexec_at, STARTED_BY_STBOOT, STBOOT_BOOT)
+        .or_fail();
+    eprintln!(
+        "{deployment}: QEMU start → started by stboot {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    vm.assert_absent("Kernel panic").or_fail();
+    assert_eq!(count(&vm, "Linux version"), 2, "stage 1 and the package's");
+
+    let got = guest_requests(&vm);
+    for r in &got {
+        eprintln!("{deployment}: nginx log: {r:?}");
+        // ureq speaks HTTP/1.1 only, whatever nginx's ALPN offers.
+        assert_eq!(r.protocol, "HTTP/1.1", "{r:?}");
+        assert_ne!(r.alpn, "h2", "{r:?}");
+    }
+    let short: Vec<String> = got.iter().map(|r| r.short()).collect();
+    let want: &[&str] = match case {
+        NginxCase::Redirect => &[
+            "GET /nekos.json -> 302",
+            "GET /other/nekos.json -> 200",
+            "GET /nekos.zip -> 301",
+            "GET /other/nekos.zip -> 200",
+        ],
+        _ => &["GET /nekos.json -> 200", "GET /nekos.zip -> 200"],
+    };
+    assert_eq!(short, want, "{got:?}");
+    let ok: Vec<&LoggedRequest> = got.iter().filter(|r| r.status == 200).collect();
+    let (json, zip) = (ok[0], ok[1]);
+    match case {
+        NginxCase::Plain => {
+            for r in [json, zip] {
+                assert_eq!(
+                    (r.content_encoding.as_str(), r.transfer_encoding.as_str()),
+                    ("", ""),
+                    "{r:?}"
+                );
+            }
+            // (No keep-alive check here: stage 1 pools nothing and hangs up after each
+            // body, which nginx logs as `close`; curl above saw nginx keep connections
+            // alive.)
+            assert_eq!(json.content_length, st.ospkg_descriptor.size.to_string());
+            assert_eq!(zip.content_length, st.ospkg_zip.size.to_string());
+        }
+        NginxCase::Redirect => {
+            assert_eq!(
+                got[0].location, "https://10.0.2.2:18443/other/nekos.json",
+                "absolute Location"
+            );
+            assert_eq!(got[2].location, "/other/nekos.zip", "relative Location");
+        }
+        NginxCase::Gzip => {
+            // Stage 1 offered gzip and got it, and decoded it (the console's sha256 above
+            // is the file's).
+            assert_eq!(json.content_encoding, "gzip", "{json:?}");
+            assert_eq!(json.transfer_encoding, "chunked", "{json:?}");
+            assert_eq!(zip.content_encoding, "", "{zip:?}");
+        }
+        NginxCase::Chunked => {
+            for r in [json, zip] {
+                assert_eq!(r.transfer_encoding, "chunked", "{r:?}");
+                assert_eq!(
+                    (r.content_length.as_str(), r.content_encoding.as_str()),
+                    ("", "")
+                );
+            }
+        }
+        NginxCase::KeepaliveOff => {
+            // That nginx closes even when the client wants to keep the connection is
+            // curl's check above; here: the guest's two GETs on two connections.
+            for r in [json, zip] {
+                assert_eq!(r.connection_header, "close", "{r:?}");
+            }
+            assert_ne!(json.connection, zip.connection, "one connection per GET");
+        }
+        NginxCase::RedirectUntrusted => unreachable!(),
+    }
+}
+
+#[test]
+fn nginx_plain_boots_the_os_package() {
+    assert_nginx_boot("stboot-nginx", "fw,kernel,initramfs,stboot,nginx");
+}
+
+#[test]
+fn nginx_redirects_are_followed() {
+    assert_nginx_boot(
+        "stboot-nginx-redirect",
+        "fw,kernel,initramfs,stboot,nginx,redirect",
+    );
+}
+
+#[test]
+fn nginx_gzip_descriptor_is_decoded() {
+    assert_nginx_boot("stboot-nginx-gzip", "fw,kernel,initramfs,stboot,nginx,gzip");
+}
+
+#[test]
+fn nginx_chunked_bodies_are_read() {
+    assert_nginx_boot(
+        "stboot-nginx-chunked",
+        "fw,kernel,initramfs,stboot,nginx,chunked",
+    );
+}
+
+#[test]
+fn nginx_without_keepalive_boots() {
+    assert_nginx_boot(
+        "stboot-nginx-keepalive-off",
+        "fw,kernel,initramfs,stboot,nginx,keepalive-off",
+    );
+}
+
+#[test]
+fn nginx_redirect_to_an_untrusted_server_is_refused() {
+    assert_stage1_refuses(
+        "stboot-nginx-redirect-untrusted",
+        "fw,kernel,initramfs,stboot,nginx,redirect-untrusted",
+    );
 }
 
 #[test]

@@ -5,5 +5,7 @@
 mod cli;
 mod common;
 mod der_values;
+mod expected;
 mod parsers;
+mod strict_certs;
 mod verify;

@@ -18,6 +18,7 @@
 pub use nekos_formats::keys::*;
 
 use anyhow::{Context, Result, anyhow, bail};
+use nekos_formats::signer::Signer;
 use pkcs8::{EncodePrivateKey, LineEnding};
 use rsa::PrivateKey;
 use std::fs;
@@ -109,4 +110,21 @@ pub fn load_signer(key: &Path, cert: &Path) -> Result<KeySigner> {
 /// The db key of a hierarchy directory (`db.key`, `db.crt`).
 pub fn load_db_signer(dir: &Path) -> Result<KeySigner> {
     load_signer(&dir.join("db.key"), &dir.join("db.crt"))
+}
+
+/// The signer a `--key` argument names: a PKCS#11 URI (`pkcs11:…`, see
+/// [`crate::pkcs11`]; the certificate from `cert` or else from the token), or a key file
+/// (then `cert` is required).
+pub fn load_signer_any(key: &Path, cert: Option<&Path>) -> Result<Box<dyn Signer>> {
+    let cert_der = cert.map(load_certificate).transpose()?;
+    if let Some(uri) = key.to_str().filter(|k| crate::pkcs11::is_pkcs11_uri(k)) {
+        return Ok(Box::new(crate::pkcs11::Pkcs11Signer::open(uri, cert_der)?));
+    }
+    let Some(cert) = cert else {
+        bail!(
+            "--key {} is a key file: give its certificate with --cert (only a PKCS#11 key can bring its own)",
+            key.display()
+        );
+    };
+    Ok(Box::new(load_signer(key, cert)?))
 }

@@ -42,7 +42,8 @@
 //!   production kernel, the production initramfs and the UKI's command line, hashed
 //!   verbatim (never trimmed): `ovmf` `{build, input_hash, sha256}` (or `{package, version,
 //!   sha256}` for Debian's), `kernel_sha256`,
-//!   `initramfs_sha256`, `cmdline`, `guest_features`, and `launch_digests`:
+//!   `initramfs_sha256`, `cmdline`, `guest_features`, `policy` (the launch policy the build
+//!   expects: `{value, debug, migrate_ma, smt}`, QEMU's default 0x30000), and `launch_digests`:
 //!   CPU type (`EPYC-v4`, `EPYC-Milan`, `EPYC-Genoa`) → vCPU count (`"1"`, `"2"`, `"4"`) →
 //!   digest.
 //!
@@ -74,6 +75,9 @@ pub const VARIANT: &str = "production";
 pub const PRESETS: [&str; 3] = ["blank", "custom", "microsoft"];
 /// SEV-SNP vCPU counts.
 pub const SNP_VCPUS: [u32; 3] = [1, 2, 4];
+/// SEV-SNP guest policy the build expects: QEMU's `sev-snp-guest` default (bit 16 SMT
+/// allowed, bit 17 reserved-must-be-one; no migration agent, no debugging).
+pub const SNP_POLICY: u64 = 0x30000;
 /// SEV-SNP CPU types (QEMU `-cpu` names).
 pub const SNP_CPU_TYPES: [&str; 3] = ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa"];
 /// The default output file name under `target/nekos/`.
@@ -207,6 +211,9 @@ pub fn sev_snp_entry(ovmf: &[u8], kernel: &[u8], initrd: &[u8], cmdline: &str) -
         "cmdline": cmdline,
         "guest_features": format!("{:#x}", snpmeasure::DEFAULT_GUEST_FEATURES),
         "launch_digests": digests,
+        // The launch policy the build expects (QEMU's sev-snp-guest default, 0x30000): what
+        // `snpcheck verify --expected-from` / `cargo nekos attest` hold POLICY to.
+        "policy": {"value": format!("{SNP_POLICY:#x}"), "debug": false, "migrate_ma": false, "smt": true},
     }))
 }
 

@@ -70,6 +70,21 @@ pub struct MakeUkiOutput {
 /// outputs are written to a temporary file and renamed into place. No key material is
 /// written anywhere (the manifest names the signer's certificate by its SHA-256).
 pub fn make_uki(o: &MakeUkiOptions) -> Result<MakeUkiOutput> {
+    let signer = match &o.keys_dir {
+        Some(dir) => Some(crate::keys::load_db_signer(dir).with_context(|| {
+            format!(
+                "loading the db key from {} (create one with `cargo nekos genkey secure-boot`)",
+                dir.display()
+            )
+        })?),
+        None => None,
+    };
+    make_uki_with(o, signer.as_ref().map(|s| s as &dyn Signer))
+}
+
+/// [`make_uki`] with the signer given (e.g. a key on a PKCS#11 token); `o.keys_dir` is not
+/// looked at. `None`: only the unsigned image.
+pub fn make_uki_with(o: &MakeUkiOptions, signer: Option<&dyn Signer>) -> Result<MakeUkiOutput> {
     let linux = std::fs::read(&o.kernel)
         .with_context(|| format!("reading kernel {}", o.kernel.display()))?;
     let initrd = std::fs::read(&o.initramfs)
@@ -125,16 +140,7 @@ pub fn make_uki(o: &MakeUkiOptions) -> Result<MakeUkiOutput> {
             o.initramfs.display()
         )
     })?;
-    let signer = match &o.keys_dir {
-        Some(dir) => Some(crate::keys::load_db_signer(dir).with_context(|| {
-            format!(
-                "loading the db key from {} (create one with `cargo nekos genkey secure-boot`)",
-                dir.display()
-            )
-        })?),
-        None => None,
-    };
-    let signed = match &signer {
+    let signed = match signer {
         Some(s) => Some(authenticode::sign(&uki, s)?),
         None => None,
     };
@@ -164,7 +170,7 @@ pub fn make_uki(o: &MakeUkiOptions) -> Result<MakeUkiOutput> {
     let unsigned_path = o.out_dir.join(UNSIGNED_NAME);
     write_atomic(&unsigned_path, &uki, 0o644)?;
     let mut signed_path = None;
-    if let (Some(signed), Some(signer)) = (&signed, &signer) {
+    if let (Some(signed), Some(signer)) = (&signed, signer) {
         let p = o.out_dir.join(SIGNED_NAME);
         write_atomic(&p, signed, 0o644)?;
         manifest["signed"] = serde_json::json!({
