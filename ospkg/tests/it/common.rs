@@ -67,3 +67,35 @@ pub fn package_zip() -> Vec<u8> {
     )
     .unwrap()
 }
+
+/// Whether `go` runs here: the cross-checks with Go's standard library (what stmgr and
+/// stboot use) are skipped, with a line saying so, where it does not.
+pub fn have_go() -> bool {
+    let ok = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("go not found: skipped");
+    }
+    ok
+}
+
+/// `go run MAIN ARGS…` in GOPATH mode; fails the test with Go's output unless it succeeds,
+/// and returns its stdout.
+pub fn go_run<A: AsRef<std::ffi::OsStr>>(main: &std::path::Path, args: &[A]) -> String {
+    let out = std::process::Command::new("go")
+        .arg("run")
+        .arg(main)
+        .args(args)
+        .env("GO111MODULE", "off")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

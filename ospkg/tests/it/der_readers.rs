@@ -296,12 +296,7 @@ fn generated_subject_is_go_printable_string_name() {
 fn go_encodes_the_generated_names_identically() {
     // Go's encoder for a pkix.Name with this CN (stmgr's) writes the subject and issuer
     // bytes our certificates carry. Skipped where `go` is missing.
-    if !std::process::Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("go not found: skipped");
+    if !have_go() {
         return;
     }
     let pki = root(41, Y2020, Y2040);
@@ -346,20 +341,8 @@ func main() {
 }
 "#;
     std::fs::write(dir.join("main.go"), src).unwrap();
-    let out = std::process::Command::new("go")
-        .arg("run")
-        .arg(dir.join("main.go"))
-        .arg(&dir)
-        .env("GO111MODULE", "off")
-        .output()
-        .unwrap();
+    let text = go_run(&dir.join("main.go"), &[&dir]);
     let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     for want in [
         "root.pem subject true issuer true",
         "leaf.pem subject true issuer true",

@@ -10,12 +10,7 @@ use nekos_ospkg::*;
 
 #[test]
 fn go_stdlib_accepts_our_package() {
-    if !std::process::Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("go not found: skipped");
+    if !have_go() {
         return;
     }
     let now = std::time::SystemTime::now()
@@ -47,20 +42,8 @@ fn go_stdlib_accepts_our_package() {
         include_str!("../fixtures/go-verify.go.txt"),
     )
     .unwrap();
-    let out = std::process::Command::new("go")
-        .arg("run")
-        .arg(src.join("main.go"))
-        .arg(&dir)
-        .env("GO111MODULE", "off")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = go_run(&src.join("main.go"), &[&dir]);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     for want in [
         "descriptor re-marshal identical: true",
         "0 pem re-encode identical: true",

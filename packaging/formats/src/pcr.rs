@@ -1,8 +1,8 @@
 //! PCR 4, 7 and 11 (SHA-256 bank) predicted from the inputs alone, for the production UKI
 //! booted by OVMF as the first boot option (`-nic none`) from a given variable store.
 //!
-//! Event digests, as in /work/shared/notes/uki-signing-varstores-pcrs.md (section PCRs),
-//! which were checked against swtpm on QEMU for the blank, custom and Microsoft stores:
+//! Event digests (the TCG PC Client spec as OVMF and systemd-stub follow it), each
+//! checked against swtpm on QEMU for the blank, custom and Microsoft stores:
 //!
 //! - PCR 4: EV_EFI_ACTION [`CALLING_EFI_APPLICATION`], the separator (SHA-256 of four zero
 //!   bytes), the UKI's Authenticode hash (EV_EFI_BOOT_SERVICES_APPLICATION); with Secure

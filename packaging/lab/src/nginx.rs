@@ -497,7 +497,7 @@ mod tests {
     fn layout(other: Option<u16>) -> Layout {
         Layout {
             dir: "/tmp/nekos-nginx-1-0".into(),
-            root: "/work/target/nekos/ospkg".into(),
+            root: "/srv/nekos/ospkg".into(),
             port: 18443,
             other_port: other,
         }
@@ -521,7 +521,7 @@ mod tests {
                 c.contains("ssl_certificate_key \"/tmp/nekos-nginx-1-0/tls-server.key\";"),
                 "{c}"
             );
-            assert!(c.contains("root \"/work/target/nekos/ospkg\";"), "{c}");
+            assert!(c.contains("root \"/srv/nekos/ospkg\";"), "{c}");
             // Everything nginx writes is in its own directory.
             for line in c.lines().filter(|l| {
                 l.contains("_temp_path") || l.contains("access_log") || l.contains("pid ")
@@ -542,8 +542,7 @@ mod tests {
         assert!(cfg(NginxCase::Redirect).contains("return 302 /other/nekos.json;"));
         assert!(cfg(NginxCase::Redirect).contains("return 301 /other/nekos.zip;"));
         assert!(
-            cfg(NginxCase::Redirect)
-                .contains("location /other/ { alias \"/work/target/nekos/ospkg/\"; }")
+            cfg(NginxCase::Redirect).contains("location /other/ { alias \"/srv/nekos/ospkg/\"; }")
         );
         assert!(cfg(NginxCase::Gzip).contains("gzip_types application/json;"));
         assert!(!cfg(NginxCase::Plain).contains("gzip"));
