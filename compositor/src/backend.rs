@@ -243,15 +243,6 @@ impl Headless {
         }
         true
     }
-
-    pub fn png(&self) -> Vec<u8> {
-        let px: Vec<u32> = self
-            .bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        crate::png_out::encode_xrgb(&px, self.width, self.height, self.width as usize)
-    }
 }
 
 /// What a render call did.

@@ -13,7 +13,6 @@ pub mod compose;
 pub mod damage;
 mod handlers;
 pub mod input;
-pub mod png_out;
 pub mod process;
 pub mod run;
 pub mod scene;
