@@ -6,7 +6,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | helpers | `util` (hashing, atomic writes, XDG dirs), `cache` (input hash → entry), `progress`, `download` |
-//! | pins and tools | `pins` (lock files), `host` (tools, musl target) |
+//! | pins and tools | `arch` (x86_64 or aarch64: targets, paths, tools), `pins` (lock files), `host` (tools, musl target) |
 //! | the manifest | `artifacts` (every artifact type, `Manifest`) |
 //! | steps | `kernel`, `firmware`, `userland`, `initramfs`, `ukis`, `stboot`, `measurements`, `esp` (+ the file-level `uki`, `keys`, `varstore`, `snpmeasure`) |
 //! | the build | `steps` (the named steps and the one freshness rule), `build` (runs them in order), `lock` (moves the pins) |
@@ -16,6 +16,7 @@
 
 pub use nekos_formats::{authenticode, cpio, pe};
 
+pub mod arch;
 pub mod artifacts;
 pub mod build;
 pub mod cache;
