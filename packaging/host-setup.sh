@@ -57,6 +57,9 @@ packages=(
   softhsm2
   # the project's firmware (firmware/build-edk2.sh: edk2 2025.02 from trixie's source tarballs)
   nasm acpica-tools uuid-dev patch
+  # Debian's own ArmVirtQemu (AAVMF_CODE.fd): an independent judge of the arm64 variable
+  # stores (the arm64 firmware, firmware/build-armvirt.sh, uses gcc-aarch64-linux-gnu below)
+  qemu-efi-aarch64
   # Debian's own OVMF: the SMM Secure Boot build as an independent judge of the raw variable
   # store, and the firmware of the Debian-OVMF comparison deployments
   ovmf
@@ -72,6 +75,8 @@ packages=(
   # Debian's nginx as the stboot server of the nginx deployments (packaging/lab/src/nginx.rs)
   # and curl, the host-side judge of what it sends (h2 ALPN, gzip, chunked, redirects)
   nginx curl
+  # the arm64 kernel's cross compiler (packaging/build/src/kernel.rs, Arch::Aarch64)
+  gcc-aarch64-linux-gnu
 )
 
 missing=()
@@ -80,11 +85,14 @@ for p in "${packages[@]}"; do
 done
 qemu_ok=0
 if dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null | grep -q '^1:10'; then qemu_ok=1; fi
+# qemu-system-aarch64 (the aarch64,… deployments): QEMU 10 from backports like the x86 one.
+qemu_arm_ok=0
+if dpkg-query -W -f='${Version}' qemu-system-arm 2>/dev/null | grep -q '^1:10'; then qemu_arm_ok=1; fi
 # osslsigncode: bookworm's 2.5 rejects valid PE signatures (even sbsign's); 2.9 from backports works.
 ossl_ok=0
 if dpkg-query -W -f='${Version}' osslsigncode 2>/dev/null | grep -q '^2\.9'; then ossl_ok=1; fi
 
-if [ "$changed" = 1 ] || [ ${#missing[@]} -gt 0 ] || [ "$qemu_ok" = 0 ] || [ "$ossl_ok" = 0 ]; then
+if [ "$changed" = 1 ] || [ ${#missing[@]} -gt 0 ] || [ "$qemu_ok" = 0 ] || [ "$ossl_ok" = 0 ] || [ "$qemu_arm_ok" = 0 ]; then
   apt-get update -q
 fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -93,6 +101,10 @@ fi
 if [ "$qemu_ok" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -t bookworm-backports qemu-system-x86
+fi
+if [ "$qemu_arm_ok" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -t bookworm-backports qemu-system-arm
 fi
 if [ "$ossl_ok" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \

@@ -8,28 +8,48 @@ use smithay::backend::drm::{
     DrmDevice, DrmDeviceFd, DrmDeviceNotifier, DrmSurface, PlaneConfig, PlaneState,
 };
 use smithay::reexports::drm::buffer::{Buffer as _, DrmFourcc};
-use smithay::reexports::drm::control::dumbbuffer::DumbBuffer;
+use smithay::reexports::drm::control::dumbbuffer::{DumbBuffer, DumbMapping};
 use smithay::reexports::drm::control::{
     Device as ControlDevice, ModeTypeFlags, connector, framebuffer,
 };
 use smithay::utils::{DeviceFd, Rectangle, Transform};
 
-use crate::compose::{Target, render_rect};
-use crate::damage::DamageList;
+use crate::compose::{BLACK, Target, render_rect};
+use crate::damage::{DamageList, Rect};
 use crate::scene::Scene;
 
 struct Scanout {
-    db: DumbBuffer,
     fb: framebuffer::Handle,
     pitch: usize,
+    /// Mapped once for the process's lifetime: no mmap, munmap and page faults per frame.
+    map: DumbMapping<'static>,
     /// Scene damage this buffer has not seen yet.
     damage: DamageList,
+}
+
+/// Draws `rects` (output coordinates) of the scene into `target`: the client's buffer
+/// straight from its shm where it lies, black elsewhere.
+fn draw(target: &mut Target<'_>, scene: &Scene, rects: &[Rect]) {
+    let pos = scene.position();
+    let copied = match (&scene.content, scene.image_size) {
+        (Some(content), Some(_)) => content.with_pixels(&mut |pixels| {
+            for r in rects {
+                render_rect(target, Some((pixels, pos)), *r);
+            }
+        }),
+        _ => false,
+    };
+    // No buffer (or an unreadable one): the damaged area shows black.
+    if !copied {
+        for r in rects {
+            render_rect(target, None, *r);
+        }
+    }
 }
 
 pub struct DrmOutput {
     _device: DrmDevice,
     surface: DrmSurface,
-    fd: DrmDeviceFd,
     buffers: Vec<Scanout>,
     /// Buffer on screen (or queued to be).
     front: Option<usize>,
@@ -42,7 +62,9 @@ pub struct DrmOutput {
 }
 
 impl DrmOutput {
-    /// Opens a DRM device, picks the first connected connector and its preferred mode.
+    /// Opens a DRM device, picks the first connected connector and its preferred mode,
+    /// allocates and maps two scanout buffers and sets the mode on the first, black (the
+    /// flip completes later, through the notifier).
     pub fn open(path: &Path) -> Result<(DrmOutput, DrmDeviceNotifier), String> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -50,8 +72,10 @@ impl DrmOutput {
             .open(path)
             .map_err(|e| format!("open {}: {e}", path.display()))?;
         let fd = DrmDeviceFd::new(DeviceFd::from(OwnedFd::from(file)));
+        // Connectors are not reset first: that is a modeset of its own (everything off)
+        // before ours; the kiosk's one commit takes the CRTC and connector over directly.
         let (mut device, notifier) =
-            DrmDevice::new(fd.clone(), true).map_err(|e| format!("DRM device: {e}"))?;
+            DrmDevice::new(fd.clone(), false).map_err(|e| format!("DRM device: {e}"))?;
         let res = fd
             .resource_handles()
             .map_err(|e| format!("resources: {e}"))?;
@@ -99,6 +123,7 @@ impl DrmOutput {
             .create_surface(crtc, mode, &[conn])
             .map_err(|e| format!("create surface: {e}"))?;
 
+        let bounds = Rect::new(0, 0, width as i32, height as i32);
         let mut buffers = Vec::new();
         for _ in 0..2 {
             let db = fd
@@ -108,41 +133,49 @@ impl DrmOutput {
                 .add_framebuffer(&db, 24, 32)
                 .map_err(|e| format!("add framebuffer: {e}"))?;
             let pitch = db.pitch() as usize;
+            // The mapping borrows the buffer; both live as long as the process (the kernel
+            // frees them when the device closes at exit), so the buffer is leaked to give
+            // the mapping a 'static borrow instead of a self-referential struct.
+            let db: &'static mut DumbBuffer = Box::leak(Box::new(db));
+            let map = fd
+                .map_dumb_buffer(db)
+                .map_err(|e| format!("map dumb buffer: {e}"))?;
+            // A new dumb buffer's contents are undefined (VRAM): all of it is damaged.
             let mut damage = DamageList::new();
-            let b = crate::damage::Rect::new(0, 0, width as i32, height as i32);
-            damage.add(b, b);
+            damage.add(bounds, bounds);
             buffers.push(Scanout {
-                db,
                 fb,
                 pitch,
+                map,
                 damage,
             });
         }
-        Ok((
-            DrmOutput {
-                _device: device,
-                surface,
-                fd,
-                buffers,
-                front: None,
-                flip_pending: false,
-                committed: false,
-                width,
-                height,
-                flipping_client_frames: 0,
-            },
-            notifier,
-        ))
+        let mut out = DrmOutput {
+            _device: device,
+            surface,
+            buffers,
+            front: None,
+            flip_pending: false,
+            committed: false,
+            width,
+            height,
+            flipping_client_frames: 0,
+        };
+        // The modeset, on a black buffer, now: it overlaps the viewer's first decode
+        // instead of waiting for its first frame.
+        out.draw_and_queue(0, &Scene::new(width, height))?;
+        Ok((out, notifier))
     }
 
     pub fn busy(&self) -> bool {
         self.flip_pending
     }
 
-    /// Draws the scene's damage into the back buffer and queues a flip.
-    /// Returns Ok(true) if a flip was queued.
+    /// Draws the scene's new damage into the back buffer and queues a flip. Only new
+    /// scene damage makes a frame: the back buffer's older damage is repaired with it,
+    /// never by a repaint of its own. Returns Ok(true) if a flip was queued.
     pub fn render(&mut self, scene: &mut Scene) -> Result<bool, String> {
-        if self.flip_pending {
+        if self.flip_pending || scene.damage.is_empty() {
             return Ok(false);
         }
         let bounds = scene.bounds();
@@ -156,34 +189,31 @@ impl DrmOutput {
             Some(i) => (i + 1) % self.buffers.len(),
             None => 0,
         };
-        let Some(buf) = self.buffers.get_mut(back) else {
-            return Ok(false);
+        self.draw_and_queue(back, scene)?;
+        self.flipping_client_frames = scene.client_frames;
+        Ok(true)
+    }
+
+    /// Repairs buffer `idx`'s damage from `scene` and commits (first time: the modeset)
+    /// or page-flips to it.
+    fn draw_and_queue(&mut self, idx: usize, scene: &Scene) -> Result<(), String> {
+        let (width, height) = (self.width, self.height);
+        let Some(buf) = self.buffers.get_mut(idx) else {
+            return Err(format!("no scanout buffer {idx}"));
         };
-        if buf.damage.is_empty() {
-            return Ok(false);
-        }
-        {
-            let pitch = buf.pitch;
-            let mut map = self
-                .fd
-                .map_dumb_buffer(&mut buf.db)
-                .map_err(|e| format!("map dumb buffer: {e}"))?;
-            let mut target = Target {
-                bytes: &mut map,
-                width: self.width,
-                height: self.height,
-                stride: pitch,
-            };
-            let pos = scene.position();
-            for r in buf.damage.take() {
-                render_rect(&mut target, scene.image.as_ref().map(|i| (i, pos)), r);
-            }
-        }
+        let rects = buf.damage.take();
+        let mut target = Target {
+            bytes: &mut buf.map,
+            width,
+            height,
+            stride: buf.pitch,
+        };
+        draw(&mut target, scene, &rects);
         let plane = PlaneState {
             handle: self.surface.plane(),
             config: Some(PlaneConfig {
-                src: Rectangle::from_size((f64::from(self.width), f64::from(self.height)).into()),
-                dst: Rectangle::from_size((self.width as i32, self.height as i32).into()),
+                src: Rectangle::from_size((f64::from(width), f64::from(height)).into()),
+                dst: Rectangle::from_size((width as i32, height as i32).into()),
                 transform: Transform::Normal,
                 alpha: 1.0,
                 damage_clips: None,
@@ -199,9 +229,8 @@ impl DrmOutput {
         res.map_err(|e| format!("page flip: {e}"))?;
         self.committed = true;
         self.flip_pending = true;
-        self.front = Some(back);
-        self.flipping_client_frames = scene.client_frames;
-        Ok(true)
+        self.front = Some(idx);
+        Ok(())
     }
 
     /// The queued flip happened.
@@ -218,11 +247,12 @@ pub struct Headless {
 }
 
 impl Headless {
+    /// A black output.
     pub fn new(width: u32, height: u32) -> Headless {
         Headless {
             width,
             height,
-            bytes: vec![0; width as usize * height as usize * 4],
+            bytes: BLACK.to_le_bytes().repeat(width as usize * height as usize),
         }
     }
 
@@ -231,16 +261,14 @@ impl Headless {
         if scene.damage.is_empty() {
             return false;
         }
-        let pos = scene.position();
+        let rects = scene.damage.take();
         let mut target = Target {
             bytes: &mut self.bytes,
             width: self.width,
             height: self.height,
             stride: self.width as usize * 4,
         };
-        for r in scene.damage.take() {
-            render_rect(&mut target, scene.image.as_ref().map(|i| (i, pos)), r);
-        }
+        draw(&mut target, scene, &rects);
         true
     }
 }
@@ -302,5 +330,94 @@ impl Backend {
     /// True if frames reach the screen later (a flip), so more damage may wait.
     pub fn is_async(&self) -> bool {
         matches!(self, Backend::Drm(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::compose::Pixels;
+    use crate::scene::Content;
+
+    /// A client buffer in memory that counts how often it is read.
+    struct Shm {
+        bytes: Vec<u8>,
+        width: u32,
+        height: u32,
+        reads: Rc<Cell<u32>>,
+    }
+
+    impl Content for Shm {
+        fn with_pixels(&self, f: &mut dyn FnMut(&Pixels<'_>)) -> bool {
+            self.reads.set(self.reads.get() + 1);
+            let p = Pixels::new(
+                &self.bytes,
+                self.width,
+                self.height,
+                self.width as usize * 4,
+            );
+            p.map(|p| f(&p)).is_some()
+        }
+    }
+
+    fn row_words(h: &Headless, y: usize) -> Vec<u32> {
+        let w = h.width as usize * 4;
+        h.bytes[y * w..(y + 1) * w]
+            .chunks(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn headless_copies_only_the_damaged_rows_from_the_clients_buffer() {
+        let (w, h) = (8u32, 6u32);
+        let mut out = Headless::new(w, h);
+        let mut scene = Scene::new(w, h);
+        // A new scene is black and undamaged: nothing to draw.
+        assert!(!out.render(&mut scene));
+        let reads = Rc::new(Cell::new(0));
+        let client = |v: u32| Shm {
+            bytes: v.to_le_bytes().repeat((w * h) as usize),
+            width: w,
+            height: h,
+            reads: reads.clone(),
+        };
+        scene.image_size = Some((w, h));
+        scene.content = Some(Box::new(client(0x0011_2233)));
+        scene.damage_all();
+        assert!(out.render(&mut scene));
+        assert_eq!(reads.get(), 1, "one read of the client's buffer per frame");
+        assert!(row_words(&out, 5).iter().all(|p| *p == 0x0011_2233));
+
+        // The next buffer damages rows 2 and 3 only.
+        scene.content = Some(Box::new(client(0x00aa_bbcc)));
+        scene.damage.add(Rect::new(0, 2, 8, 2), scene.bounds());
+        assert!(out.render(&mut scene));
+        assert_eq!(reads.get(), 2);
+        for y in 0..h as usize {
+            let want = if y == 2 || y == 3 {
+                0x00aa_bbcc
+            } else {
+                0x0011_2233
+            };
+            assert!(row_words(&out, y).iter().all(|p| *p == want), "row {y}");
+        }
+        // No new damage: no frame, and the buffer is not read again.
+        assert!(!out.render(&mut scene));
+        assert_eq!(reads.get(), 2);
+    }
+
+    #[test]
+    fn no_buffer_draws_black() {
+        let mut out = Headless::new(4, 4);
+        out.bytes.fill(0x77);
+        let mut scene = Scene::new(4, 4);
+        scene.clear();
+        assert!(out.render(&mut scene));
+        assert!(out.bytes.chunks(4).all(|p| p == BLACK.to_le_bytes()));
     }
 }

@@ -1,78 +1,58 @@
-//! Software composition: the client's last buffer (kept as an XRGB image) onto a black
-//! output. No protocol types here.
+//! Software composition: the client's buffer onto a black output, copied straight from
+//! the client's shm into the scanout buffer, damaged rows only. There is no intermediate
+//! copy of the client's frame: each frame's pixels are read once (from shm) and written
+//! once (into the scanout buffer). No protocol types here.
 
 use crate::damage::Rect;
 
 /// Opaque black in XRGB8888.
 pub const BLACK: u32 = 0xff00_0000;
 
-/// Pixel formats the compositor accepts from wl_shm.
+/// Pixel formats the compositor accepts from wl_shm. Both are copied byte for byte: the
+/// scanout format is XRGB8888, whose X byte the display ignores, and premultiplied
+/// ARGB8888 over a black background is exactly its colour channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
     Xrgb8888,
-    /// Premultiplied alpha: over a black background this is just its colour channels.
     Argb8888,
 }
 
-/// A copy of the client's buffer, one `0xAARRGGBB` word per pixel (alpha forced to 0xff).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Image {
+/// A client buffer's pixels, borrowed for one copy: little-endian 32-bit pixels in rows
+/// of `stride` bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Pixels<'a> {
+    bytes: &'a [u8],
     pub width: u32,
     pub height: u32,
-    pub pixels: Vec<u32>,
+    stride: usize,
 }
 
-impl Image {
-    pub fn new(width: u32, height: u32) -> Image {
-        Image {
+impl<'a> Pixels<'a> {
+    /// `None` unless `bytes` holds `height` rows of `width` pixels at `stride` (the last
+    /// row needs no padding) and the sizes are positive.
+    pub fn new(bytes: &'a [u8], width: u32, height: u32, stride: usize) -> Option<Pixels<'a>> {
+        let row = (width as usize).checked_mul(4)?;
+        if width == 0 || height == 0 || stride < row {
+            return None;
+        }
+        let needed = stride.checked_mul(height as usize - 1)?.checked_add(row)?;
+        (bytes.len() >= needed).then_some(Pixels {
+            bytes,
             width,
             height,
-            pixels: vec![BLACK; width as usize * height as usize],
-        }
+            stride,
+        })
     }
 
     pub fn rect(&self) -> Rect {
         Rect::new(0, 0, self.width as i32, self.height as i32)
     }
-}
 
-/// Copies the `rects` (buffer coordinates) of a wl_shm buffer into `img`.
-///
-/// If the buffer size differs from `img`, `img` is resized and copied whole. Returns
-/// the rectangles that actually changed (buffer coordinates). A buffer whose bytes do
-/// not cover `stride * height` copies nothing.
-pub fn copy_from_shm(
-    img: &mut Image,
-    src: &[u8],
-    width: u32,
-    height: u32,
-    stride: usize,
-    _format: PixelFormat,
-    rects: &[Rect],
-) -> Vec<Rect> {
-    let row_bytes = width as usize * 4;
-    if stride < row_bytes || src.len() < stride.saturating_mul(height as usize) {
-        return Vec::new();
+    /// Bytes of row `y`, pixels `x0..x1` (inside the buffer: the caller clipped).
+    fn span(&self, y: i32, x0: i32, x1: i32) -> Option<&'a [u8]> {
+        let start = y as usize * self.stride + x0 as usize * 4;
+        self.bytes.get(start..start + (x1 - x0) as usize * 4)
     }
-    let full = Rect::new(0, 0, width as i32, height as i32);
-    let rects: Vec<Rect> = if img.width != width || img.height != height {
-        *img = Image::new(width, height);
-        vec![full]
-    } else {
-        rects.iter().filter_map(|r| r.intersect(&full)).collect()
-    };
-    for r in &rects {
-        for y in r.y..r.y + r.h {
-            let row = &src[y as usize * stride..];
-            let dst_row = &mut img.pixels[y as usize * width as usize..];
-            for x in r.x..r.x + r.w {
-                let o = x as usize * 4;
-                let v = u32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]);
-                dst_row[x as usize] = v | BLACK;
-            }
-        }
-    }
-    rects
 }
 
 /// Where an image of `img` size sits on an output of `out` size: centred, and at the
@@ -91,14 +71,14 @@ pub struct Target<'a> {
     pub stride: usize,
 }
 
-/// Redraws `rect` (output coordinates) of the target from the scene: `img` at `pos`, black
-/// elsewhere.
-pub fn render_rect(target: &mut Target<'_>, img: Option<(&Image, (i32, i32))>, rect: Rect) {
+/// Redraws `rect` (output coordinates) of the target from the scene: `img` at `pos`,
+/// black elsewhere. Every pixel of `rect` is written once; nothing outside it is touched.
+pub fn render_rect(target: &mut Target<'_>, img: Option<(&Pixels<'_>, (i32, i32))>, rect: Rect) {
     let out = Rect::new(0, 0, target.width as i32, target.height as i32);
     let Some(rect) = rect.intersect(&out) else {
         return;
     };
-    let img_rect = img.map(|(i, (px, py))| (i, i.rect().translate(px, py), px, py));
+    let img_rect = img.map(|(p, (px, py))| (p, p.rect().translate(px, py), px, py));
     for y in rect.y..rect.y + rect.h {
         let row_start = y as usize * target.stride;
         let Some(row) = target
@@ -109,17 +89,18 @@ pub fn render_rect(target: &mut Target<'_>, img: Option<(&Image, (i32, i32))>, r
         };
         let mut x = rect.x;
         let x_end = rect.x + rect.w;
-        // Span inside the image on this row, if any.
-        let span = img_rect.and_then(|(i, ir, px, py)| {
+        // Span inside the image on this row, if any: one memcpy from the client's row.
+        let span = img_rect.and_then(|(p, ir, px, py)| {
             let line = Rect::new(rect.x, y, rect.w, 1);
-            line.intersect(&ir).map(|s| (i, s, px, py))
+            line.intersect(&ir).map(|s| (p, s, px, py))
         });
-        if let Some((i, s, px, py)) = span {
+        if let Some((p, s, px, py)) = span {
             fill(row, x, s.x, BLACK);
-            let src_row = (y - py) as usize * i.width as usize;
-            for sx in s.x..s.x + s.w {
-                let v = i.pixels[src_row + (sx - px) as usize];
-                put(row, sx, v);
+            let dst = &mut row[s.x as usize * 4..(s.x + s.w) as usize * 4];
+            match p.span(y - py, s.x - px, s.x + s.w - px) {
+                Some(src) => dst.copy_from_slice(src),
+                // Unreachable for a validated `Pixels`; black beats a panic.
+                None => fill(dst, 0, s.w, BLACK),
             }
             x = s.x + s.w;
         }
@@ -127,61 +108,48 @@ pub fn render_rect(target: &mut Target<'_>, img: Option<(&Image, (i32, i32))>, r
     }
 }
 
-fn put(row: &mut [u8], x: i32, v: u32) {
-    let o = x as usize * 4;
-    row[o..o + 4].copy_from_slice(&v.to_le_bytes());
-}
-
 fn fill(row: &mut [u8], x0: i32, x1: i32, v: u32) {
     let b = v.to_le_bytes();
-    for x in x0..x1 {
-        let o = x as usize * 4;
-        row[o..o + 4].copy_from_slice(&b);
+    if let Some(span) = row.get_mut(x0.max(0) as usize * 4..x1.max(0) as usize * 4) {
+        for px in span.chunks_exact_mut(4) {
+            px.copy_from_slice(&b);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn shm(w: u32, h: u32, f: impl Fn(u32, u32) -> u32) -> Vec<u8> {
+    /// A `w`×`h` shm buffer with 8 bytes of stride padding per row.
+    fn shm(w: u32, h: u32, f: impl Fn(u32, u32) -> u32) -> (Vec<u8>, usize) {
         let mut v = Vec::new();
         for y in 0..h {
             for x in 0..w {
                 v.extend_from_slice(&f(x, y).to_le_bytes());
             }
-            v.extend_from_slice(&[0xee; 8]); // stride padding
+            v.extend_from_slice(&[0xee; 8]);
         }
-        v
+        (v, w as usize * 4 + 8)
+    }
+
+    fn px(b: &[u8], stride: usize, x: usize, y: usize) -> u32 {
+        let o = y * stride + x * 4;
+        u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
     }
 
     #[test]
-    fn copy_whole_then_damage_only() {
-        let mut img = Image::default();
-        let src = shm(4, 3, |x, y| x + 10 * y);
-        let changed = copy_from_shm(&mut img, &src, 4, 3, 24, PixelFormat::Xrgb8888, &[]);
-        assert_eq!(changed, vec![Rect::new(0, 0, 4, 3)]);
-        assert_eq!(img.pixels[5], 0xff00_000b);
-        let src2 = shm(4, 3, |_, _| 0x00ab_cdef);
-        let changed = copy_from_shm(
-            &mut img,
-            &src2,
-            4,
-            3,
-            24,
-            PixelFormat::Argb8888,
-            &[Rect::new(1, 1, 1, 1), Rect::new(3, 2, 9, 9)],
-        );
-        assert_eq!(changed, vec![Rect::new(1, 1, 1, 1), Rect::new(3, 2, 1, 1)]);
-        assert_eq!(img.pixels[5], 0xffab_cdef);
-        assert_eq!(img.pixels[4], 0xff00_000a); // undamaged pixel kept
-        assert_eq!(img.pixels[11], 0xffab_cdef);
-    }
-
-    #[test]
-    fn short_buffer_is_ignored() {
-        let mut img = Image::default();
-        assert!(copy_from_shm(&mut img, &[0; 10], 4, 3, 16, PixelFormat::Xrgb8888, &[]).is_empty());
+    fn pixels_must_cover_their_rows() {
+        let (src, stride) = shm(4, 3, |_, _| 0);
+        assert!(Pixels::new(&src, 4, 3, stride).is_some());
+        // The last row needs no stride padding.
+        assert!(Pixels::new(&src[..src.len() - 8], 4, 3, stride).is_some());
+        assert!(Pixels::new(&src[..src.len() - 9], 4, 3, stride).is_none());
+        assert!(Pixels::new(&src, 4, 3, 15).is_none()); // stride < row
+        assert!(Pixels::new(&src, 0, 3, stride).is_none());
+        assert!(Pixels::new(&src, 4, 0, stride).is_none());
+        assert!(Pixels::new(&[], u32::MAX, u32::MAX, usize::MAX).is_none());
     }
 
     #[test]
@@ -192,9 +160,47 @@ mod tests {
     }
 
     #[test]
-    fn render_only_touches_damage() {
-        let mut img = Image::new(2, 2);
-        img.pixels = vec![0xff11_1111, 0xff22_2222, 0xff33_3333, 0xff44_4444];
+    fn damage_limited_copy_writes_only_damaged_rows() {
+        // A client buffer the size of the output, copied straight into the target: only
+        // the damaged rows change, they equal the client's rows byte for byte (its X/alpha
+        // byte included: no conversion pass), every other row keeps its old bytes.
+        const SENTINEL: u32 = 0x5a5a_5a5a;
+        let (w, h) = (6u32, 5u32);
+        let (src, stride) = shm(w, h, |x, y| 0x0010_0000 * y + x);
+        let pixels = Pixels::new(&src, w, h, stride).unwrap();
+        let tstride = w as usize * 4 + 4; // the scanout buffer has its own pitch
+        let mut buf: Vec<u8> = SENTINEL
+            .to_le_bytes()
+            .iter()
+            .copied()
+            .cycle()
+            .take(tstride * h as usize)
+            .collect();
+        let mut t = Target {
+            bytes: &mut buf,
+            width: w,
+            height: h,
+            stride: tstride,
+        };
+        render_rect(&mut t, Some((&pixels, (0, 0))), Rect::new(0, 1, 6, 2));
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let want = if (1..3).contains(&y) {
+                    0x0010_0000 * y as u32 + x as u32
+                } else {
+                    SENTINEL
+                };
+                assert_eq!(px(&buf, tstride, x, y), want, "pixel ({x}, {y})");
+            }
+        }
+        // The pitch padding is never written.
+        assert_eq!(px(&buf, tstride, 6, 1), SENTINEL);
+    }
+
+    #[test]
+    fn smaller_image_is_centred_on_black_inside_the_damage_only() {
+        let (src, stride) = shm(2, 2, |x, y| 0x0011_1111 * (1 + x + 2 * y));
+        let pixels = Pixels::new(&src, 2, 2, stride).unwrap();
         let mut buf = vec![0u8; 4 * 4 * 4];
         let mut t = Target {
             bytes: &mut buf,
@@ -202,27 +208,43 @@ mod tests {
             height: 4,
             stride: 16,
         };
-        render_rect(&mut t, Some((&img, (1, 1))), Rect::new(0, 0, 2, 2));
-        let px = |b: &[u8], x: usize, y: usize| {
-            u32::from_le_bytes([
-                b[y * 16 + x * 4],
-                b[y * 16 + x * 4 + 1],
-                b[y * 16 + x * 4 + 2],
-                b[y * 16 + x * 4 + 3],
-            ])
-        };
-        assert_eq!(px(&buf, 0, 0), BLACK);
-        assert_eq!(px(&buf, 1, 1), 0xff11_1111);
-        assert_eq!(px(&buf, 2, 2), 0); // outside the damage: untouched
+        render_rect(&mut t, Some((&pixels, (1, 1))), Rect::new(0, 0, 2, 2));
+        assert_eq!(px(&buf, 16, 0, 0), BLACK);
+        assert_eq!(px(&buf, 16, 1, 1), 0x0011_1111);
+        assert_eq!(px(&buf, 16, 2, 2), 0); // outside the damage: untouched
         let mut t = Target {
             bytes: &mut buf,
             width: 4,
             height: 4,
             stride: 16,
         };
-        render_rect(&mut t, Some((&img, (1, 1))), Rect::new(0, 0, 4, 4));
-        assert_eq!(px(&buf, 2, 2), 0xff44_4444);
-        assert_eq!(px(&buf, 3, 3), BLACK);
-        assert_eq!(px(&buf, 2, 1), 0xff22_2222);
+        render_rect(&mut t, Some((&pixels, (1, 1))), Rect::new(0, 0, 4, 4));
+        assert_eq!(px(&buf, 16, 2, 2), 0x0044_4444);
+        assert_eq!(px(&buf, 16, 3, 3), BLACK);
+        assert_eq!(px(&buf, 16, 2, 1), 0x0022_2222);
+        // No image: black.
+        let mut t = Target {
+            bytes: &mut buf,
+            width: 4,
+            height: 4,
+            stride: 16,
+        };
+        render_rect(&mut t, None, Rect::new(-5, -5, 100, 100));
+        assert!(buf.chunks(4).all(|p| p == BLACK.to_le_bytes()));
+    }
+
+    #[test]
+    fn image_larger_than_the_output_is_clipped() {
+        let (src, stride) = shm(8, 8, |x, y| x + 16 * y);
+        let pixels = Pixels::new(&src, 8, 8, stride).unwrap();
+        let mut buf = vec![0u8; 4 * 3 * 4];
+        let mut t = Target {
+            bytes: &mut buf,
+            width: 4,
+            height: 3,
+            stride: 16,
+        };
+        render_rect(&mut t, Some((&pixels, (0, 0))), Rect::new(0, 0, 100, 100));
+        assert_eq!(px(&buf, 16, 3, 2), 3 + 32);
     }
 }

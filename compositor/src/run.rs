@@ -17,6 +17,7 @@ use smithay::reexports::wayland_server::Display;
 
 use crate::backend::{Backend, Rendered};
 use crate::state::{ClientState, NekState};
+use crate::timeline::{self, Phase, Timeline};
 use crate::{clock, input, process, sys};
 
 /// Everything the event loop callbacks see.
@@ -36,8 +37,15 @@ pub struct State {
     pub first_frame_ms: Option<u64>,
     /// Input devices already looked at.
     input_paths: Vec<PathBuf>,
-    /// [`debug_logging`]: log keyboards and input events to stderr.
+    /// [`timeline::debug_logging`]: log keyboards and input events to stderr.
     debug: bool,
+    /// Phase marks (debug log level).
+    pub timeline: Timeline,
+    /// Whether a client frame has been composited into a scanout buffer yet.
+    first_composited: bool,
+    /// Client frames committed when the last key press arrived, until a later client
+    /// frame is on screen (`next-frame-flipped`).
+    key_pending: Option<u64>,
 }
 
 impl State {
@@ -55,9 +63,13 @@ impl State {
         match self.backend.render(&mut nek.scene) {
             Ok(Rendered::Busy) => {}
             Ok(Rendered::Idle) => NekState::send_frame_callbacks(&mut nek.pending_callbacks),
-            Ok(Rendered::Queued) => nek.inflight_callbacks.append(&mut nek.pending_callbacks),
+            Ok(Rendered::Queued) => {
+                nek.inflight_callbacks.append(&mut nek.pending_callbacks);
+                self.on_composited();
+            }
             Ok(Rendered::Presented) => {
                 nek.inflight_callbacks.append(&mut nek.pending_callbacks);
+                self.on_composited();
                 self.on_presented();
             }
             Err(e) => {
@@ -68,15 +80,33 @@ impl State {
         }
     }
 
+    /// The client's buffer is in a scanout buffer: give it back to the client now, not
+    /// after the flip (the copy is all we need of it).
+    fn on_composited(&mut self) {
+        self.nek.scene.release_content();
+        if !self.first_composited && self.nek.scene.client_frames > 0 {
+            self.first_composited = true;
+            self.timeline.mark(Phase::FirstFrameComposited);
+        }
+    }
+
     /// A frame reached the screen (vblank after a flip, or drawn headless).
     pub fn on_presented(&mut self) {
         let client_frames = self.backend.presented(&self.nek.scene);
         NekState::send_frame_callbacks(&mut self.nek.inflight_callbacks);
         self.presented_client_frames = client_frames;
         if client_frames > 0 && self.first_frame_ms.is_none() {
+            self.timeline.mark(Phase::PageFlipDone);
             let ms = clock::boottime_ms();
             self.first_frame_ms = Some(ms);
             println!("nekos: first frame after {ms} ms");
+        }
+        if self
+            .key_pending
+            .is_some_and(|at_key| client_frames > at_key)
+        {
+            self.key_pending = None;
+            self.timeline.mark(Phase::NextFrameFlipped);
         }
         // More damage may have come in while the flip was pending.
         if self.backend.is_async() {
@@ -127,7 +157,7 @@ impl State {
                                 let how = if ev.pressed { "down" } else { "up" };
                                 eprintln!("nekos-compositor: key {} {how}", ev.code);
                             }
-                            state.nek.key(ev.code, ev.pressed, ev.time_ms);
+                            state.key(ev.code, ev.pressed, ev.time_ms);
                         }
                         Ok(PostAction::Continue)
                     }
@@ -136,10 +166,19 @@ impl State {
             );
             // Which keyboard was found is a debugging aid: at the default level it would land
             // on the serial prompt's line right after the first `nekos# `.
-            if res.is_ok() && debug_logging() {
+            if res.is_ok() && self.debug {
                 eprintln!("nekos-compositor: keyboard {}", path.display());
             }
         }
+    }
+
+    /// A key from a keyboard (or a test) to the focused client.
+    fn key(&mut self, code: u16, pressed: bool, time_ms: u32) {
+        if pressed {
+            self.timeline.mark(Phase::KeyReceived);
+            self.key_pending = Some(self.nek.scene.client_frames);
+        }
+        self.nek.key(code, pressed, time_ms);
     }
 
     /// What every loop iteration ends with: draw, then send what the handlers queued.
@@ -188,7 +227,10 @@ impl Compositor {
             presented_client_frames: 0,
             first_frame_ms: None,
             input_paths: Vec::new(),
-            debug: debug_logging(),
+            debug: timeline::debug_logging(),
+            timeline: Timeline::from_env(),
+            first_composited: false,
+            key_pending: None,
         };
         Ok(Compositor { event_loop, state })
     }
@@ -271,6 +313,12 @@ impl Compositor {
         original_runtime_dir: Option<Option<std::ffi::OsString>>,
     ) -> Result<(), String> {
         let (child, stream) = process::spawn_viewer(viewer, args, original_runtime_dir)?;
+        self.adopt_viewer(child, stream)
+    }
+
+    /// Serves a viewer started earlier (`process::spawn_viewer`) on its socketpair; what
+    /// it sent meanwhile waits in the socket. Its exit stops the loop with its status.
+    pub fn adopt_viewer(&mut self, child: Child, stream: UnixStream) -> Result<(), String> {
         let pidfd = match process::pidfd(&child) {
             Ok(fd) => fd,
             Err(e) => {
@@ -308,7 +356,7 @@ impl Compositor {
     /// would.
     pub fn key(&mut self, code: u16, pressed: bool) {
         let t = clock::monotonic_ms() as u32;
-        self.state.nek.key(code, pressed, t);
+        self.state.key(code, pressed, t);
         let _ = self.state.nek.display_handle.flush_clients();
     }
 
@@ -323,10 +371,4 @@ impl Compositor {
         self.state.stop_child();
         Ok(self.state.exit_code)
     }
-}
-
-/// `NEKOS_DEBUG` set, or init's `nekos.loglevel=debug` (passed on as `NEKOS_LOGLEVEL`).
-fn debug_logging() -> bool {
-    std::env::var_os("NEKOS_DEBUG").is_some()
-        || std::env::var("NEKOS_LOGLEVEL").is_ok_and(|l| l == "debug")
 }

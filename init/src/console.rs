@@ -61,6 +61,11 @@ pub fn say(msg: &str) {
     log::debug!("nekos: {msg}");
 }
 
+/// A whole line as it is (a timeline mark), without a kmsg copy.
+pub fn line(text: &str) {
+    write_stdout(format!("{}{text}\n", line_start()).as_bytes());
+}
+
 /// `nekos: warning: <msg>`.
 pub fn warn(msg: &str) {
     write_stdout(format!("{}nekos: warning: {msg}\n", line_start()).as_bytes());

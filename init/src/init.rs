@@ -26,6 +26,7 @@ use crate::backoff::{Backoff, Decision, Policy};
 use crate::cmdline::{self, Config, DisplayMode, LogLevel};
 use crate::shutdown::{self, Action};
 use crate::sys::{self, ChildSetup};
+use crate::timeline::{self, Phase};
 use crate::{console, mounts, probe, status};
 
 const COMPOSITOR: &str = "/bin/compositor";
@@ -102,10 +103,14 @@ pub struct Init {
     env: Vec<(String, String)>,
     request: Option<(Action, String)>,
     inputs_seen: BTreeSet<PathBuf>,
+    /// Print timeline marks (`nekos.loglevel=debug`).
+    timeline: bool,
 }
 
 /// Entry point when running as PID 1. Never returns.
 pub fn main() -> ! {
+    // The first timeline mark's time; printed once the log level is known.
+    let start_ms = probe::boot_ms();
     // Signals first, before anything can fork or spawn a thread: every thread
     // and child inherits this mask, and PID 1 must not miss a SIGCHLD.
     let mask = blocked_set();
@@ -127,7 +132,7 @@ pub fn main() -> ! {
         Ok(l) => l,
         Err(e) => shutdown::run(Action::Poweroff, &format!("setup failed: event loop: {e}")),
     };
-    let mut state = match setup(&event_loop, mask) {
+    let mut state = match setup(&event_loop, mask, start_ms) {
         Ok(s) => s,
         Err(e) => shutdown::run(Action::Poweroff, &format!("setup failed: {e}")),
     };
@@ -174,7 +179,11 @@ fn reopen_console() {
     }
 }
 
-fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, String> {
+fn setup(
+    event_loop: &EventLoop<'static, Init>,
+    mask: SigSet,
+    start_ms: u64,
+) -> Result<Init, String> {
     // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate reboot.
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         log::warn!("reboot(CAD_OFF): {e}");
@@ -192,6 +201,10 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
         LogLevel::Info => log::LevelFilter::Info,
         LogLevel::Debug => log::LevelFilter::Debug,
     });
+    let marks = config.loglevel == LogLevel::Debug;
+    if marks {
+        console::line(&timeline::mark_line(start_ms, Phase::InitStart));
+    }
 
     console::say(&format!(
         "NekOS {} kernel {}",
@@ -243,6 +256,7 @@ fn setup(event_loop: &EventLoop<'static, Init>, mask: SigSet) -> Result<Init, St
         env: child_env(&config),
         request: None,
         inputs_seen: BTreeSet::new(),
+        timeline: marks,
     };
 
     // The ACPI power button exists by now; later devices are found by the
@@ -535,6 +549,10 @@ impl Init {
                 // through SIGCHLD like every other process.
                 let pid = child.id() as i32;
                 drop(child);
+                if svc.kind == Kind::Display && self.timeline {
+                    let mark = timeline::mark_line(probe::boot_ms(), Phase::CompositorSpawned);
+                    console::line(&mark);
+                }
                 svc.state = State::Running;
                 svc.announced |= first_display;
                 if svc.kind == Kind::Prompt {

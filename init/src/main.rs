@@ -11,6 +11,7 @@ mod probe;
 mod shutdown;
 mod status;
 mod sys;
+mod timeline;
 mod words;
 
 use std::process::ExitCode;

@@ -70,6 +70,20 @@ pub enum Cmd {
         /// Also serve QEMU's QMP monitor on this Unix socket (to script screendumps and keys).
         #[arg(long)]
         qmp: Option<PathBuf>,
+        /// Accelerator: tcg, kvm or hvf. Default: hvf for aarch64,… on macOS, else tcg.
+        #[arg(long, value_parser = parse_accel, conflicts_with = "kvm")]
+        accel: Option<Accel>,
+        /// Boot the files of a `cargo nekos bundle` directory instead of building (on a Mac).
+        #[arg(long, value_name = "DIR")]
+        prebuilt: Option<PathBuf>,
+    },
+    /// Copy what one architecture's deployments boot from (kernel, initramfs, UKIs, firmware,
+    /// variable stores) into DIR with a relocatable manifest, for `run --prebuilt DIR` elsewhere.
+    Bundle {
+        #[arg(long, default_value = "aarch64", value_parser = parse_arch)]
+        arch: nekos_build::arch::Arch,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// The whole test suite: builds (incl. the test initramfs), then `cargo test --workspace`.
     Test {
@@ -84,6 +98,22 @@ pub enum Cmd {
         /// Only these deployments (repeatable); all by default.
         #[arg(long = "deployment")]
         deployments: Vec<String>,
+        /// Issue #15's comparison: NekOS, the bare probe and busybox + cage + swayimg on the
+        /// same kernel, interleaved; writes bench.json, bench.md and timeline.svg.
+        #[arg(long, conflicts_with = "deployments")]
+        compare: bool,
+        /// With --compare: skip the minimum-RAM bisection (about 10 boots per system).
+        #[arg(long, requires = "compare")]
+        no_min_ram: bool,
+        /// With --compare: another initramfs in the same run, e.g. NekOS from an older commit.
+        #[arg(long = "extra", value_name = "LABEL=INITRAMFS", requires = "compare", value_parser = bench_extra)]
+        extras: Vec<(String, PathBuf)>,
+        /// With --compare: an earlier bench.json to show next to this run (same kernel, QEMU, photos).
+        #[arg(long, value_name = "OLD_BENCH_JSON", requires = "compare")]
+        against: Option<PathBuf>,
+        /// With --compare: where to write (default target/nekos/bench/).
+        #[arg(long, value_name = "DIR", requires = "compare")]
+        out: Option<PathBuf>,
     },
     /// Fuzz the parsers of untrusted input (`cargo run -p nekos-fuzz`, outside the test suite);
     /// crashing or hanging inputs are saved under target/nekos/fuzz/ and exit 1.
@@ -137,6 +167,9 @@ pub enum Cmd {
         /// lists the images, modules and tool versions that differ from the cached build here.
         #[arg(long, value_name = "FILE")]
         against: Option<PathBuf>,
+        /// Guest architecture of `repro kernel|firmware` (x86_64 or aarch64).
+        #[arg(long, default_value = "x86_64", value_parser = parse_arch)]
+        arch: nekos_build::arch::Arch,
     },
     /// Keys: the Secure Boot hierarchy, OS-package signing certificates, stboot's keys.
     #[command(subcommand)]
@@ -152,7 +185,11 @@ pub enum Cmd {
     /// List a PE image's sections (sizes, sha256) and its Authenticode hash.
     Inspect(crate::uki_cli::InspectArgs),
     /// Fetch the pinned systemd-stub 257 and print its path.
-    Stub,
+    Stub {
+        /// Whose stub: x86_64 (linuxx64.efi.stub) or aarch64 (linuxaa64.efi.stub).
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
+    },
     /// SEV-SNP launch digest of an AmdSev OVMF (+ kernel, initrd, cmdline), like sev-snp-measure.
     SnpMeasure(SnpMeasureArgs),
     /// Check an SEV-SNP report against this build: verify it as `snpcheck verify` does, then
@@ -285,6 +322,33 @@ pub struct BuildArgs {
     /// Photo directory to pack instead of cats/.
     #[arg(long)]
     cats: Option<PathBuf>,
+    /// Guest architecture: x86_64 (target/nekos/) or aarch64 (target/nekos/aarch64/).
+    #[arg(long, default_value = "x86_64", value_parser = parse_arch)]
+    pub arch: nekos_build::arch::Arch,
+}
+
+/// The architecture of the deployments `bench` was asked for (x86_64 when none): one per run.
+fn bench_arch(names: &[String]) -> Result<nekos_build::arch::Arch> {
+    let mut arch = None;
+    for name in names {
+        let a = deployments::find(name)?.arch;
+        match arch {
+            Some(prev) if prev != a => bail!(
+                "bench: --deployment {name} is {a}, an earlier one is {prev}: bench one \
+                 architecture per run (each has its own build)"
+            ),
+            _ => arch = Some(a),
+        }
+    }
+    Ok(arch.unwrap_or_default())
+}
+
+fn parse_accel(s: &str) -> std::result::Result<Accel, String> {
+    Accel::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_arch(s: &str) -> std::result::Result<nekos_build::arch::Arch, String> {
+    nekos_build::arch::Arch::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -303,6 +367,7 @@ impl BuildArgs {
             compression: self.compression,
             cats: self.cats.clone(),
             parts,
+            arch: self.arch,
         }
     }
 }
@@ -359,7 +424,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ..Parts::ALL
             };
             build(&root, &args.options(variants, parts))?;
-            eprintln!("nekos: manifest {}", manifest_path(&root).display());
+            let manifest = crate::artifacts::manifest_path_for(&root, args.arch);
+            eprintln!("nekos: manifest {}", manifest.display());
         }
         Cmd::Run {
             deployment,
@@ -369,10 +435,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             kvm,
             memory,
             qmp,
+            accel,
+            prebuilt,
         } => {
-            let root = root()?;
             let dep = deployments::find(&deployment)?;
-            let manifest = build(&root, &args.options(vec![variant], dep.parts()))?;
+            let manifest = match &prebuilt {
+                Some(dir) => qemu::load_bundle(dir)?,
+                // The build needs Debian's tools; a Mac boots what Linux built.
+                None if qemu::HostOs::current() == qemu::HostOs::Macos => bail!(
+                    "on macOS `cargo nekos run` boots prebuilt files: on Linux run `cargo nekos \
+                     build --arch aarch64` and `cargo nekos bundle --arch aarch64 --out DIR`, \
+                     copy DIR here, then `cargo nekos run {} --prebuilt DIR`",
+                    dep.name
+                ),
+                None => {
+                    let root = root()?;
+                    // The deployment's name decides the architecture (`aarch64,…`), not --arch.
+                    let opts = BuildOptions {
+                        arch: dep.arch,
+                        ..args.options(vec![variant], dep.parts())
+                    };
+                    build(&root, &opts)?
+                }
+            };
             let mut opts = BootOptions {
                 variant: variant.name().into(),
                 cmdline: append
@@ -382,13 +467,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 memory_mib: memory,
                 ..BootOptions::default()
             };
-            if kvm {
-                opts.accel = probe_kvm(&manifest);
-            }
+            opts.accel = match accel {
+                Some(a) => a,
+                None if kvm => probe_kvm(&manifest),
+                None => Accel::default_for(dep.arch, opts.host),
+            };
             let status = qemu::run_interactive(dep, &manifest, &opts, qmp.as_deref())?;
             if !status.success() {
                 bail!("QEMU exited with {status}");
             }
+        }
+        Cmd::Bundle { arch, out } => {
+            let root = root()?;
+            let manifest = Manifest::load(&crate::artifacts::manifest_path_for(&root, arch))?;
+            let files = qemu::write_bundle(&manifest, &out)?;
+            eprintln!(
+                "nekos: bundle of the {arch} build: {} files in {}; on the other machine: \
+                 cargo nekos run <deployment> --prebuilt {}",
+                files.len(),
+                out.display(),
+                out.display()
+            );
         }
         Cmd::Test { args } => {
             let root = root()?;
@@ -400,12 +499,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     ..BuildOptions::default()
                 },
             )?;
-            // The measure step: what a verifier should expect from this build.
+            // The same steps for arm64 (what `Parts::for_arch` builds there), for its tests.
+            let arm64 = nekos_build::arch::Arch::Aarch64;
+            build(
+                &root,
+                &BuildOptions {
+                    variants: vec![Variant::Production, Variant::Test],
+                    arch: arm64,
+                    ..BuildOptions::default()
+                },
+            )?;
+            // The measure step: what a verifier should expect from this build (each arch).
             measure(&root, None, None)?;
+            let arm_manifest = Manifest::load(&crate::artifacts::manifest_path_for(&root, arm64))?;
+            crate::measurements::write(
+                &crate::measurements::default_out_for(arm64, &root),
+                &crate::measurements::compute(&arm_manifest, &crate::keys::default_keys_dir())?,
+            )?;
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.current_dir(&root)
                 .args(["test", "--workspace", "--locked"])
                 .env("NEKOS_MANIFEST", manifest_path(&root))
+                .env(
+                    "NEKOS_MANIFEST_AARCH64",
+                    crate::artifacts::manifest_path_for(&root, arm64),
+                )
                 .env("NEKOS_WORKSPACE", &root);
             if !args.is_empty() {
                 cmd.args(&args);
@@ -415,18 +533,67 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("tests failed");
             }
         }
-        Cmd::Bench { runs, deployments } => {
+        Cmd::Bench {
+            runs,
+            deployments: _,
+            compare: true,
+            no_min_ram,
+            extras,
+            against,
+            out,
+        } => {
             let root = root()?;
+            let manifest = build(
+                &root,
+                &BuildOptions {
+                    parts: Parts {
+                        kernel: true,
+                        initramfs: true,
+                        ..Parts::NONE
+                    },
+                    ..BuildOptions::default()
+                },
+            )?;
+            let out = out.unwrap_or_else(|| out_dir(&root).join("bench"));
+            let opts = nekos_lab::bench_compare::CompareOptions {
+                runs,
+                min_ram: !no_min_ram,
+                extras,
+                against,
+                out: out.clone(),
+            };
+            let report = nekos_lab::bench_compare::run(&root, &manifest, &opts)?;
+            nekos_lab::bench_compare::write(&report, &out)?;
+            println!("{}", nekos_lab::bench_report::markdown(&report));
+            eprintln!("nekos: bench results in {}", out.display());
+        }
+        Cmd::Bench {
+            runs, deployments, ..
+        } => {
+            let root = root()?;
+            // One architecture per run (one build, one manifest): the named deployments',
+            // x86_64 when none are named (then all x86 ones; the arm64 ones by name).
+            let arch = bench_arch(&deployments)?;
+            let deployments: Vec<String> = if deployments.is_empty() {
+                deployments::DEPLOYMENTS
+                    .iter()
+                    .filter(|d| d.arch == arch)
+                    .map(|d| d.name.to_string())
+                    .collect()
+            } else {
+                deployments
+            };
             let mut parts = Parts::NONE;
             for d in deployments::DEPLOYMENTS
                 .iter()
-                .filter(|d| deployments.is_empty() || deployments.iter().any(|n| n == d.name))
+                .filter(|d| deployments.iter().any(|n| n == d.name))
             {
                 parts = parts.union(d.parts());
             }
             let manifest = build(
                 &root,
                 &BuildOptions {
+                    arch,
                     parts: parts.union(Parts {
                         kernel: true,
                         initramfs: true,
@@ -512,6 +679,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Repro {
             against: Some(file),
             what,
+            ..
         } => {
             let root = root()?;
             if matches!(what, Some(ReproTarget::Kernel | ReproTarget::Initramfs)) {
@@ -528,6 +696,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Repro {
             what: Some(ReproTarget::Firmware),
             against: None,
+            arch: nekos_build::arch::Arch::Aarch64,
+        } => {
+            let (code, vars) = nekos_build::firmware_aarch64::repro(&root()?, &Default::default())?;
+            println!(
+                "reproducible: {} {code}, {} {vars}",
+                nekos_build::firmware_aarch64::CODE_FD,
+                nekos_build::firmware_aarch64::VARS_FD
+            );
+        }
+        Cmd::Repro {
+            what: Some(ReproTarget::Firmware),
+            against: None,
+            ..
         } => {
             let root = root()?;
             let (pv, sev) = crate::firmware::repro(&root, &Default::default())?;
@@ -540,10 +721,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Repro {
             what: Some(what),
             against: None,
-        } => repro(&root()?, what)?,
+            arch,
+        } => repro(&root()?, what, arch)?,
         Cmd::Repro {
             what: None,
             against: None,
+            ..
         } => {
             bail!("repro: name what to build (kernel, initramfs, firmware) or pass --against FILE")
         }
@@ -582,7 +765,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Sign(args) => crate::uki_cli::sign(args)?,
         Cmd::Verify(args) => crate::uki_cli::verify(args)?,
         Cmd::Inspect(args) => crate::uki_cli::inspect(args)?,
-        Cmd::Stub => println!("{}", crate::uki::stub::pinned_stub_path()?.display()),
+        Cmd::Stub { arch } => println!(
+            "{}",
+            crate::uki::stub::pinned_stub_path_for(nekos_build::arch::Arch::parse(&arch)?)?
+                .display()
+        ),
         Cmd::Ospkg(cmd) => crate::ospkg_cli::ospkg(cmd)?,
         Cmd::Varstore(args) => crate::varstore_cli::varstore(args)?,
         Cmd::Attest(a) => return Ok(crate::attest_cli::attest(a)),
@@ -686,7 +873,7 @@ fn probe_kvm(manifest: &Manifest) -> Accel {
     if ok { Accel::Kvm } else { Accel::Tcg }
 }
 
-fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
+fn repro(root: &std::path::Path, what: ReproTarget, arch: nekos_build::arch::Arch) -> Result<()> {
     let base = crate::cache::cache_root()
         .join("tmp")
         .join(format!("repro-{}", std::process::id()));
@@ -699,7 +886,7 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         match what {
             ReproTarget::Kernel => {
-                let (bz, _, secs) = kernel::build_in(root, dir, None)?;
+                let (bz, _, secs) = kernel::build_in(root, dir, None, arch)?;
                 let sha = util::sha256_hex(&bz);
                 eprintln!(
                     "nekos: kernel built in {} ({secs:.0}s): sha256 {sha}",
@@ -750,6 +937,11 @@ fn repro(root: &std::path::Path, what: ReproTarget) -> Result<()> {
     }
     println!("reproducible: sha256 {}", hashes[0]);
     Ok(())
+}
+
+/// `--extra LABEL=INITRAMFS` for clap (a usage error names the argument).
+fn bench_extra(arg: &str) -> std::result::Result<(String, PathBuf), String> {
+    nekos_lab::bench_compare::parse_extra(arg).map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(test)]

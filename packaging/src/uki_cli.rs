@@ -36,6 +36,10 @@ pub struct UkiInputArgs {
     /// Extra `.sbat` lines, or `@FILE`.
     #[arg(long)]
     pub sbat: Option<String>,
+    /// The architecture (x86_64 or aarch64): kernel and stub must be PE images for it, and
+    /// the default stub is its pinned one (default: the kernel's PE machine decides).
+    #[arg(long)]
+    pub arch: Option<String>,
 }
 
 impl UkiInputArgs {
@@ -46,6 +50,14 @@ impl UkiInputArgs {
                 .with_context(|| format!("reading --cmdline-file {}", f.display())),
             (None, None) => Ok(String::new()),
         }
+    }
+
+    fn arch(&self) -> Result<Option<nekos_build::arch::Arch>> {
+        self.arch
+            .as_deref()
+            .map(nekos_build::arch::Arch::parse)
+            .transpose()
+            .context("--arch")
     }
 
     fn os_release_path(&self) -> Option<PathBuf> {
@@ -167,6 +179,7 @@ pub fn make_uki(a: MakeUkiArgs) -> Result<()> {
             os_release: a.inputs.os_release_path(),
             uname: a.inputs.uname.clone(),
             stub: a.inputs.stub.clone(),
+            arch: a.inputs.arch()?,
             sbat: sbat_arg(a.inputs.sbat.as_deref())?,
             keys_dir: None,
             out_dir: a.out_dir,
@@ -199,10 +212,18 @@ pub fn uki(a: UkiArgs) -> Result<()> {
             .with_context(|| format!("reading os-release {}", p.display()))?,
         None => NEKOS_OS_RELEASE.to_string(),
     };
+    let arch = match i.arch()? {
+        Some(a) => a,
+        None => arch_of(&linux, &format!("kernel {}", i.kernel.display()))?,
+    };
+    check_pe_arch(&linux, &format!("kernel {}", i.kernel.display()), arch)?;
     let stub_bytes = match &i.stub {
         Some(p) => std::fs::read(p).with_context(|| format!("reading stub {}", p.display()))?,
-        None => stub::load_pinned_stub()?,
+        None => stub::load_pinned_stub_for(arch)?,
     };
+    if let Some(p) = &i.stub {
+        check_pe_arch(&stub_bytes, &format!("stub {}", p.display()), arch)?;
+    }
     let uname = match &i.uname {
         Some(u) => Some(u.clone()),
         None => kernel_release(&linux).ok(),

@@ -93,9 +93,21 @@ pub fn describe_sev_status(v: u64) -> String {
     }
 }
 
-/// SEV_STATUS via /dev/cpu/0/msr (pread at the MSR number).
+/// SEV_STATUS via /dev/cpu/0/msr (pread at the MSR number). An x86 MSR: elsewhere (arm64)
+/// it is not read at all, and says no: SEV-SNP is an AMD x86_64 feature.
 pub fn msr() -> Evidence {
     let src = "SEV_STATUS MSR 0xC0010131 (/dev/cpu/0/msr)";
+    if cfg!(not(target_arch = "x86_64")) {
+        return Evidence::new(
+            src,
+            "msr",
+            Verdict::No,
+            format!(
+                "not read: an AMD x86_64 register, this is {}",
+                std::env::consts::ARCH
+            ),
+        );
+    }
     let f = match fs::File::open("/dev/cpu/0/msr") {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

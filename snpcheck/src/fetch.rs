@@ -1,6 +1,11 @@
 //! Getting a report from the guest firmware: configfs-tsm first, `/dev/sev-guest` second.
+//! SEV-SNP exists only on AMD x86_64: on other architectures (the arm64 image) the
+//! `/dev/sev-guest` path is compiled out and says so, and no ioctl is ever issued; configfs-tsm
+//! is generic (other vendors' providers are refused by name).
 
+#[cfg(target_arch = "x86_64")]
 use crate::report::REPORT_LEN;
+#[cfg(target_arch = "x86_64")]
 use crate::sys;
 use std::fs;
 use std::io::{self, Write};
@@ -164,6 +169,7 @@ pub fn request_in_entry(
     })
 }
 
+#[cfg(target_arch = "x86_64")]
 fn fw_error_name(e: u32) -> &'static str {
     match e {
         0x00 => "SUCCESS",
@@ -175,6 +181,7 @@ fn fw_error_name(e: u32) -> &'static str {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn ioctl_msg(what: &str, e: &sys::IoctlError) -> String {
     format!(
         "{what}: {} (firmware error {:#x} {}, VMM error {:#x})",
@@ -186,6 +193,7 @@ fn ioctl_msg(what: &str, e: &sys::IoctlError) -> String {
 }
 
 /// Pull the report out of a MSG_REPORT_RSP.
+#[cfg(target_arch = "x86_64")]
 fn report_from_resp(resp: &[u8]) -> Result<Vec<u8>, FetchError> {
     let word = |o: usize| {
         resp.get(o..o + 4)
@@ -219,6 +227,7 @@ fn report_from_resp(resp: &[u8]) -> Result<Vec<u8>, FetchError> {
 
 /// Via `/dev/sev-guest`: SNP_GET_EXT_REPORT (report + host certificates), falling back to
 /// SNP_GET_REPORT.
+#[cfg(target_arch = "x86_64")]
 pub fn via_sev_guest(user_data: &[u8; 64], vmpl: u32) -> Result<Fetched, FetchError> {
     let dev = match fs::OpenOptions::new()
         .read(true)
@@ -269,6 +278,16 @@ pub fn via_sev_guest(user_data: &[u8; 64], vmpl: u32) -> Result<Fetched, FetchEr
             })
         }
     }
+}
+
+/// `/dev/sev-guest` is the AMD SEV-SNP guest driver of x86_64 kernels: not on this
+/// architecture, whatever the file system holds.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn via_sev_guest(_user_data: &[u8; 64], _vmpl: u32) -> Result<Fetched, FetchError> {
+    Err(FetchError::Unavailable(format!(
+        "{SEV_GUEST_DEV}: SEV-SNP is an AMD x86_64 feature, this is {}",
+        std::env::consts::ARCH
+    )))
 }
 
 /// Try configfs-tsm, then /dev/sev-guest. Returns the first success (or the most telling
@@ -341,6 +360,7 @@ pub fn own_vmpl() -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::REPORT_LEN;
 
     fn entry(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("snpcheck-tsm-{}-{name}", std::process::id()));
@@ -383,6 +403,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn response_parsing() {
         let mut r = vec![0u8; sys::RESP_LEN];
         r[4..8].copy_from_slice(&(REPORT_LEN as u32).to_le_bytes());

@@ -15,6 +15,8 @@ pub mod hex;
 pub mod json;
 pub mod report;
 pub mod synthetic;
+// The /dev/sev-guest ioctls exist only for x86_64 (AMD SEV-SNP); elsewhere fetch.rs says so.
+#[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod verify;

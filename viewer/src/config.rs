@@ -28,10 +28,17 @@ NEKOS_SCALE=fit|fill|actual. Keys: Right/Space next, Left previous,
 P pause/resume, Home first. Needs a Wayland compositor (WAYLAND_SOCKET or
 WAYLAND_DISPLAY).";
 
+/// The guest's clock: time since boot (the kernel's own log uses it too). Other hosts
+/// (macOS, where only the pure parts run) fall back to their monotonic clock.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const BOOT_CLOCK: rustix::time::ClockId = rustix::time::ClockId::Boottime;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const BOOT_CLOCK: rustix::time::ClockId = rustix::time::ClockId::Monotonic;
+
 /// Nanoseconds of CLOCK_BOOTTIME: a seed that never blocks (unlike getrandom early
 /// in boot).
 pub fn boottime_nanos() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let ts = rustix::time::clock_gettime(BOOT_CLOCK);
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use nekos_viewer::config::{Config, USAGE, list_photos};
 use nekos_viewer::slideshow::{self, Level};
+use nekos_viewer::timeline;
 use wayland_client::Connection;
 
 /// Where the log lines go. In NekOS our stdout is the serial console (init and the
@@ -16,9 +17,12 @@ use wayland_client::Connection;
 /// `dmesg` (the kernel's default console level keeps debug records off the console, so it
 /// never prints a second copy); routine lines reach stdout only with NEKOS_LOGLEVEL=debug
 /// (init sets it from `nekos.loglevel=`), or when there is no kernel log to keep them.
+/// Timeline marks (`nekos: t=<ms> <phase>`) are for the bench: only at debug level, on
+/// stderr and in the kernel log, never on stdout between the notices.
 struct Sink {
     kmsg: Option<File>,
     routine_to_stdout: bool,
+    debug: bool,
 }
 
 impl Sink {
@@ -39,11 +43,18 @@ impl Sink {
         Sink {
             kmsg,
             routine_to_stdout,
+            debug,
         }
     }
 
     fn log(&mut self, level: Level, line: &str) {
-        if level == Level::Notice || self.routine_to_stdout {
+        if level == Level::Timeline {
+            if !self.debug {
+                return;
+            }
+            // One write(2) per line, so the console never splits it between processes.
+            let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+        } else if level == Level::Notice || self.routine_to_stdout {
             println!("{line}");
         }
         if let Some(k) = self.kmsg.as_mut() {
@@ -54,6 +65,8 @@ impl Sink {
 }
 
 fn main() {
+    // Before anything else, so the mark says when the process started.
+    let start_ms = timeline::now_ms();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
@@ -74,6 +87,10 @@ fn main() {
         }
     };
     let mut sink = Sink::open();
+    sink.log(
+        Level::Timeline,
+        &timeline::mark_line(start_ms, timeline::Phase::ViewerStart),
+    );
     let log = Box::new(move |level, line: &str| sink.log(level, line));
     let result = Connection::connect_to_env()
         .map_err(|e| format!("wayland connect: {e}"))

@@ -9,13 +9,13 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use crate::font;
-use crate::geometry::{ScaleMode, layout, source_pixel, source_rect, swaps_axes};
+use crate::geometry::{ScaleMode, SrcRect, layout, source_pixel, source_rect, swaps_axes};
 use crate::resample::{Rgb, resize};
 
 /// Largest decoded image we accept in memory (the guest may have 256 MiB in all).
 pub const MAX_DECODED_BYTES: u64 = 96 << 20;
 
-/// JPEGs with more pixels than this are decoded at 1/8 scale (see [`crate::jpeg_dc`]).
+/// JPEGs with more pixels than this are always decoded at 1/8 scale (see [`crate::jpeg_dc`]).
 pub const MAX_FULL_DECODE_PIXELS: u64 = 24_000_000;
 
 /// An XRGB8888 frame (`0xffRRGGBB` per pixel), rows packed.
@@ -45,40 +45,90 @@ impl Frame {
     }
 }
 
-/// A decoded photo as stored in the file, plus its EXIF orientation (1–8).
+/// A decoded photo as stored in the file (possibly at a reduced scale), plus its EXIF
+/// orientation (1–8).
 #[derive(Clone, Debug)]
 pub struct Decoded {
     pub image: Rgb,
     pub exif_orientation: u8,
+    /// The photo's size in the file. The layout is computed from it, so a photo decoded
+    /// at 1/2, 1/4 or 1/8 scale lands on exactly the same screen rectangle as a full
+    /// decode would put it.
+    pub full_width: u32,
+    pub full_height: u32,
 }
 
-/// Decodes JPEG (baseline/progressive) or PNG bytes; the format is sniffed.
+/// The output a photo is decoded for: lets [`decode_for`] decode a large JPEG at a
+/// reduced DCT scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub width: u32,
+    pub height: u32,
+    pub mode: ScaleMode,
+}
+
+/// The scale (1, 2, 4 or 8: decode at 1/n) for a JPEG stored as `w`×`h` with EXIF
+/// orientation `exif`, shown on `target`: the largest n for which the part of the photo
+/// on screen still has at least as many decoded pixels as screen pixels in both axes, so
+/// the scaler only ever shrinks and the picture keeps its detail. 1 when the photo is
+/// not larger than what the output shows of it.
+pub fn jpeg_scale_denominator(w: u32, h: u32, exif: u8, target: Target) -> u32 {
+    let (crop, rw, rh) = placement(w, h, exif, target.width, target.height, target.mode);
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|&n| crop.w >= f64::from(rw * n) && crop.h >= f64::from(rh * n))
+        .unwrap_or(1)
+}
+
+/// Where a stored `sw`×`sh` photo goes: the crop in stored pixels and the size (in
+/// stored orientation) it is scaled to.
+fn placement(
+    sw: u32,
+    sh: u32,
+    exif: u8,
+    out_w: u32,
+    out_h: u32,
+    mode: ScaleMode,
+) -> (SrcRect, u32, u32) {
+    let swap = swaps_axes(exif);
+    let (uw, uh) = if swap { (sh, sw) } else { (sw, sh) };
+    let l = layout(uw, uh, out_w, out_h, mode);
+    let crop = source_rect(exif, f64::from(sw), f64::from(sh), l.crop);
+    let (rw, rh) = if swap {
+        (l.dst_h, l.dst_w)
+    } else {
+        (l.dst_w, l.dst_h)
+    };
+    (crop, rw, rh)
+}
+
+/// Decodes JPEG (baseline/progressive) or PNG bytes at full size; the format is sniffed.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+    decode_for(bytes, None)
+}
+
+/// Decodes JPEG or PNG bytes for `target`: a JPEG larger than what the output shows of it
+/// is decoded at a reduced DCT scale (see [`jpeg_scale_denominator`]), which is faster
+/// and needs a fraction of the memory; `None` decodes at full size.
+pub fn decode_for(bytes: &[u8], target: Option<Target>) -> Result<Decoded, String> {
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        return decode_jpeg(bytes, target);
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("read: {e}"))?;
-    if reader.format().is_none() {
+    if reader.format() != Some(image::ImageFormat::Png) {
         return Err("not a JPEG or PNG file".into());
     }
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     let mut reader = reader;
     reader.limits(limits);
-    let is_jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     let mut dec = reader.into_decoder().map_err(|e| e.to_string())?;
     let exif_orientation = dec.orientation().map(|o| o.to_exif()).unwrap_or(1);
     let (w, h) = dec.dimensions();
     let total = dec.total_bytes();
-    if total > MAX_DECODED_BYTES || u64::from(w) * u64::from(h) > MAX_FULL_DECODE_PIXELS {
-        if is_jpeg {
-            // Too big for memory: decode at 1/8 scale from the DC coefficients.
-            drop(dec);
-            let image = crate::jpeg_dc::decode_dc(bytes)?;
-            return Ok(Decoded {
-                image,
-                exif_orientation,
-            });
-        }
+    if total > MAX_DECODED_BYTES {
         return Err(format!(
             "{w}x{h} is too large to decode in memory ({} MiB)",
             total >> 20
@@ -88,6 +138,97 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     Ok(Decoded {
         image: to_rgb_over_black(img),
         exif_orientation,
+        full_width: w,
+        full_height: h,
+    })
+}
+
+/// The size stored in a JPEG's or PNG's header, without decoding the pixels.
+pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        let mut dec = jpeg_decoder::Decoder::new(bytes);
+        dec.read_info().ok()?;
+        let info = dec.info()?;
+        return Some((u32::from(info.width), u32::from(info.height)));
+    }
+    ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
+/// The EXIF orientation (1–8) in a JPEG's Exif segment, 1 without one.
+fn exif_orientation(dec: &jpeg_decoder::Decoder<&[u8]>) -> u8 {
+    dec.exif_data()
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .map(|o| o.to_exif())
+        .unwrap_or(1)
+}
+
+/// JPEGs go through jpeg-decoder: under TCG it decodes the shipped cats about twice as
+/// fast as zune-jpeg (image's JPEG decoder, whose speed comes from SIMD the guest CPU
+/// model lacks), and it has a reduced-size inverse DCT (1/2, 1/4) for large photos.
+fn decode_jpeg(bytes: &[u8], target: Option<Target>) -> Result<Decoded, String> {
+    let mut dec = jpeg_decoder::Decoder::new(bytes);
+    dec.set_max_decoding_buffer_size(usize::try_from(MAX_DECODED_BYTES).unwrap_or(usize::MAX));
+    dec.read_info().map_err(|e| format!("jpeg: {e}"))?;
+    let info = dec.info().ok_or("jpeg: no frame header")?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    // The Exif segment comes before the frame header in every camera's files; if it
+    // came later, the scale below would be chosen as for an upright photo (still a
+    // valid choice, only perhaps not the smallest).
+    let early_exif = exif_orientation(&dec);
+    let n = target.map_or(1, |t| jpeg_scale_denominator(w, h, early_exif, t));
+    let decoded_bytes = u64::from(w) * u64::from(h) * 3;
+    if decoded_bytes > MAX_DECODED_BYTES
+        || u64::from(w) * u64::from(h) > MAX_FULL_DECODE_PIXELS
+        || n == 8
+    {
+        // Too big for memory, or the output needs only every eighth pixel: the DC
+        // coefficients are the photo at 1/8 scale.
+        let image = crate::jpeg_dc::decode_dc(bytes)?;
+        return Ok(Decoded {
+            image,
+            exif_orientation: early_exif,
+            full_width: w,
+            full_height: h,
+        });
+    }
+    if n > 1 {
+        // jpeg-decoder picks the smallest scale whose result is at least the requested
+        // size in one axis; asking for exactly 1/n of the photo makes that n.
+        let want = |v: u32| u16::try_from(v.div_ceil(n)).unwrap_or(u16::MAX);
+        dec.scale(want(w), want(h))
+            .map_err(|e| format!("jpeg: {e}"))?;
+    }
+    let data = dec.decode().map_err(|e| format!("jpeg: {e}"))?;
+    let info = dec.info().ok_or("jpeg: no frame header")?;
+    let (sw, sh) = (u32::from(info.width), u32::from(info.height));
+    let px = sw as usize * sh as usize;
+    let data = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 if data.len() == px * 3 => data,
+        jpeg_decoder::PixelFormat::L8 if data.len() == px => {
+            data.iter().flat_map(|v| [*v, *v, *v]).collect()
+        }
+        jpeg_decoder::PixelFormat::CMYK32 if data.len() == px * 4 => data
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let k = 255 - u16::from(p[3]);
+                [0, 1, 2].map(|i| ((255 - u16::from(p[i])) * k / 255) as u8)
+            })
+            .collect(),
+        other => return Err(format!("jpeg: {other:?} pixels not supported")),
+    };
+    Ok(Decoded {
+        image: Rgb {
+            width: sw,
+            height: sh,
+            data,
+        },
+        exif_orientation: exif_orientation(&dec),
+        full_width: w,
+        full_height: h,
     })
 }
 
@@ -120,15 +261,24 @@ fn to_rgb_over_black(img: DynamicImage) -> Rgb {
 /// Lays a decoded photo out on a black `out_w`×`out_h` frame.
 pub fn compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
     let exif = d.exif_orientation;
-    let (sw, sh) = (d.image.width, d.image.height);
+    let (fw, fh) = (d.full_width.max(1), d.full_height.max(1));
+    // The layout of the photo as stored in the file; the crop is then moved into the
+    // pixels of the (possibly reduced-scale) decoded image.
+    let (crop, rw, rh) = placement(fw, fh, exif, out_w, out_h, mode);
+    let (kx, ky) = (
+        f64::from(d.image.width) / f64::from(fw),
+        f64::from(d.image.height) / f64::from(fh),
+    );
+    let crop = SrcRect {
+        x: crop.x * kx,
+        y: crop.y * ky,
+        w: crop.w * kx,
+        h: crop.h * ky,
+    };
     let swap = swaps_axes(exif);
-    let (uw, uh) = if swap { (sh, sw) } else { (sw, sh) };
-    let l = layout(uw, uh, out_w, out_h, mode);
-    let crop = source_rect(exif, f64::from(sw), f64::from(sh), l.crop);
-    let (rw, rh) = if swap {
-        (l.dst_h, l.dst_w)
-    } else {
-        (l.dst_w, l.dst_h)
+    let l = {
+        let (uw, uh) = if swap { (fh, fw) } else { (fw, fh) };
+        layout(uw, uh, out_w, out_h, mode)
     };
     let scaled = resize(&d.image, crop, rw, rh);
     let mut frame = Frame::filled(out_w, out_h, 0xff00_0000);
@@ -146,7 +296,12 @@ pub fn compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
 
 /// Photo bytes → XRGB frame as the viewer shows it.
 pub fn render_xrgb(photo: &[u8], out_w: u32, out_h: u32, mode: ScaleMode) -> Result<Frame, String> {
-    let d = decode(photo)?;
+    let target = Target {
+        width: out_w,
+        height: out_h,
+        mode,
+    };
+    let d = decode_for(photo, Some(target))?;
     Ok(compose(&d, out_w, out_h, mode))
 }
 

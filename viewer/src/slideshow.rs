@@ -1,9 +1,11 @@
 //! The slideshow: photos decoded ahead on a background thread, shown through the
-//! Wayland window, moved by keys and a timer.
+//! Wayland window, moved by keys and a timer. The first photo's decode starts before
+//! the Wayland connection; after each photo the next one is decoded, scaled and copied
+//! into the spare wl_buffer, so a key press is one attach + damage + commit. At most two
+//! frames are held: the one on screen and the next.
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,9 @@ use wayland_client::Connection;
 use crate::ScaleMode;
 use crate::config::Config;
 use crate::order::Browser;
-use crate::render::{Frame, message_frame, render_xrgb};
-use crate::wl::{Waker, Window};
+use crate::render::{Decoded, Frame, Target, compose, decode_for, dimensions, message_frame};
+use crate::timeline::{Phase, mark_line, now_ms};
+use crate::wl::{Waker, Window, wake_pipe};
 
 /// evdev key codes.
 const KEY_SPACE: u32 = 57;
@@ -22,19 +25,40 @@ const KEY_LEFT: u32 = 105;
 const KEY_P: u32 = 25;
 const KEY_HOME: u32 = 102;
 
-struct Job {
-    idx: usize,
-    path: PathBuf,
-    width: u32,
-    height: u32,
-    mode: ScaleMode,
+/// Photos larger than this (≈ 1920×1200) are not decoded before the output size is
+/// known: the output may be small enough for a reduced-scale decode, which is several
+/// times faster than the full one this would otherwise be.
+const EARLY_DECODE_MAX_PIXELS: u64 = 2_304_000;
+
+/// Work for the decoder thread.
+enum Job {
+    /// The first photo, sent before the Wayland connection is made: decode it now
+    /// (the compositor sets its mode in the meantime), scale it at `Size`.
+    Early { idx: usize, path: PathBuf },
+    /// The output size for the `Early` photo.
+    Size {
+        width: u32,
+        height: u32,
+        mode: ScaleMode,
+    },
+    /// Decode and scale a photo.
+    Render {
+        idx: usize,
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        mode: ScaleMode,
+    },
 }
 
+/// A photo decoded and scaled (or not) by the decoder thread.
 struct Done {
     idx: usize,
     width: u32,
     height: u32,
     result: Result<Frame, String>,
+    /// CLOCK_BOOTTIME ms when the decode (before scaling) finished.
+    decoded_ms: u64,
 }
 
 fn file_name(p: &std::path::Path) -> String {
@@ -43,26 +67,110 @@ fn file_name(p: &std::path::Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
+/// Runs `f` so that a decoder bug on a hostile file costs one photo, not the viewer.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("decoder panicked".into()))
+}
+
+/// The early photo between `Early` and `Size`.
+enum Early {
+    /// Decoded (the source image, kept only until the size arrives).
+    Decoded(Decoded, u64),
+    /// Too large to decode before the size is known: the file's bytes.
+    Bytes(Vec<u8>),
+    Failed(String),
+}
+
+fn early(path: &std::path::Path) -> Early {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return Early::Failed(e.to_string()),
+    };
+    let pixels = guarded(|| Ok(dimensions(&bytes)))
+        .ok()
+        .flatten()
+        .map(|(w, h)| u64::from(w) * u64::from(h));
+    if pixels.is_some_and(|p| p > EARLY_DECODE_MAX_PIXELS) {
+        return Early::Bytes(bytes);
+    }
+    match guarded(|| decode_for(&bytes, None)) {
+        Ok(d) => Early::Decoded(d, now_ms()),
+        Err(e) => Early::Failed(e),
+    }
+}
+
+/// Decodes (for the output size, so large JPEGs at reduced scale) and scales; the
+/// source image is dropped as soon as it is scaled.
+fn render(bytes: &[u8], width: u32, height: u32, mode: ScaleMode) -> (Result<Frame, String>, u64) {
+    let target = Target {
+        width,
+        height,
+        mode,
+    };
+    match guarded(|| decode_for(bytes, Some(target))) {
+        Ok(d) => {
+            let ms = now_ms();
+            (guarded(|| Ok(compose(&d, width, height, mode))), ms)
+        }
+        Err(e) => (Err(e), now_ms()),
+    }
+}
+
 /// Decodes and scales photos on a background thread, ahead of time.
 fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     std::thread::spawn(move || {
+        let mut pending: Option<(usize, Early)> = None;
         for job in job_rx {
-            let result = std::fs::read(&job.path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    // A decoder bug on a hostile file must cost one photo, not the viewer.
-                    std::panic::catch_unwind(|| {
-                        render_xrgb(&bytes, job.width, job.height, job.mode)
-                    })
-                    .unwrap_or_else(|_| Err("decoder panicked".into()))
-                });
-            let done = Done {
-                idx: job.idx,
-                width: job.width,
-                height: job.height,
-                result,
+            let done = match job {
+                Job::Early { idx, path } => {
+                    pending = Some((idx, early(&path)));
+                    continue;
+                }
+                Job::Size {
+                    width,
+                    height,
+                    mode,
+                } => {
+                    let Some((idx, e)) = pending.take() else {
+                        continue;
+                    };
+                    let (result, decoded_ms) = match e {
+                        Early::Decoded(d, ms) => {
+                            (guarded(|| Ok(compose(&d, width, height, mode))), ms)
+                        }
+                        Early::Bytes(bytes) => render(&bytes, width, height, mode),
+                        Early::Failed(e) => (Err(e), now_ms()),
+                    };
+                    Done {
+                        idx,
+                        width,
+                        height,
+                        result,
+                        decoded_ms,
+                    }
+                }
+                Job::Render {
+                    idx,
+                    path,
+                    width,
+                    height,
+                    mode,
+                } => {
+                    let (result, decoded_ms) = match std::fs::read(&path) {
+                        Ok(bytes) => render(&bytes, width, height, mode),
+                        Err(e) => (Err(e.to_string()), now_ms()),
+                    };
+                    Done {
+                        idx,
+                        width,
+                        height,
+                        result,
+                        decoded_ms,
+                    }
+                }
             };
             if done_tx.send(done).is_err() {
                 break;
@@ -73,35 +181,123 @@ fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
     (job_tx, done_rx)
 }
 
+/// Where the slideshow puts frames: the window (two wl_shm buffers), or a test's double.
+pub trait Screen {
+    /// Copies `frame` into a buffer that is not on screen; its slot, or `None` while the
+    /// compositor still holds that buffer.
+    fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String>;
+    /// Attaches, damages and commits the buffer in `slot`.
+    fn show(&mut self, slot: usize);
+}
+
+impl Screen for Window {
+    fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String> {
+        Window::upload(self, frame)
+    }
+    fn show(&mut self, slot: usize) {
+        Window::show(self, slot)
+    }
+}
+
 struct Slideshow {
     cfg: Config,
     photos: Vec<PathBuf>,
     browser: Browser,
     size: (u32, u32),
-    cache: Vec<(usize, Arc<Frame>)>,
+    /// Photos the decoder thread is working on.
     requested: Vec<usize>,
+    /// The first photo, decoded before the output size was known (until it is sized).
+    early: Option<usize>,
     /// Photo to show as soon as it is decoded.
     want: Option<usize>,
     shown: Option<usize>,
+    /// The photo after the one on screen, already in a buffer: (photo, slot).
+    prepared: Option<(usize, usize)>,
+    /// A decoded frame whose buffer the compositor still holds.
+    waiting: Option<(usize, Frame)>,
+    /// Most frames held at once (on screen, prepared, waiting): at most two.
+    peak_frames: usize,
     paused: bool,
     next_switch: Option<Instant>,
     message_shown: bool,
     jobs: mpsc::Sender<Job>,
     /// Whether the once-per-run "showing" line (a boot marker) is out.
     announced: bool,
+    /// Whether the first photo's decode and commit marks are out.
+    first_decoded: bool,
+    first_committed: bool,
     log: LevelLog,
 }
 
 impl Slideshow {
+    fn new(cfg: Config, photos: Vec<PathBuf>, jobs: mpsc::Sender<Job>, log: LevelLog) -> Slideshow {
+        let browser = Browser::new(photos.len(), cfg.order, cfg.seed);
+        Slideshow {
+            cfg,
+            photos,
+            browser,
+            size: (0, 0),
+            requested: Vec::new(),
+            early: None,
+            want: None,
+            shown: None,
+            prepared: None,
+            waiting: None,
+            peak_frames: 0,
+            paused: false,
+            next_switch: None,
+            message_shown: false,
+            jobs,
+            announced: false,
+            first_decoded: false,
+            first_committed: false,
+            log,
+        }
+    }
+
+    fn mark(&mut self, ms: u64, phase: Phase) {
+        (self.log)(Level::Timeline, &mark_line(ms, phase));
+    }
+
+    /// Frames held now: the one on screen, the next one in a buffer, one waiting for a
+    /// buffer.
+    fn frames_held(&self) -> usize {
+        usize::from(self.shown.is_some())
+            + usize::from(self.prepared.is_some())
+            + usize::from(self.waiting.is_some())
+    }
+
+    fn count_frames(&mut self) {
+        self.peak_frames = self.peak_frames.max(self.frames_held());
+    }
+
+    /// Starts decoding the first photo before there is a window.
+    fn start_early(&mut self) {
+        let Some(idx) = self.browser.next() else {
+            return;
+        };
+        let Some(path) = self.photos.get(idx).cloned() else {
+            return;
+        };
+        if self.jobs.send(Job::Early { idx, path }).is_ok() {
+            self.early = Some(idx);
+            self.want = Some(idx);
+            self.requested.push(idx);
+        }
+    }
+
     fn request(&mut self, idx: usize) {
-        if self.requested.contains(&idx) || self.cache.iter().any(|(i, _)| *i == idx) {
+        if self.requested.contains(&idx)
+            || self.prepared.is_some_and(|(i, _)| i == idx)
+            || self.waiting.as_ref().is_some_and(|(i, _)| *i == idx)
+        {
             return;
         }
         let Some(path) = self.photos.get(idx).cloned() else {
             return;
         };
         self.requested.push(idx);
-        let job = Job {
+        let job = Job::Render {
             idx,
             path,
             width: self.size.0,
@@ -111,15 +307,8 @@ impl Slideshow {
         let _ = self.jobs.send(job);
     }
 
-    fn cached(&self, idx: usize) -> Option<Arc<Frame>> {
-        self.cache
-            .iter()
-            .find(|(i, _)| *i == idx)
-            .map(|(_, f)| f.clone())
-    }
-
-    /// Goes to photo `idx` (now if decoded, else when it is).
-    fn go(&mut self, idx: Option<usize>, win: &mut Window) {
+    /// Goes to photo `idx` (now if it is in a buffer, else when it is decoded).
+    fn go(&mut self, idx: Option<usize>, win: &mut dyn Screen) {
         let Some(idx) = idx else {
             self.show_message_if_needed(win);
             return;
@@ -128,16 +317,65 @@ impl Slideshow {
             self.restart_timer();
             return;
         }
-        match self.cached(idx) {
-            Some(f) => self.display(idx, &f, win),
-            None => {
-                self.want = Some(idx);
-                self.request(idx);
-            }
+        if let Some((p, slot)) = self.prepared
+            && p == idx
+        {
+            // The key press path: one attach + damage + commit.
+            self.prepared = None;
+            self.show(idx, slot, win);
+            return;
+        }
+        self.want = Some(idx);
+        if let Some((w, frame)) = self.waiting.take() {
+            self.place(w, frame, win);
+        } else {
+            self.request(idx);
         }
     }
 
-    fn display(&mut self, idx: usize, frame: &Frame, win: &mut Window) {
+    /// A decoded frame of photo `idx`: on screen if wanted, into the spare buffer if it
+    /// is the next one, else dropped.
+    fn place(&mut self, idx: usize, frame: Frame, win: &mut dyn Screen) {
+        let wanted = self.want == Some(idx);
+        if !wanted && self.browser.peek_next() != Some(idx) {
+            return;
+        }
+        match win.upload(&frame) {
+            Ok(Some(slot)) => {
+                drop(frame);
+                if self.prepared.is_some_and(|(_, s)| s == slot) {
+                    self.prepared = None; // overwritten
+                }
+                if wanted {
+                    self.show(idx, slot, win);
+                } else {
+                    self.prepared = Some((idx, slot));
+                    self.count_frames();
+                    self.mark(now_ms(), Phase::NextPhotoReady);
+                }
+            }
+            Ok(None) => {
+                self.waiting = Some((idx, frame));
+                self.count_frames();
+            }
+            Err(e) => (self.log)(Level::Notice, &format!("viewer: {e}")),
+        }
+    }
+
+    /// Puts the buffer in `slot`, holding photo `idx`, on screen.
+    fn show(&mut self, idx: usize, slot: usize, win: &mut dyn Screen) {
+        // Said before the commit, so whoever sees the frame has the line already.
+        self.announce(idx);
+        win.show(slot);
+        if !self.first_committed {
+            self.first_committed = true;
+            self.mark(now_ms(), Phase::FirstBufferCommitted);
+        }
+        self.after_show(idx);
+    }
+
+    /// The "showing" line of photo `idx`.
+    fn announce(&mut self, idx: usize) {
         if let Some(p) = self.photos.get(idx) {
             // The first photo is a boot marker; every later one is routine.
             let level = if self.announced {
@@ -148,14 +386,17 @@ impl Slideshow {
             self.announced = true;
             (self.log)(level, &format!("viewer: showing {}", file_name(p)));
         }
-        win.present(frame);
+    }
+
+    /// Bookkeeping after photo `idx` was committed; asks for the next one.
+    fn after_show(&mut self, idx: usize) {
         self.want = None;
         self.shown = Some(idx);
+        self.count_frames();
         self.restart_timer();
-        // Keep the frames around the current one, drop the rest.
-        let next = self.browser.peek_next();
-        self.cache.retain(|(i, _)| *i == idx || Some(*i) == next);
-        if let Some(n) = next {
+        if let Some(n) = self.browser.peek_next()
+            && n != idx
+        {
             self.request(n);
         }
     }
@@ -168,7 +409,7 @@ impl Slideshow {
         };
     }
 
-    fn show_message_if_needed(&mut self, win: &mut Window) {
+    fn show_message_if_needed(&mut self, win: &mut dyn Screen) {
         if self.message_shown {
             return;
         }
@@ -179,7 +420,11 @@ impl Slideshow {
             vec!["=^.^=", "NO PHOTO IN", &dir, "COULD BE DECODED"]
         };
         let f = message_frame(&lines, self.size.0, self.size.1);
-        win.present(&f);
+        if let Ok(Some(slot)) = win.upload(&f) {
+            win.show(slot);
+        }
+        self.prepared = None;
+        self.shown = None;
         (self.log)(
             Level::Notice,
             &format!("viewer: no photos to show in {dir}"),
@@ -188,18 +433,18 @@ impl Slideshow {
         self.next_switch = None;
     }
 
-    fn on_done(&mut self, d: Done, win: &mut Window) {
+    fn on_done(&mut self, d: Done, win: &mut dyn Screen) {
         self.requested.retain(|i| *i != d.idx);
         if (d.width, d.height) != self.size {
             return; // stale size
         }
         match d.result {
             Ok(f) => {
-                let f = Arc::new(f);
-                self.cache.push((d.idx, f.clone()));
-                if self.want == Some(d.idx) {
-                    self.display(d.idx, &f, win);
+                if !self.first_decoded && self.want == Some(d.idx) {
+                    self.first_decoded = true;
+                    self.mark(d.decoded_ms, Phase::FirstPhotoDecoded);
                 }
+                self.place(d.idx, f, win);
             }
             Err(e) => {
                 let name = self
@@ -221,7 +466,14 @@ impl Slideshow {
         }
     }
 
-    fn on_key(&mut self, key: u32, win: &mut Window) {
+    /// The compositor gave a buffer back: a frame waiting for one goes in now.
+    fn on_released(&mut self, win: &mut dyn Screen) {
+        if let Some((idx, frame)) = self.waiting.take() {
+            self.place(idx, frame, win);
+        }
+    }
+
+    fn on_key(&mut self, key: u32, win: &mut dyn Screen) {
         match key {
             KEY_RIGHT | KEY_SPACE => {
                 let n = self.browser.next();
@@ -245,13 +497,28 @@ impl Slideshow {
         }
     }
 
-    fn on_resize(&mut self, size: (u32, u32), win: &mut Window) {
+    fn on_resize(&mut self, size: (u32, u32), win: &mut dyn Screen) {
         if size == self.size {
             return;
         }
+        let first = self.size == (0, 0);
         self.size = size;
-        self.cache.clear();
+        if first
+            && let Some(idx) = self.early.take()
+            && self.requested.contains(&idx)
+        {
+            // The first photo is decoded or being decoded: it only needs the size.
+            let _ = self.jobs.send(Job::Size {
+                width: size.0,
+                height: size.1,
+                mode: self.cfg.scale,
+            });
+            return;
+        }
+        self.early = None;
         self.requested.clear();
+        self.prepared = None;
+        self.waiting = None;
         self.message_shown = false;
         if self.photos.is_empty() || self.browser.all_bad() {
             self.show_message_if_needed(win);
@@ -273,7 +540,7 @@ impl Slideshow {
             .map(|t| t.saturating_duration_since(Instant::now()))
     }
 
-    fn on_tick(&mut self, win: &mut Window) {
+    fn on_tick(&mut self, win: &mut dyn Screen) {
         if let Some(t) = self.next_switch
             && Instant::now() >= t
             && self.want.is_none()
@@ -298,6 +565,9 @@ pub enum Level {
     Notice,
     /// Repeats while the slideshow runs: every later photo, pause and resume.
     Routine,
+    /// A boot timeline mark (`nekos: t=<ms> <phase>`, see [`crate::timeline`]): for the
+    /// bench, printed only at debug log level.
+    Timeline,
 }
 
 /// Where the slideshow's log lines go ("viewer: showing NAME", "viewer: skipping NAME:
@@ -336,25 +606,14 @@ pub fn run_with_levels(
     photos: Vec<PathBuf>,
     log: LevelLog,
 ) -> Result<(), String> {
-    let mut win = Window::new(conn, "NekOS cats")?;
-    let (jobs, done) = start_decoder(win.waker());
-    let browser = Browser::new(photos.len(), cfg.order, cfg.seed);
-    let mut show = Slideshow {
-        cfg,
-        photos,
-        browser,
-        size: (0, 0),
-        cache: Vec::new(),
-        requested: Vec::new(),
-        want: None,
-        shown: None,
-        paused: false,
-        next_switch: None,
-        message_shown: false,
-        jobs,
-        announced: false,
-        log,
-    };
+    // The first photo's decode needs no connection: it starts now, on the decoder
+    // thread, while the Wayland globals are bound and the compositor sets its mode.
+    let (wake_r, waker) = wake_pipe()?;
+    let (jobs, done) = start_decoder(waker);
+    let mut show = Slideshow::new(cfg, photos, jobs, log);
+    show.start_early();
+    let mut win = Window::new(conn, "NekOS cats", wake_r)?;
+    show.mark(now_ms(), Phase::ViewerConnected);
     loop {
         let events = win.wait(show.timeout())?;
         if events.closed {
@@ -366,11 +625,188 @@ pub fn run_with_levels(
         while let Ok(d) = done.try_recv() {
             show.on_done(d, &mut win);
         }
+        if events.released {
+            show.on_released(&mut win);
+        }
         for key in events.keys {
             if show.size != (0, 0) {
                 show.on_key(key, &mut win);
             }
         }
         show.on_tick(&mut win);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Two buffers like the window's: uploads never touch the one on screen, and a
+    /// buffer the compositor holds cannot be written.
+    #[derive(Default)]
+    struct FakeScreen {
+        /// The first pixel of the frame in each slot (our frames are flat colours).
+        slots: [Option<u32>; 2],
+        on_screen: Option<usize>,
+        held: [bool; 2],
+        ops: Vec<String>,
+    }
+
+    impl Screen for FakeScreen {
+        fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String> {
+            let Some(slot) = (0..2).find(|i| Some(*i) != self.on_screen) else {
+                return Ok(None);
+            };
+            if self.held[slot] {
+                return Ok(None);
+            }
+            self.slots[slot] = Some(frame.pixels[0]);
+            self.ops.push(format!("upload {:x}", frame.pixels[0]));
+            Ok(Some(slot))
+        }
+        fn show(&mut self, slot: usize) {
+            self.on_screen = Some(slot);
+            self.ops
+                .push(format!("show {:x}", self.slots[slot].unwrap()));
+        }
+    }
+
+    fn colour(idx: usize) -> u32 {
+        0xff00_0000 | (idx as u32 + 1)
+    }
+
+    fn done(idx: usize) -> Done {
+        Done {
+            idx,
+            width: 64,
+            height: 48,
+            result: Ok(Frame::filled(64, 48, colour(idx))),
+            decoded_ms: 7,
+        }
+    }
+
+    fn slideshow() -> (Slideshow, mpsc::Receiver<Job>, Arc<Mutex<Vec<String>>>) {
+        let env = |k: &str| match k {
+            "NEKOS_ORDER" => Some("name".to_string()),
+            "NEKOS_INTERVAL" => Some("1000".to_string()),
+            "NEKOS_SEED" => Some("1".to_string()),
+            _ => None,
+        };
+        let cfg = Config::parse(&["cats".to_string()], env).unwrap();
+        let photos = ["a.jpg", "b.jpg", "c.jpg"].map(PathBuf::from).to_vec();
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let log: LevelLog = Box::new(move |_, line: &str| sink.lock().unwrap().push(line.into()));
+        (Slideshow::new(cfg, photos, tx, log), rx, lines)
+    }
+
+    /// The photo indices of the decode jobs sent so far.
+    fn jobs(rx: &mpsc::Receiver<Job>) -> Vec<String> {
+        rx.try_iter()
+            .map(|j| match j {
+                Job::Early { idx, .. } => format!("early {idx}"),
+                Job::Size { width, height, .. } => format!("size {width}x{height}"),
+                Job::Render { idx, .. } => format!("render {idx}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn next_photo_is_in_a_buffer_before_the_key_and_the_key_only_commits() {
+        let (mut s, rx, lines) = slideshow();
+        let mut scr = FakeScreen::default();
+        // The first photo is decoded before there is a window, then sized.
+        s.start_early();
+        assert_eq!(jobs(&rx), ["early 0"]);
+        s.on_resize((64, 48), &mut scr);
+        assert_eq!(jobs(&rx), ["size 64x48"]);
+        s.on_done(done(0), &mut scr);
+        assert_eq!(scr.ops, ["upload ff000001", "show ff000001"]);
+        // ... and the next one is asked for at once.
+        assert_eq!(jobs(&rx), ["render 1"]);
+        s.on_done(done(1), &mut scr);
+        assert_eq!(scr.ops[2..], ["upload ff000002"]);
+        assert_eq!(s.prepared.map(|(i, _)| i), Some(1));
+        assert!(
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.starts_with("nekos: t=") && l.ends_with(" next-photo-ready"))
+        );
+        // The key: one show (attach + damage + commit), no decode, no copy.
+        scr.ops.clear();
+        s.on_key(KEY_RIGHT, &mut scr);
+        assert_eq!(scr.ops, ["show ff000002"]);
+        assert_eq!(s.shown, Some(1));
+        assert_eq!(jobs(&rx), ["render 2"]);
+        s.on_done(done(2), &mut scr);
+        s.on_key(KEY_SPACE, &mut scr);
+        assert_eq!(scr.ops[1..], ["upload ff000003", "show ff000003"]);
+        assert!(s.peak_frames <= 2, "{} frames held", s.peak_frames);
+        let lines = lines.lock().unwrap();
+        let marks: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("nekos: t="))
+            .filter_map(|l| l.split_once(' ').map(|(_, p)| p))
+            .collect();
+        assert_eq!(
+            marks[..3],
+            [
+                "first-photo-decoded",
+                "first-buffer-committed",
+                "next-photo-ready"
+            ]
+        );
+        assert!(lines.iter().any(|l| l == "nekos: t=7 first-photo-decoded"));
+    }
+
+    #[test]
+    fn at_most_two_frames_even_when_the_compositor_holds_a_buffer() {
+        let (mut s, rx, _) = slideshow();
+        let mut scr = FakeScreen::default();
+        s.start_early();
+        s.on_resize((64, 48), &mut scr);
+        s.on_done(done(0), &mut scr);
+        // The compositor scans out of the spare buffer still (e.g. an older frame).
+        scr.held = [true, true];
+        s.on_done(done(1), &mut scr);
+        assert!(s.prepared.is_none());
+        assert_eq!(s.waiting.as_ref().map(|(i, _)| *i), Some(1));
+        assert_eq!(s.frames_held(), 2);
+        // A key before the buffer is back: nothing to show yet, still two frames.
+        s.on_key(KEY_RIGHT, &mut scr);
+        assert_eq!(s.shown, Some(0));
+        assert_eq!(s.frames_held(), 2);
+        // The release: the waiting frame goes on screen.
+        scr.held = [false, false];
+        s.on_released(&mut scr);
+        assert_eq!(s.shown, Some(1));
+        assert!(s.waiting.is_none());
+        assert_eq!(scr.ops.last().map(String::as_str), Some("show ff000002"));
+        assert!(s.peak_frames <= 2, "{} frames held", s.peak_frames);
+        assert_eq!(jobs(&rx), ["early 0", "size 64x48", "render 1", "render 2"]);
+    }
+
+    #[test]
+    fn a_stale_or_unneeded_frame_is_dropped() {
+        let (mut s, rx, _) = slideshow();
+        let mut scr = FakeScreen::default();
+        s.start_early();
+        s.on_resize((64, 48), &mut scr);
+        s.on_done(done(0), &mut scr);
+        // Photo 2 is neither wanted nor next: not kept.
+        s.on_done(done(2), &mut scr);
+        assert!(s.prepared.is_none() && s.waiting.is_none());
+        // A frame for another output size is not used.
+        let mut d = done(1);
+        d.width = 10;
+        s.on_done(d, &mut scr);
+        assert!(s.prepared.is_none());
+        assert_eq!(scr.ops.len(), 2);
+        assert_eq!(jobs(&rx), ["early 0", "size 64x48", "render 1"]);
     }
 }

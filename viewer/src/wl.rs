@@ -17,6 +17,13 @@ use crate::sys::SharedMap;
 #[derive(Clone)]
 pub struct Waker(Arc<OwnedFd>);
 
+/// The pipe that wakes the main loop: its read end (for [`Window::new`]) and a [`Waker`].
+/// Made before the window so a decoder can start before the Wayland connection is up.
+pub fn wake_pipe() -> Result<(OwnedFd, Waker), String> {
+    let (r, w) = pipe()?;
+    Ok((r, Waker(Arc::new(w))))
+}
+
 impl Waker {
     pub fn wake(&self) {
         // A full pipe already holds a wake-up: nothing lost if this write fails.
@@ -30,6 +37,8 @@ pub struct Events {
     pub closed: bool,
     pub configured: Option<(u32, u32)>,
     pub keys: Vec<u32>,
+    /// The compositor released a buffer (a frame waiting for one can be uploaded).
+    pub released: bool,
 }
 
 struct ShmBuffer {
@@ -69,9 +78,10 @@ pub struct Window {
     surface: wl_surface::WlSurface,
     _xdg_surface: xdg_surface::XdgSurface,
     _toplevel: xdg_toplevel::XdgToplevel,
-    buffers: Vec<ShmBuffer>,
+    /// At most two buffers: the one on screen and the next photo's.
+    buffers: [Option<ShmBuffer>; 2],
+    on_screen: Option<usize>,
     wake_r: OwnedFd,
-    wake_w: Arc<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -80,8 +90,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 impl Window {
-    /// Creates the fullscreen toplevel on `conn`.
-    pub fn new(conn: Connection, title: &str) -> Result<Window, String> {
+    /// Creates the fullscreen toplevel on `conn`; `wake_r` is the read end of
+    /// [`wake_pipe`].
+    pub fn new(conn: Connection, title: &str, wake_r: OwnedFd) -> Result<Window, String> {
         let mut queue = conn.new_event_queue::<State>();
         let qh = queue.handle();
         conn.display().get_registry(&qh, ());
@@ -101,7 +112,6 @@ impl Window {
         toplevel.set_app_id("nekos-viewer".to_string());
         toplevel.set_fullscreen(None);
         surface.commit();
-        let (wake_r, wake_w) = pipe()?;
         Ok(Window {
             conn,
             queue,
@@ -110,14 +120,10 @@ impl Window {
             surface,
             _xdg_surface: xdg_surface,
             _toplevel: toplevel,
-            buffers: Vec::new(),
+            buffers: [None, None],
+            on_screen: None,
             wake_r,
-            wake_w: Arc::new(wake_w),
         })
-    }
-
-    pub fn waker(&self) -> Waker {
-        Waker(self.wake_w.clone())
     }
 
     /// Waits for Wayland events, a wake-up or the timeout.
@@ -153,7 +159,14 @@ impl Window {
                     )
                 };
                 if wayland_ready {
-                    guard.read().map_err(|e| format!("wayland read: {e}"))?;
+                    match guard.read() {
+                        Ok(_) => {}
+                        // Only part of a message has arrived (it can be split between
+                        // two writes, or its fd comes later): wait for the rest.
+                        Err(wayland_client::backend::WaylandError::Io(e))
+                            if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(format!("wayland read: {e}")),
+                    }
                 } else {
                     drop(guard);
                 }
@@ -172,7 +185,7 @@ impl Window {
 
     fn has_events(&self) -> bool {
         let e = &self.state.events;
-        e.closed || e.configured.is_some() || !e.keys.is_empty()
+        e.closed || e.configured.is_some() || !e.keys.is_empty() || e.released
     }
 
     fn new_buffer(&mut self, width: u32, height: u32) -> Result<ShmBuffer, String> {
@@ -204,47 +217,76 @@ impl Window {
         })
     }
 
-    /// Puts a frame on screen.
-    pub fn present(&mut self, frame: &Frame) {
+    /// Copies `frame` into a buffer that is neither on screen nor held by the compositor
+    /// and returns its slot for [`Window::show`]; `Ok(None)` while the compositor still
+    /// holds it (retry after [`Events::released`]). The slot's previous contents are gone.
+    pub fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String> {
         use std::sync::atomic::Ordering;
-        self.buffers
-            .retain(|b| b.width == frame.width && b.height == frame.height);
-        let idx = match self
-            .buffers
-            .iter()
-            .position(|b| !b.busy.load(Ordering::Acquire))
-        {
-            Some(i) => i,
-            None => match self.new_buffer(frame.width, frame.height) {
-                Ok(b) => {
-                    self.buffers.push(b);
-                    self.buffers.len() - 1
-                }
-                Err(e) => {
-                    eprintln!("viewer: {e}");
-                    return;
-                }
-            },
+        let Some(slot) = (0..2).find(|i| Some(*i) != self.on_screen) else {
+            return Ok(None);
         };
-        let buf = &mut self.buffers[idx];
+        let fits = |b: &ShmBuffer| b.width == frame.width && b.height == frame.height;
+        if self.buffers[slot].as_ref().is_some_and(|b| !fits(b)) {
+            // A resize: the old buffer is never attached again.
+            self.buffers[slot] = None;
+        }
+        if self.buffers[slot].is_none() {
+            self.buffers[slot] = Some(self.new_buffer(frame.width, frame.height)?);
+        }
+        let Some(buf) = self.buffers[slot].as_mut() else {
+            return Ok(None);
+        };
+        if buf.busy.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         let dst = buf.map.words_mut();
         let n = dst.len().min(frame.pixels.len());
         dst[..n].copy_from_slice(&frame.pixels[..n]);
+        Ok(Some(slot))
+    }
+
+    /// Puts the buffer in `slot` on screen: one attach, damage and commit.
+    pub fn show(&mut self, slot: usize) {
+        use std::sync::atomic::Ordering;
+        let Some(buf) = self.buffers.get(slot).and_then(|b| b.as_ref()) else {
+            return;
+        };
         buf.busy.store(true, Ordering::Release);
         self.surface.attach(Some(&buf.buffer), 0, 0);
         self.surface
-            .damage_buffer(0, 0, frame.width as i32, frame.height as i32);
+            .damage_buffer(0, 0, buf.width as i32, buf.height as i32);
         self.surface.commit();
         let _ = self.conn.flush();
-        // Keep at most two buffers.
-        if self.buffers.len() > 2
-            && let Some(i) = self
-                .buffers
-                .iter()
-                .position(|b| !b.busy.load(Ordering::Acquire))
+        self.on_screen = Some(slot);
+        // A buffer of another size (before a resize) is not needed any more.
+        let (w, h) = (buf.width, buf.height);
+        let other = 1 - slot;
+        if self.buffers[other]
+            .as_ref()
+            .is_some_and(|b| (b.width, b.height) != (w, h))
         {
-            self.buffers.remove(i);
+            self.buffers[other] = None;
         }
+    }
+
+    /// Puts a frame on screen now (upload + show). False if no buffer was free.
+    pub fn present(&mut self, frame: &Frame) -> bool {
+        match self.upload(frame) {
+            Ok(Some(slot)) => {
+                self.show(slot);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                eprintln!("viewer: {e}");
+                false
+            }
+        }
+    }
+
+    /// How many frame buffers exist (on screen and ready): never more than two.
+    pub fn buffers_held(&self) -> usize {
+        self.buffers.iter().filter(|b| b.is_some()).count()
     }
 }
 
@@ -383,7 +425,7 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for State {
 
 impl Dispatch<wl_buffer::WlBuffer, Arc<std::sync::atomic::AtomicBool>> for State {
     fn event(
-        _: &mut Self,
+        state: &mut Self,
         _: &wl_buffer::WlBuffer,
         event: wl_buffer::Event,
         busy: &Arc<std::sync::atomic::AtomicBool>,
@@ -392,6 +434,7 @@ impl Dispatch<wl_buffer::WlBuffer, Arc<std::sync::atomic::AtomicBool>> for State
     ) {
         if let wl_buffer::Event::Release = event {
             busy.store(false, std::sync::atomic::Ordering::Release);
+            state.events.released = true;
         }
     }
 }

@@ -1,4 +1,5 @@
-//! wl_compositor + wl_shm + wl_buffer: copy committed shm buffers into the scene.
+//! wl_compositor + wl_shm + wl_buffer: a committed shm buffer becomes the scene's content
+//! (held, not copied, until the backend copies it into a scanout buffer).
 
 use smithay::reexports::wayland_server::Client;
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
@@ -12,8 +13,9 @@ use smithay::wayland::compositor::{
 use smithay::wayland::shm::{ShmHandler, ShmState, with_buffer_contents};
 use smithay::{delegate_compositor, delegate_shm};
 
-use crate::compose::{PixelFormat, copy_from_shm};
+use crate::compose::Pixels;
 use crate::damage::Rect;
+use crate::scene::Content;
 use crate::state::{ClientState, NekState};
 use crate::sys;
 
@@ -70,83 +72,94 @@ impl CompositorHandler for NekState {
         self.pending_callbacks.extend(callbacks);
         match assignment {
             None => {}
-            Some(BufferAssignment::Removed) => {
-                self.scene.image = None;
-                self.scene.damage_all();
-            }
-            Some(BufferAssignment::NewBuffer(buffer)) => {
-                self.take_buffer(&buffer, &damage);
-                buffer.release();
-            }
+            Some(BufferAssignment::Removed) => self.scene.clear(),
+            Some(BufferAssignment::NewBuffer(buffer)) => self.take_buffer(buffer, &damage),
         }
     }
 }
 
-impl NekState {
-    fn take_buffer(&mut self, buffer: &WlBuffer, damage: &[Damage]) {
-        let rects: Vec<Rect> = damage
-            .iter()
-            .map(|d| match d {
-                Damage::Surface(r) => Rect::new(r.loc.x, r.loc.y, r.size.w, r.size.h),
-                Damage::Buffer(r) => Rect::new(r.loc.x, r.loc.y, r.size.w, r.size.h),
-            })
-            .collect();
-        let old_pos = self.scene.position();
-        let old_size = self.scene.image.as_ref().map(|i| (i.width, i.height));
-        let mut image = self.scene.image.take().unwrap_or_default();
-        let res = with_buffer_contents(buffer, |ptr, len, data| {
-            let format = match data.format {
-                wl_shm::Format::Xrgb8888 => PixelFormat::Xrgb8888,
-                wl_shm::Format::Argb8888 => PixelFormat::Argb8888,
-                _ => return None,
+/// A committed wl_shm buffer the scene shows until the backend has copied it; dropping it
+/// gives it back to the client.
+struct HeldBuffer(WlBuffer);
+
+impl HeldBuffer {
+    /// The buffer's pixels in its pool's mapping, validated (format, sizes, bounds).
+    fn with_pixels<R>(&self, f: impl FnOnce(&Pixels<'_>) -> R) -> Result<R, String> {
+        with_buffer_contents(&self.0, |ptr, len, data| {
+            if !matches!(
+                data.format,
+                wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888
+            ) {
+                return Err(format!("shm format {:?} not supported", data.format));
+            }
+            let (Ok(offset), Ok(width), Ok(height), Ok(stride)) = (
+                usize::try_from(data.offset),
+                u32::try_from(data.width),
+                u32::try_from(data.height),
+                usize::try_from(data.stride),
+            ) else {
+                return Err("negative shm buffer geometry".to_string());
             };
-            if data.offset < 0 || data.width <= 0 || data.height <= 0 || data.stride <= 0 {
-                return None;
-            }
-            let offset = data.offset as usize;
-            let needed = data.stride as usize * data.height as usize;
+            let needed = stride.saturating_mul(height as usize);
             sys::with_shm_bytes(ptr, len, offset, needed, |bytes| {
-                copy_from_shm(
-                    &mut image,
-                    bytes,
-                    data.width as u32,
-                    data.height as u32,
-                    data.stride as usize,
-                    format,
-                    &rects,
-                )
+                Pixels::new(bytes, width, height, stride).map(|p| f(&p))
             })
-        });
-        let changed = match res {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                eprintln!("nekos-compositor: unsupported or truncated shm buffer ignored");
-                return self.restore_image(image, old_size);
-            }
+            .flatten()
+            .ok_or_else(|| "truncated shm buffer".to_string())
+        })
+        .map_err(|e| format!("buffer is not wl_shm ({e:?})"))?
+    }
+}
+
+impl Content for HeldBuffer {
+    fn with_pixels(&self, f: &mut dyn FnMut(&Pixels<'_>)) -> bool {
+        HeldBuffer::with_pixels(self, f).is_ok()
+    }
+}
+
+impl Drop for HeldBuffer {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl NekState {
+    /// A new buffer for the toplevel: the scene holds it (no copy yet) and gets its damage.
+    fn take_buffer(&mut self, buffer: WlBuffer, damage: &[Damage]) {
+        let held = HeldBuffer(buffer);
+        let size = match held.with_pixels(|p| (p.width, p.height)) {
+            Ok(size) => size,
             Err(e) => {
-                eprintln!("nekos-compositor: buffer is not wl_shm ({e:?}); ignored");
-                return self.restore_image(image, old_size);
+                // Dropping `held` releases it; the scene keeps what it showed.
+                eprintln!("nekos-compositor: {e}; buffer ignored");
+                return;
             }
         };
-        self.scene.image = Some(image);
+        let old_pos = self.scene.position();
+        let old_size = self.scene.image_size;
+        // Replacing the held buffer releases the previous one, if it was not copied yet:
+        // this one has the whole surface, so it also covers the previous one's damage.
+        self.scene.content = Some(Box::new(held));
+        self.scene.image_size = Some(size);
         self.scene.client_frames += 1;
         let new_pos = self.scene.position();
-        let new_size = self.scene.image.as_ref().map(|i| (i.width, i.height));
         let bounds = self.scene.bounds();
-        if new_pos != old_pos || new_size != old_size {
+        if new_pos != old_pos || Some(size) != old_size {
             self.scene.damage_all();
-        } else {
-            for r in changed {
+            return;
+        }
+        let buffer_rect = Rect::new(0, 0, size.0 as i32, size.1 as i32);
+        for d in damage {
+            // Without scale or transform, surface and buffer coordinates are the same.
+            let r = match d {
+                Damage::Surface(r) => Rect::new(r.loc.x, r.loc.y, r.size.w, r.size.h),
+                Damage::Buffer(r) => Rect::new(r.loc.x, r.loc.y, r.size.w, r.size.h),
+            };
+            if let Some(r) = r.intersect(&buffer_rect) {
                 self.scene
                     .damage
                     .add(r.translate(new_pos.0, new_pos.1), bounds);
             }
-        }
-    }
-
-    fn restore_image(&mut self, image: crate::compose::Image, old_size: Option<(u32, u32)>) {
-        if old_size.is_some() {
-            self.scene.image = Some(image);
         }
     }
 }

@@ -78,8 +78,7 @@ impl XdgShellHandler for NekState {
     fn toplevel_destroyed(&mut self, surface: ToplevelSurface) {
         if self.toplevel.as_ref() == Some(&surface) {
             self.toplevel = None;
-            self.scene.image = None;
-            self.scene.damage_all();
+            self.scene.clear();
         }
     }
 }

@@ -137,3 +137,97 @@ fn sigterm_stops_compositor_and_viewer_cleanly() {
         "viewer still running"
     );
 }
+
+#[test]
+fn startup_runs_the_viewer_while_the_output_opens() {
+    // The "viewer" is a shell that writes one line into a FIFO and waits. The output step
+    // (headless here, the DRM modeset in production) does not return until it has read
+    // that line, within a deadline: it succeeds only if the viewer is already running
+    // while the output is being set up, which is the point of the start-up order.
+    use std::io::BufRead;
+    use std::sync::mpsc;
+
+    use nekos_compositor::startup::{self, Options};
+    use nekos_compositor::timeline::Timeline;
+
+    let fifo = tmp("viewer-running.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let opts = Options {
+        viewer: "/bin/sh".into(),
+        viewer_args: vec![
+            "-c".into(),
+            "echo running > \"$1\"; exec sleep 600".into(),
+            "viewer".into(),
+            fifo.display().to_string(),
+        ],
+        timeout: None,
+        signals: false,
+        keyboards: false,
+        timeline: Timeline::new(false),
+    };
+    let (tx, rx) = mpsc::channel();
+    let reader_fifo = fifo.clone();
+    // Opening a FIFO for reading blocks until a writer opens it: on a thread, so the wait
+    // below has a deadline.
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&reader_fifo).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(f).read_line(&mut line).unwrap();
+        let _ = tx.send(line);
+    });
+    let mut comp = startup::start(&opts, || {
+        let line = rx
+            .recv_timeout(crate::fixture::DEADLINE)
+            .map_err(|_| "the viewer was not running while the output opened".to_string())?;
+        assert_eq!(line, "running\n");
+        Ok((Backend::Headless(Headless::new(64, 48)), None))
+    })
+    .unwrap();
+    assert_eq!(comp.state.backend.size(), (64, 48));
+    assert!(
+        comp.state.child.is_some(),
+        "the viewer is served and watched"
+    );
+    comp.state.stop_child();
+    assert!(comp.state.child.is_none());
+    let _ = std::fs::remove_file(&fifo);
+}
+
+#[test]
+fn startup_stops_the_viewer_when_the_output_fails() {
+    use nekos_compositor::startup::{self, Options};
+    use nekos_compositor::timeline::Timeline;
+
+    let pidfile = tmp("viewer-pid");
+    let opts = Options {
+        viewer: "/bin/sh".into(),
+        viewer_args: vec![
+            "-c".into(),
+            "echo $$ > \"$1\"; exec sleep 600".into(),
+            "viewer".into(),
+            pidfile.display().to_string(),
+        ],
+        timeout: None,
+        signals: false,
+        keyboards: false,
+        timeline: Timeline::new(false),
+    };
+    let err = startup::start(&opts, || Err("no DRM device".to_string())).err();
+    assert_eq!(err.as_deref(), Some("no DRM device"));
+    // process::stop reaped it: if the shell got as far as writing its pid, that pid is
+    // gone now.
+    if let Ok(text) = std::fs::read_to_string(&pidfile)
+        && let Ok(pid) = text.trim().parse::<i32>()
+    {
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        assert!(rustix::process::test_kill_process(pid).is_err());
+    }
+}

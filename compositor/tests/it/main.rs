@@ -6,3 +6,4 @@ mod common;
 mod fixture;
 mod headless;
 mod static_elf;
+mod viewer_prerender;

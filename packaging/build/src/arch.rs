@@ -135,6 +135,20 @@ impl Arch {
     }
 }
 
+/// In the manifest as its name (`"x86_64"`, `"aarch64"`).
+impl serde::Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Arch, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        Arch::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -142,6 +156,7 @@ impl fmt::Display for Arch {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -152,7 +167,10 @@ mod tests {
             assert_eq!(Arch::from_pe_machine(a.pe_machine()), Some(a));
         }
         let e = Arch::parse("riscv64").unwrap_err().to_string();
-        assert!(e.contains("riscv64") && e.contains("x86_64 or aarch64"), "{e}");
+        assert!(
+            e.contains("riscv64") && e.contains("x86_64 or aarch64"),
+            "{e}"
+        );
         assert_eq!(Arch::from_pe_machine(0x14c), None);
     }
 }

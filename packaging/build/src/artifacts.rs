@@ -19,6 +19,10 @@ pub struct FileArtifact {
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct Manifest {
     pub schema: u32,
+    /// The guest architecture of everything in this manifest (manifests written before
+    /// arm64 existed have no field: x86_64).
+    #[serde(default)]
+    pub arch: crate::arch::Arch,
     pub source_date_epoch: u64,
     pub kernel: Option<KernelArtifact>,
     /// Binary name → static musl binary.
@@ -44,6 +48,9 @@ pub struct Manifest {
     /// The network boot (stboot.rs): stage-1 initramfs and UKI, the OS package.
     #[serde(default)]
     pub stboot: Option<StbootArtifact>,
+    /// The arm64 firmware (ArmVirtQemu, firmware_aarch64.rs): in the arm64 manifest only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_aarch64: Option<ArmFirmwareArtifact>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -77,6 +84,23 @@ pub fn manifest_path(root: &Path) -> PathBuf {
         .unwrap_or_else(|| out_dir(root).join("manifest.json"))
 }
 
+/// Where `arch`'s outputs go: `target/nekos` for x86_64, `target/nekos/aarch64` for arm64.
+pub fn arch_out_dir(root: &Path, arch: crate::arch::Arch) -> PathBuf {
+    arch.out_dir(&out_dir(root))
+}
+
+/// The manifest of `arch`'s build: [`manifest_path`] for x86_64 (so `NEKOS_MANIFEST` keeps
+/// meaning the x86 build), `<arch_out_dir>/manifest.json` otherwise (`NEKOS_MANIFEST_AARCH64`
+/// overrides it, as `NEKOS_MANIFEST` does for x86_64).
+pub fn manifest_path_for(root: &Path, arch: crate::arch::Arch) -> PathBuf {
+    match arch {
+        crate::arch::Arch::X86_64 => manifest_path(root),
+        crate::arch::Arch::Aarch64 => std::env::var_os("NEKOS_MANIFEST_AARCH64")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| arch_out_dir(root, arch).join("manifest.json")),
+    }
+}
+
 /// `kernel-config/linux-source.lock`: the source this project was built and tested with.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SourceLock {
@@ -87,6 +111,7 @@ pub struct SourceLock {
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct KernelArtifact {
+    /// The boot image: bzImage on x86_64, Image on arm64 (the field keeps its first name).
     pub bzimage: PathBuf,
     pub config: PathBuf,
     pub sha256: String,
@@ -115,6 +140,28 @@ pub struct FirmwareArtifact {
     pub inputs: BTreeMap<String, String>,
     /// sha256 of every module and firmware volume of both platforms, e.g.
     /// `OvmfX64/X64/IScsiDxe.efi`, `AmdSev/FV/OVMF.fd`: two builds compare module by module.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+    /// Wall time of the build that produced this cache entry.
+    pub clean_build_seconds: f64,
+    #[serde(default)]
+    pub cached: bool,
+}
+
+/// The arm64 firmware: ArmVirtQemu (AARCH64) with Secure Boot and TPM2, two 64 MiB flash
+/// images for QEMU's `virt` machine (firmware_aarch64.rs, firmware/build-armvirt.sh).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ArmFirmwareArtifact {
+    /// `QEMU_EFI.fd`: the code, pflash0 (`-drive if=pflash,unit=0,readonly=on`).
+    pub code: PathBuf,
+    pub code_sha256: String,
+    /// `QEMU_VARS.fd`: the build's blank variable store, pflash1; the project's stores
+    /// (`target/nekos/aarch64/varstores/<preset>.fd`) have the same layout.
+    pub vars: PathBuf,
+    pub vars_sha256: String,
+    pub input_hash: String,
+    pub inputs: BTreeMap<String, String>,
+    /// sha256 of every module and firmware volume, e.g. `ArmVirtQemu-AARCH64/FV/QEMU_EFI.fd`.
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
     /// Wall time of the build that produced this cache entry.
@@ -182,6 +229,12 @@ impl Manifest {
         self.firmware
             .as_ref()
             .context("the manifest has no firmware (run `cargo nekos build`)")
+    }
+
+    pub fn firmware_aarch64(&self) -> Result<&ArmFirmwareArtifact> {
+        self.firmware_aarch64
+            .as_ref()
+            .context("the manifest has no arm64 firmware (run `cargo nekos build` for aarch64)")
     }
 
     pub fn varstore_path(&self, file: &str) -> Result<&Path> {

@@ -1,6 +1,9 @@
-//! `cargo nekos build`: the steps of [`crate::steps`] in order, and the manifest.
+//! `cargo nekos build`: the steps of [`crate::steps`] in order, and the manifest. The
+//! architecture is a parameter of the same steps (`BuildOptions::arch`): x86_64 writes to
+//! `target/nekos/`, aarch64 to `target/nekos/aarch64/` with its own manifest.
 
-use crate::artifacts::{FileArtifact, Manifest, manifest_path, out_dir};
+use crate::arch::Arch;
+use crate::artifacts::{FileArtifact, Manifest, arch_out_dir, manifest_path_for, out_dir};
 use crate::initramfs::{self, Compression, Variant};
 use crate::kernel::{self, KernelOptions};
 use crate::steps::Freshness;
@@ -20,6 +23,8 @@ pub struct BuildOptions {
     /// Photo directory; `cats/` of the workspace by default.
     pub cats: Option<PathBuf>,
     pub parts: Parts,
+    /// The guest architecture (`--arch`); x86_64 by default.
+    pub arch: Arch,
 }
 
 impl Default for BuildOptions {
@@ -30,6 +35,7 @@ impl Default for BuildOptions {
             compression: Compression::None,
             cats: None,
             parts: Parts::ALL,
+            arch: Arch::X86_64,
         }
     }
 }
@@ -39,10 +45,23 @@ impl Default for BuildOptions {
 /// should expect from the result (`measurements.json`) is the `measure` verb, which
 /// `cargo nekos test` runs after this.
 pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
-    let parts = opts.parts;
+    let arch = opts.arch;
+    let (parts, not_yet) = opts.parts.for_arch(arch);
+    if !not_yet.is_empty() {
+        eprintln!(
+            "nekos: {arch}: not built for this architecture (yet): {}",
+            not_yet.join(", ")
+        );
+    }
     crate::host::ensure_tools(root)?;
-    let mut manifest = Manifest::load(&manifest_path(root)).unwrap_or_default();
+    let out = arch_out_dir(root, arch);
+    let manifest_file = manifest_path_for(root, arch);
+    let mut manifest = Manifest::load(&manifest_file)
+        .ok()
+        .filter(|m| m.arch == arch)
+        .unwrap_or_default();
     manifest.schema = 1;
+    manifest.arch = arch;
     manifest.source_date_epoch = util::source_date_epoch(root);
     let plan = steps(parts, &opts.variants);
     let mut userland: Option<Userland> = None;
@@ -54,6 +73,7 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
                     &KernelOptions {
                         locked: opts.locked,
                         jobs: None,
+                        arch,
                     },
                 )?;
                 let s = format!("{} (sha256 {})", k.bzimage.display(), &k.sha256[..16]);
@@ -61,18 +81,32 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
                 manifest.kernel = Some(k);
                 status(cached, s)
             }
-            Step::Firmware => {
-                let fw =
-                    crate::firmware::ensure(root, &crate::firmware::FirmwareOptions::default())?;
-                let s = format!(
-                    "{} (sha256 {})",
-                    fw.pv_vars.display(),
-                    &fw.pv_vars_sha256[..16]
-                );
-                let cached = fw.cached;
-                manifest.firmware = Some(fw);
-                status(cached, s)
-            }
+            Step::Firmware => match arch {
+                Arch::X86_64 => {
+                    let fw = crate::firmware::ensure(
+                        root,
+                        &crate::firmware::FirmwareOptions::default(),
+                    )?;
+                    let s = format!(
+                        "{} (sha256 {})",
+                        fw.pv_vars.display(),
+                        &fw.pv_vars_sha256[..16]
+                    );
+                    let cached = fw.cached;
+                    manifest.firmware = Some(fw);
+                    status(cached, s)
+                }
+                Arch::Aarch64 => {
+                    let fw = crate::firmware_aarch64::ensure(
+                        root,
+                        &crate::firmware_aarch64::ArmFirmwareOptions::default(),
+                    )?;
+                    let s = format!("{} (sha256 {})", fw.code.display(), &fw.code_sha256[..16]);
+                    let cached = fw.cached;
+                    manifest.firmware_aarch64 = Some(fw);
+                    status(cached, s)
+                }
+            },
             Step::Userland => {
                 let u = build_userland(root, opts, &mut manifest)?;
                 let s = format!("{} programs, {} photos", u.programs.len(), u.photos.len());
@@ -84,7 +118,7 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
                     .as_ref()
                     .context("the initramfs step runs after the userland step")?;
                 let (art, fresh) = write_initramfs(
-                    root,
+                    &out,
                     u,
                     variant,
                     opts.compression,
@@ -101,13 +135,20 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
                     .clone()
                     .context("a UKI needs the kernel in the same build")?;
                 let initramfs = manifest.initramfs_path(variant.name())?.to_path_buf();
-                let out = out_dir(root).join(variant.name()).join("uki");
-                let (uki, fresh) = crate::ukis::uki_step(
+                let uki_out = out.join(variant.name()).join("uki");
+                // Step records are per workspace: the arm64 ones get their own names.
+                let record = format!(
+                    "{}{}",
+                    arch.deployment_prefix().replace(',', "-"),
+                    step.name()
+                );
+                let (uki, fresh) = crate::ukis::uki_step_for(
+                    arch,
                     root,
-                    &step.name(),
+                    &record,
                     &kernel.bzimage,
                     &initramfs,
-                    &out,
+                    &uki_out,
                     manifest.uki.get(variant.name()),
                 )?;
                 let s = format!("signed sha256 {}", &uki.signed.sha256[..16]);
@@ -117,7 +158,8 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
             Step::Esp(variant) => {
                 let signed = manifest.uki_path(variant.name(), true)?.to_path_buf();
                 let esp_name = format!("{}-signed", variant.name());
-                let (art, fresh) = write_esp(root, &signed, &esp_name, manifest.source_date_epoch)?;
+                let (art, fresh) =
+                    write_esp(root, arch, &signed, &esp_name, manifest.source_date_epoch)?;
                 let s = format!("{} (sha256 {})", art.path.display(), &art.sha256[..16]);
                 manifest.esp.insert(esp_name, art);
                 status(fresh, s)
@@ -130,7 +172,10 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
                 status(fresh, s)
             }
             Step::Varstores => {
-                let fresh = write_varstores(root, &mut manifest)?;
+                let fresh = match arch {
+                    Arch::X86_64 => write_varstores(root, &mut manifest)?,
+                    Arch::Aarch64 => write_arm_varstores(root, &mut manifest)?,
+                };
                 status(fresh, "blank, custom, microsoft".into())
             }
         };
@@ -154,7 +199,7 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
             manifest.stboot = None;
         }
     }
-    manifest.save(&manifest_path(root))?;
+    manifest.save(&manifest_file)?;
     Ok(manifest)
 }
 
@@ -176,9 +221,12 @@ pub struct Userland {
 /// The userland (cargo) and the photos, checked.
 fn build_userland(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) -> Result<Userland> {
     let with_tests = opts.variants.contains(&Variant::Test);
+    // Stage 1 only where the plan has it: `Parts::for_arch` leaves it out on arm64.
+    let (parts, _) = opts.parts.for_arch(opts.arch);
     let programs = crate::userland::build(
         root,
-        opts.parts.stage1_init || opts.parts.stboot,
+        opts.arch,
+        parts.stage1_init || parts.stboot,
         with_tests,
     )?;
     manifest.userland.clear();
@@ -193,7 +241,7 @@ fn build_userland(root: &Path, opts: &BuildOptions, manifest: &mut Manifest) -> 
         "Cargo.lock.sha256".to_string(),
         util::sha256_file(&root.join("Cargo.lock"))?,
     );
-    userland_inputs.insert("target".to_string(), crate::host::MUSL_TARGET.to_string());
+    userland_inputs.insert("target".to_string(), opts.arch.rust_target().to_string());
     userland_inputs.insert("profile".to_string(), "release".to_string());
     userland_inputs.insert(
         "rustflags".to_string(),
@@ -285,20 +333,28 @@ pub const ESP_SEED: &str = "nekos";
 /// and whether it was up to date.
 pub fn write_esp(
     root: &Path,
+    arch: Arch,
     uki: &Path,
     name: &str,
     source_date_epoch: u64,
 ) -> Result<(FileArtifact, bool)> {
-    let path = out_dir(root).join("esp").join(format!("{name}.img"));
+    let path = arch_out_dir(root, arch)
+        .join("esp")
+        .join(format!("{name}.img"));
     let mut inputs = BTreeMap::new();
-    inputs.insert("EFI/BOOT/BOOTX64.EFI".to_string(), util::sha256_file(uki)?);
+    inputs.insert(
+        format!("EFI/BOOT/{}", arch.efi_boot_file()),
+        util::sha256_file(uki)?,
+    );
     inputs.insert("seed".to_string(), ESP_SEED.to_string());
     inputs.insert("timestamp".to_string(), source_date_epoch.to_string());
-    let fresh = Freshness::new(root, &format!("esp-{name}"), &inputs);
+    let record = format!("{}esp-{name}", arch.deployment_prefix().replace(',', "-"));
+    let fresh = Freshness::new(root, &record, &inputs);
     let up_to_date = fresh.up_to_date();
     if !up_to_date {
-        let bytes = esp_image_bytes(
+        let bytes = esp_image_bytes_for(
             &fs::read(uki).with_context(|| format!("cannot read {}", uki.display()))?,
+            arch,
             source_date_epoch,
         )?;
         util::write_atomic(&path, &bytes)?;
@@ -318,8 +374,14 @@ pub fn write_esp(
 
 /// The ESP disk image bytes for one UKI: a function of the UKI bytes and the timestamp only.
 pub fn esp_image_bytes(uki: &[u8], source_date_epoch: u64) -> Result<Vec<u8>> {
+    esp_image_bytes_for(uki, Arch::X86_64, source_date_epoch)
+}
+
+/// The ESP disk image holding `uki` at `arch`'s removable-media path
+/// (`EFI/BOOT/BOOTX64.EFI`, `EFI/BOOT/BOOTAA64.EFI`): what the firmware's boot manager looks for.
+pub fn esp_image_bytes_for(uki: &[u8], arch: Arch, source_date_epoch: u64) -> Result<Vec<u8>> {
     let files = [crate::esp::EspFile {
-        path: "EFI/BOOT/BOOTX64.EFI".into(),
+        path: format!("EFI/BOOT/{}", arch.efi_boot_file()),
         bytes: uki.to_vec(),
     }];
     crate::esp::build_esp_image(
@@ -328,10 +390,55 @@ pub fn esp_image_bytes(uki: &[u8], source_date_epoch: u64) -> Result<Vec<u8>> {
     )
 }
 
+/// The arm64 raw variable stores (ArmVirtQemu's second flash bank, 64 MiB each), under the
+/// same freshness rule as the x86 ones: remade only when the certificates change.
+fn write_arm_varstores(root: &Path, manifest: &mut Manifest) -> Result<bool> {
+    let keys = crate::ukis::signing_keys_dir()?;
+    let mut inputs = BTreeMap::new();
+    for cert in ["PK.crt", "KEK.crt", "db.crt"] {
+        inputs.insert(cert.to_string(), util::sha256_file(&keys.join(cert))?);
+    }
+    inputs.insert(
+        "certs.lock".to_string(),
+        util::sha256_file(&root.join(crate::pins::CERTS_LOCK))?,
+    );
+    inputs.insert(
+        "layout".to_string(),
+        crate::firmware_aarch64::LAYOUT.name.to_string(),
+    );
+    let fresh = Freshness::new(root, "aarch64-varstores", &inputs);
+    let dir = crate::firmware_aarch64::varstores_dir(root);
+    let up_to_date = fresh.up_to_date();
+    let stores = if up_to_date {
+        let mut out = BTreeMap::new();
+        for name in ["blank", "custom", "microsoft"] {
+            let path = dir.join(format!("{name}.fd"));
+            let mut inputs = BTreeMap::new();
+            inputs.insert("preset".to_string(), name.to_string());
+            out.insert(
+                format!("{name}.fd"),
+                FileArtifact {
+                    sha256: util::sha256_file(&path)?,
+                    size: fs::metadata(&path)?.len(),
+                    path,
+                    inputs,
+                },
+            );
+        }
+        out
+    } else {
+        let out = crate::firmware_aarch64::write_varstores(&dir, &keys)?;
+        fresh.record(out.values().map(|a| a.path.as_path()))?;
+        out
+    };
+    manifest.varstores = stores;
+    Ok(up_to_date)
+}
+
 /// One variant's initramfs, and whether it was up to date. The archive is laid out (cheap,
 /// in memory) to know its inputs; compressing and writing happen only when they changed.
 fn write_initramfs(
-    root: &Path,
+    out: &Path,
     u: &Userland,
     variant: Variant,
     compression: Compression,
@@ -355,10 +462,10 @@ fn write_initramfs(
         format!("{compression:?}").to_lowercase(),
     );
     inputs.insert("source_date_epoch".into(), epoch.to_string());
-    let path = out_dir(root)
+    let path = out
         .join(variant.name())
         .join(format!("initramfs.{}", compression.extension()));
-    let fresh = Freshness::new(root, &format!("initramfs-{}", variant.name()), &inputs);
+    let fresh = Freshness::in_dir(out, &format!("initramfs-{}", variant.name()), &inputs);
     if fresh.up_to_date()
         && let Some(prev) = previous.filter(|p| p.path == path && p.inputs == inputs)
     {

@@ -471,7 +471,7 @@ fn download_sources(lock: &Lock) -> Result<()> {
     Ok(())
 }
 
-fn tool_line(cmd: &str, args: &[&str]) -> String {
+pub fn tool_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()
@@ -493,7 +493,7 @@ fn tool_line(cmd: &str, args: &[&str]) -> String {
 }
 
 /// The first output line that names a version (iasl prints a banner line first).
-fn version_line(cmd: &str, args: &[&str]) -> String {
+pub fn version_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()

@@ -19,6 +19,11 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
         "the kernel source",
     ),
     ("make", "make", "kernel build"),
+    (
+        "aarch64-linux-gnu-gcc",
+        "gcc-aarch64-linux-gnu",
+        "the arm64 kernel (cross build)",
+    ),
     ("gcc", "gcc", "kernel build"),
     ("bc", "bc", "kernel build"),
     ("bison", "bison", "kernel build"),
@@ -46,6 +51,16 @@ pub const HOST_TOOLS: &[(&str, &str, &str)] = &[
         "/usr/share/OVMF/OVMF_CODE_4M.fd",
         "ovmf",
         "Debian's OVMF: comparison boots and the raw-store judge",
+    ),
+    (
+        "qemu-system-aarch64",
+        "qemu-system-arm (from bookworm-backports)",
+        "arm64 boots and tests",
+    ),
+    (
+        "/usr/share/AAVMF/AAVMF_CODE.fd",
+        "qemu-efi-aarch64",
+        "Debian's ArmVirtQemu: judge of the arm64 variable stores",
     ),
     ("nasm", "nasm", "firmware build (edk2)"),
     ("iasl", "acpica-tools", "firmware build (edk2 ACPI tables)"),
@@ -190,6 +205,11 @@ pub fn apt_line(missing: &[&(&str, &str, &str)]) -> String {
 
 /// The musl target must be installed for the pinned toolchain; the error gives the command.
 pub fn ensure_musl_target(root: &Path) -> Result<()> {
+    ensure_rust_target(root, MUSL_TARGET)
+}
+
+/// Any guest target (`Arch::rust_target`) must be installed for the pinned toolchain.
+pub fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .current_dir(root)
@@ -198,17 +218,17 @@ pub fn ensure_musl_target(root: &Path) -> Result<()> {
         Ok(o)
             if String::from_utf8_lossy(&o.stdout)
                 .lines()
-                .any(|l| l.trim() == MUSL_TARGET) =>
+                .any(|l| l.trim() == target) =>
         {
             Ok(())
         }
         Ok(_) => bail!(
-            "the Rust target {MUSL_TARGET} is not installed for the pinned toolchain; run:\n  \
-             (cd {} && rustup target add {MUSL_TARGET})",
+            "the Rust target {target} is not installed for the pinned toolchain; run:\n  \
+             (cd {} && rustup target add {target})",
             root.display()
         ),
         Err(e) => {
-            bail!("cannot run rustup ({e}); install rustup, then: rustup target add {MUSL_TARGET}")
+            bail!("cannot run rustup ({e}); install rustup, then: rustup target add {target}")
         }
     }
 }

@@ -188,13 +188,14 @@ pub fn check_photo(bytes: &[u8]) -> std::result::Result<(u32, u32), String> {
         }
         Err(_) => return Err("not a JPEG or PNG file (unknown content)".into()),
     }
-    nekos_viewer::render::decode(bytes)
-        .map_err(|e| format!("does not decode ({e}); expected a complete JPEG or PNG"))?;
-    // The JPEG decoder is lenient: a file cut short still decodes, its missing part grey.
-    // A complete JPEG has its end-of-image marker after the last scan.
+    // A complete JPEG has its end-of-image marker after the last scan. Checked before
+    // decoding: the message then says what is wrong (cut short) rather than the decoder's
+    // words, and a lenient decoder (one that paints the missing part grey) cannot let it by.
     if image::guess_format(bytes).ok() == Some(image::ImageFormat::Jpeg) {
         jpeg_has_end(bytes)?;
     }
+    nekos_viewer::render::decode(bytes)
+        .map_err(|e| format!("does not decode ({e}); expected a complete JPEG or PNG"))?;
     // The stored size (before EXIF rotation; huge JPEGs decode at 1/8 scale, so not from `decode`).
     image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -477,8 +478,9 @@ mod tests {
                 .is_ok()
         );
         fs::write(dir.join("half.jpg"), cut).unwrap();
-        // The viewer's decoder alone would show it, its lower half grey.
-        assert!(nekos_viewer::render::decode(cut).is_ok());
+        // The viewer's decoder refuses it too (it would skip the photo at run time); the
+        // build still has to name the file before the image is made.
+        assert!(nekos_viewer::render::decode(cut).is_err());
         let png = png(200, 150);
         fs::write(dir.join("short.png"), &png[..png.len() / 2]).unwrap();
         let err = err_of(&dir);

@@ -1,6 +1,10 @@
-//! The kernel: Debian's `linux-source-6.12` tarball + `kernel-config/nekos.config`, built
-//! reproducibly and cached by the hash of everything that goes into it.
+//! The kernel: Debian's `linux-source-6.12` tarball + `kernel-config/common.config` and
+//! `kernel-config/<arch>.config`, built reproducibly and cached by the hash of everything
+//! that goes into it. The architecture is a parameter ([`Arch`]): x86_64 builds `bzImage`
+//! with the host gcc, aarch64 cross-builds `Image` with Debian's `gcc-aarch64-linux-gnu`;
+//! everything else (the source, the recipe, the option check, the cache) is the same code.
 
+pub use crate::arch::Arch;
 pub use crate::artifacts::{KernelArtifact, SourceLock};
 use crate::cache::{Entry, InputHash};
 use crate::progress::Progress;
@@ -17,6 +21,8 @@ pub const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 const TARBALL_DIR: &str = "linux-source-6.12";
 /// Bump when the build recipe below changes in a way that changes the output.
 const RECIPE_VERSION: &str = "1";
+/// The options every architecture shares; `kernel-config/<arch>.config` adds the rest.
+const COMMON_FRAGMENT: &str = "kernel-config/common.config";
 
 /// The environment that makes two builds from different paths bit-identical
 /// (see shared notes: reproducible kernel).
@@ -34,14 +40,55 @@ pub struct KernelOptions {
     /// Refuse a source that differs from `linux-source.lock`.
     pub locked: bool,
     pub jobs: Option<usize>,
+    pub arch: Arch,
 }
 
 fn lock_path(root: &Path) -> PathBuf {
     root.join("kernel-config/linux-source.lock")
 }
 
-pub fn fragment_path(root: &Path) -> PathBuf {
-    root.join("kernel-config/nekos.config")
+/// The fragment files of `arch`, in the order they are concatenated: the shared options,
+/// then the architecture's own.
+pub fn fragment_paths(root: &Path, arch: Arch) -> [PathBuf; 2] {
+    [
+        root.join(COMMON_FRAGMENT),
+        root.join(format!("kernel-config/{}.config", arch.name())),
+    ]
+}
+
+/// The one fragment `make allnoconfig` reads for `arch`: the files of [`fragment_paths`]
+/// concatenated, and every option it asks for. Fails naming the file and line of a malformed
+/// line, and an option set in both files (the later one would silently win in kconfig).
+pub fn fragment(root: &Path, arch: Arch) -> Result<(String, Vec<Wanted>)> {
+    let mut text = String::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in fragment_paths(root, arch) {
+        let part = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read the kernel configuration fragment {} (for arch {arch})",
+                path.display()
+            )
+        })?;
+        let options = parse_fragment(&part).with_context(|| format!("{}", path.display()))?;
+        for w in options {
+            if let Some(first) = seen.get(&w.name) {
+                bail!(
+                    "{} sets {} again (already set in {}): each option belongs to one file",
+                    path.display(),
+                    w.name,
+                    first.display()
+                );
+            }
+            seen.insert(w.name.clone(), path.clone());
+            wanted.push(w);
+        }
+        text.push_str(&part);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok((text, wanted))
 }
 
 /// Reads the lock; a missing or malformed field is an error naming the file and the field.
@@ -248,14 +295,11 @@ pub fn parse_fragment(text: &str) -> Result<Vec<Wanted>> {
             continue;
         }
         let Some((name, value)) = line.split_once('=') else {
-            bail!(
-                "nekos.config line {}: expected CONFIG_NAME=value, got {line:?}",
-                n + 1
-            );
+            bail!("line {}: expected CONFIG_NAME=value, got {line:?}", n + 1);
         };
         if !name.starts_with("CONFIG_") {
             bail!(
-                "nekos.config line {}: option names start with CONFIG_, got {name:?}",
+                "line {}: option names start with CONFIG_, got {name:?}",
                 n + 1
             );
         }
@@ -344,13 +388,61 @@ fn explain_dependency(src: &Path, name: &str, config: &BTreeMap<String, String>)
     parts.join("; ")
 }
 
-fn kernel_inputs(root: &Path, source: &SourceLock) -> Result<(InputHash, String, String)> {
-    let fragment = fs::read_to_string(fragment_path(root))
-        .with_context(|| format!("cannot read {}", fragment_path(root).display()))?;
-    let gcc = util::tool_version("gcc")?;
-    let binutils = util::tool_version("ld")?;
+/// The Debian package that provides the compiler for `arch` on an x86_64 host.
+fn compiler_package(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "gcc",
+        Arch::Aarch64 => "gcc-aarch64-linux-gnu",
+    }
+}
+
+/// The compiler and linker `make` uses for `arch` (`<CROSS_COMPILE>gcc`, `<CROSS_COMPILE>ld`).
+/// A missing one is an error naming the tool, the Debian package and the architecture.
+pub fn toolchain(arch: Arch) -> Result<(String, String)> {
+    toolchain_in(arch, &std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// [`toolchain`] looked up in `path` (a `PATH`-style list; tests pass one without it).
+pub fn toolchain_in(arch: Arch, path: &std::ffi::OsStr) -> Result<(String, String)> {
+    let prefix = arch.cross_prefix().unwrap_or("");
+    let (gcc, ld) = (format!("{prefix}gcc"), format!("{prefix}ld"));
+    for tool in [&gcc, &ld] {
+        if !std::env::split_paths(path).any(|dir| dir.join(tool).is_file()) {
+            bail!(
+                "{tool} is not on PATH: it is needed to build the kernel for arch {arch}; \
+                 install the Debian package {} (apt-get install --no-install-recommends {})",
+                compiler_package(arch),
+                compiler_package(arch)
+            );
+        }
+    }
+    Ok((gcc, ld))
+}
+
+/// `ARCH=` and `CROSS_COMPILE=` for a cross build; nothing for the host's own architecture,
+/// so the x86_64 command line (and so its output) is what it always was.
+fn make_arch_args(arch: Arch) -> Vec<String> {
+    match arch.cross_prefix() {
+        Some(prefix) => vec![
+            format!("ARCH={}", arch.kernel_arch()),
+            format!("CROSS_COMPILE={prefix}"),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn kernel_inputs(
+    root: &Path,
+    source: &SourceLock,
+    arch: Arch,
+) -> Result<(InputHash, String, String)> {
+    let (fragment, _) = fragment(root, arch)?;
+    let (gcc_tool, ld_tool) = toolchain(arch)?;
+    let gcc = util::tool_version(&gcc_tool)?;
+    let binutils = util::tool_version(&ld_tool)?;
     let mut hash = InputHash::default();
     hash.add("recipe", RECIPE_VERSION)
+        .add("arch", arch.name())
         .add("source.package", &source.package)
         .add("source.sha256", &source.sha256)
         .add("fragment.sha256", &util::sha256_hex(fragment.as_bytes()))
@@ -364,10 +456,16 @@ fn kernel_inputs(root: &Path, source: &SourceLock) -> Result<(InputHash, String,
 
 /// Returns the kernel, from the cache when its inputs are unchanged, else building it.
 pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
+    let arch = opts.arch;
     let (source, tarball, origin) = resolve_source(root, opts.locked)?;
-    let (hash, gcc, binutils) = kernel_inputs(root, &source)?;
+    let (hash, gcc, binutils) = kernel_inputs(root, &source, arch)?;
     let key = hash.hex();
-    let entry = Entry::new("kernel", &key);
+    // x86_64 keeps the entry name it always had; other architectures are named, so a look
+    // into the cache tells them apart (the key differs anyway: it contains the arch).
+    let entry = match arch {
+        Arch::X86_64 => Entry::new("kernel", &key),
+        other => Entry::new(&format!("kernel-{}", other.name()), &key),
+    };
     let info_path = entry.dir.join("kernel.json");
     if entry.is_complete()
         && let Ok(text) = fs::read_to_string(&info_path)
@@ -384,15 +482,17 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
         );
     }
     let scratch = entry.scratch()?;
-    let built = build_from(root, &tarball, &scratch, opts.jobs);
+    let built = build_from(root, &tarball, &scratch, opts.jobs, arch);
     let (bz, config, secs) = match built {
         Ok(v) => v,
         Err(e) => {
             // Keep the log for diagnosis, drop the tree so nothing half-built is reused.
             let log = scratch.join("build.log");
-            let kept = crate::cache::cache_root()
-                .join("logs")
-                .join(format!("kernel-{}.log", &key[..16]));
+            let kept = crate::cache::cache_root().join("logs").join(format!(
+                "kernel-{}-{}.log",
+                arch.name(),
+                &key[..16]
+            ));
             if log.is_file() {
                 let _ = fs::create_dir_all(kept.parent().unwrap_or(Path::new("/tmp")));
                 let _ = fs::copy(&log, &kept);
@@ -402,8 +502,10 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
         }
     };
     let _ = fs::remove_dir_all(scratch.join(TARBALL_DIR));
+    // The file keeps the kernel's own name: bzImage (x86_64), Image (arm64).
+    let image_name = arch.kernel_image().0;
     let art = KernelArtifact {
-        bzimage: entry.dir.join("bzImage"),
+        bzimage: entry.dir.join(image_name),
         config: entry.dir.join("config"),
         sha256: util::sha256_hex(&bz),
         source,
@@ -415,7 +517,7 @@ pub fn ensure(root: &Path, opts: &KernelOptions) -> Result<KernelArtifact> {
         clean_build_seconds: secs,
         cached: false,
     };
-    fs::write(scratch.join("bzImage"), &bz)?;
+    fs::write(scratch.join(image_name), &bz)?;
     fs::write(scratch.join("config"), &config)?;
     fs::write(
         scratch.join("kernel.json"),
@@ -446,13 +548,14 @@ pub fn unpack_from(tarball: &Path, work: &Path, log: &fs::File) -> Result<PathBu
     Ok(work.join(TARBALL_DIR))
 }
 
-fn make(src: &Path, log_path: &Path, args: &[&str]) -> Result<()> {
+fn make(src: &Path, log_path: &Path, arch: Arch, args: &[&str]) -> Result<()> {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path)?;
     let mut cmd = Command::new("make");
     cmd.current_dir(src)
+        .args(make_arch_args(arch))
         .args(args)
         .envs(REPRODUCIBLE_ENV.iter().copied());
     cmd.stdout(log.try_clone()?)
@@ -470,27 +573,48 @@ fn make(src: &Path, log_path: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// `make allnoconfig` with the fragment, then checks that every option of the fragment is
-/// in the final `.config`; kconfig silently drops options whose dependencies are off, so
-/// the error names each dropped option and its unmet `depends on`. Returns `.config`.
+/// `make allnoconfig` with one fragment file (x86_64), then the option check of
+/// [`configure_for`]. Returns `.config`.
 pub fn configure(src: &Path, fragment: &Path, log_path: &Path) -> Result<String> {
+    let text = fs::read_to_string(fragment)
+        .with_context(|| format!("cannot read {}", fragment.display()))?;
+    let wanted = parse_fragment(&text).with_context(|| format!("{}", fragment.display()))?;
+    configure_for(
+        src,
+        fragment,
+        &wanted,
+        Arch::X86_64,
+        &fragment.display().to_string(),
+        log_path,
+    )
+}
+
+/// `make allnoconfig KCONFIG_ALLCONFIG=<fragment>` for `arch`, then checks that every option
+/// of `wanted` is in the final `.config`; kconfig silently drops options whose dependencies
+/// are off, so the error names each dropped option and its unmet `depends on`, and the
+/// files they came from (`described`). Returns `.config`.
+pub fn configure_for(
+    src: &Path,
+    fragment: &Path,
+    wanted: &[Wanted],
+    arch: Arch,
+    described: &str,
+    log_path: &Path,
+) -> Result<String> {
     make(
         src,
         log_path,
+        arch,
         &[
             "allnoconfig",
             &format!("KCONFIG_ALLCONFIG={}", fragment.display()),
         ],
     )?;
     let config = fs::read_to_string(src.join(".config"))?;
-    let wanted = parse_fragment(
-        &fs::read_to_string(fragment)
-            .with_context(|| format!("cannot read {}", fragment.display()))?,
-    )?;
     let values = parse_dotconfig(&config);
-    let dropped = dropped_options(&wanted, &values);
+    let dropped = dropped_options(wanted, &values);
     if !dropped.is_empty() {
-        let mut msg = format!("kconfig dropped options of {}:\n", fragment.display());
+        let mut msg = format!("kconfig dropped options of {described} (arch {arch}):\n");
         for (w, got) in dropped {
             msg.push_str(&format!(
                 "  {}={} (final .config: {}): {}\n",
@@ -506,34 +630,52 @@ pub fn configure(src: &Path, fragment: &Path, log_path: &Path) -> Result<String>
 }
 
 /// [`build_from`] on the pinned source (`repro kernel`; default mode: warns on drift).
-pub fn build_in(root: &Path, work: &Path, jobs: Option<usize>) -> Result<(Vec<u8>, String, f64)> {
+pub fn build_in(
+    root: &Path,
+    work: &Path,
+    jobs: Option<usize>,
+    arch: Arch,
+) -> Result<(Vec<u8>, String, f64)> {
     let (_, tarball, _) = resolve_source(root, false)?;
-    build_from(root, &tarball, work, jobs)
+    build_from(root, &tarball, work, jobs, arch)
 }
 
-/// Unpacks `tarball` under `work`, configures, checks the configuration and builds.
-/// Returns (bzImage bytes, .config text, seconds). Used by the cache and by `repro kernel`.
+/// Unpacks `tarball` under `work`, configures, checks the configuration and builds the boot
+/// image of `arch`. Returns (image bytes, .config text, seconds). Used by the cache and by
+/// `repro kernel`.
 pub fn build_from(
     root: &Path,
     tarball: &Path,
     work: &Path,
     jobs: Option<usize>,
+    arch: Arch,
 ) -> Result<(Vec<u8>, String, f64)> {
+    // Before minutes of unpacking: a missing cross compiler is named straight away.
+    toolchain(arch)?;
     let log_path = work.join("build.log");
     let log = fs::File::create(&log_path)?;
-    let progress = Progress::start(
-        "building the kernel (clean build takes ~5 min on 2 cores)",
-        Some(&log_path),
-    );
+    let what = match arch {
+        Arch::X86_64 => "building the kernel (clean build takes ~5 min on 2 cores)".to_string(),
+        other => format!("building the {other} kernel (clean cross build takes minutes)"),
+    };
+    let progress = Progress::start(&what, Some(&log_path));
     let src = unpack_from(tarball, work, &log)?;
-    let config = configure(&src, &fragment_path(root), &log_path)?;
+    // The fragment files of the arch as the one file kconfig reads, next to the source tree.
+    let (text, wanted) = fragment(root, arch)?;
+    let merged = work.join(format!("nekos-{}.config", arch.name()));
+    fs::write(&merged, &text).with_context(|| format!("cannot write {}", merged.display()))?;
+    let [common, own] = fragment_paths(root, arch);
+    let described = format!("{} + {}", common.display(), own.display());
+    let config = configure_for(&src, &merged, &wanted, arch, &described, &log_path)?;
     let jobs = jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    make(&src, &log_path, &[&format!("-j{jobs}"), "bzImage"])?;
-    let bz = fs::read(src.join("arch/x86/boot/bzImage"))?;
+    let (target, image) = arch.kernel_image();
+    make(&src, &log_path, arch, &[&format!("-j{jobs}"), target])?;
+    let bz =
+        fs::read(src.join(image)).with_context(|| format!("the kernel build left no {image}"))?;
     let secs = progress.finish("done").as_secs_f64();
     Ok((bz, config, secs))
 }
@@ -572,19 +714,163 @@ mod tests {
         assert_eq!(names, ["CONFIG_B", "CONFIG_C"]);
     }
 
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The x86_64 options exactly as the single `nekos.config` had them before the split
+    /// into common + per-arch files (commit 71ecaab): the split must not change x86.
+    const X86_64_BEFORE_SPLIT: &str = "64BIT=y SMP=y PRINTK=y PRINTK_TIME=y BUG=y MULTIUSER=y \
+        BLK_DEV_INITRD=y RD_GZIP=y RD_ZSTD=y INITRAMFS_PRESERVE_MTIME=y BINFMT_ELF=y \
+        BINFMT_SCRIPT=y FUTEX=y EPOLL=y SIGNALFD=y TIMERFD=y EVENTFD=y SHMEM=y MEMFD_CREATE=y \
+        POSIX_TIMERS=y ADVISE_SYSCALLS=y PROC_FS=y PROC_SYSCTL=y SYSFS=y TMPFS=y DEVTMPFS=y \
+        UNIX98_PTYS=y FILE_LOCKING=y PANIC_TIMEOUT=0 BLOCK=y LOCALVERSION_AUTO=n IKCONFIG=n \
+        MODULES=n KERNEL_ZSTD=y ACPI=y ACPI_BUTTON=y X86_PM_TIMER=y EFI=y EFI_STUB=y \
+        EFIVAR_FS=y PCI=y PCI_MSI=y HYPERVISOR_GUEST=y PARAVIRT=y KVM_GUEST=y CPU_SUP_AMD=y \
+        CPU_SUP_INTEL=y RTC_CLASS=y RTC_DRV_CMOS=y TTY=y SERIAL_8250=y SERIAL_8250_CONSOLE=y \
+        SERIAL_8250_PNP=y VT=y VT_CONSOLE=y INPUT=y INPUT_EVDEV=y INPUT_KEYBOARD=y \
+        KEYBOARD_ATKBD=y SERIO=y SERIO_I8042=y DRM=y DRM_BOCHS=y DRM_VIRTIO_GPU=y \
+        DRM_VIRTIO_GPU_KMS=y DRM_SIMPLEDRM=y SYSFB_SIMPLEFB=y DRM_FBDEV_EMULATION=y \
+        FRAMEBUFFER_CONSOLE=y VIRTIO_MENU=y VIRTIO_PCI=y VIRTIO_MMIO=y HW_RANDOM=y \
+        HW_RANDOM_VIRTIO=y TCG_TPM=y TCG_TIS=y TCG_CRB=y SECURITYFS=y CONFIGFS_FS=y \
+        AMD_MEM_ENCRYPT=y VIRT_DRIVERS=y SEV_GUEST=y TSM_REPORTS=y NET=y INET=y UNIX=y \
+        PACKET=y NETDEVICES=y NET_CORE=y VIRTIO_NET=y KEXEC_FILE=y";
+
+    /// What the arm64 kernel must have (issue 16): EFI stub, virtio pci + mmio, virtio-gpu
+    /// with KMS, virtio keyboard + evdev, PL011 console, TPM TIS (device tree), efivarfs,
+    /// configfs, kexec_file, the ECAM host bridge, PL031, GIC, and what x86 has that applies.
+    pub(crate) const AARCH64_WANTED: &[&str] = &[
+        "EFI_STUB",
+        "EFIVAR_FS",
+        "VIRTIO_PCI",
+        "VIRTIO_MMIO",
+        "DRM_VIRTIO_GPU",
+        "DRM_VIRTIO_GPU_KMS",
+        "VIRTIO_INPUT",
+        "INPUT_EVDEV",
+        "SERIAL_AMBA_PL011",
+        "SERIAL_AMBA_PL011_CONSOLE",
+        "TCG_TIS",
+        "CONFIGFS_FS",
+        "KEXEC_FILE",
+        "BLK_DEV_INITRD",
+        "DEVTMPFS",
+        "FILE_LOCKING",
+        "UNIX",
+        "SHMEM",
+        "TMPFS",
+        "DRM",
+        "FRAMEBUFFER_CONSOLE",
+        "PCI_HOST_GENERIC",
+        "RTC_DRV_PL031",
+        "ARM_GIC",
+        "HW_RANDOM_VIRTIO",
+    ];
+
+    fn as_set(wanted: &[Wanted]) -> std::collections::BTreeSet<String> {
+        wanted
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}={}",
+                    &w.name["CONFIG_".len()..],
+                    w.value.as_deref().unwrap_or("n")
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn project_fragment_is_well_formed() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let wanted = parse_fragment(&fs::read_to_string(fragment_path(&root)).unwrap()).unwrap();
-        assert!(wanted.iter().any(|w| w.name == "CONFIG_EFI_STUB"));
-        let mut names: Vec<_> = wanted.iter().map(|w| &w.name).collect();
-        names.sort();
-        let before = names.len();
-        names.dedup();
+    fn the_split_gives_x86_64_the_options_it_had() {
+        let (_, wanted) = fragment(&root(), Arch::X86_64).unwrap();
+        let before: std::collections::BTreeSet<String> = X86_64_BEFORE_SPLIT
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         assert_eq!(
-            before,
-            names.len(),
-            "an option appears twice in nekos.config"
+            before.len(),
+            91,
+            "the list above is the old fragment's 91 options"
+        );
+        assert_eq!(as_set(&wanted), before);
+    }
+
+    #[test]
+    fn the_aarch64_fragment_asks_for_what_arm64_needs() {
+        let (_, wanted) = fragment(&root(), Arch::Aarch64).unwrap();
+        let set = as_set(&wanted);
+        for name in AARCH64_WANTED {
+            assert!(set.contains(&format!("{name}=y")), "{name} missing");
+        }
+        // Nothing x86-only leaks into the arm64 kernel.
+        for name in [
+            "ACPI",
+            "SERIAL_8250",
+            "AMD_MEM_ENCRYPT",
+            "DRM_BOCHS",
+            "KERNEL_ZSTD",
+        ] {
+            assert!(
+                !wanted.iter().any(|w| w.name == format!("CONFIG_{name}")),
+                "{name} is x86 only"
+            );
+        }
+    }
+
+    #[test]
+    fn every_fragment_is_well_formed_and_sets_each_option_once() {
+        for arch in Arch::ALL {
+            let (text, wanted) = fragment(&root(), arch).unwrap();
+            assert!(wanted.iter().any(|w| w.name == "CONFIG_EFI_STUB"), "{arch}");
+            assert!(text.ends_with('\n'));
+        }
+    }
+
+    #[test]
+    fn an_option_in_both_files_is_refused_naming_both() {
+        let dir = std::env::temp_dir().join(format!("nekos-frag-{}", std::process::id()));
+        fs::create_dir_all(dir.join("kernel-config")).unwrap();
+        fs::write(dir.join(COMMON_FRAGMENT), "CONFIG_A=y\nCONFIG_B=y\n").unwrap();
+        fs::write(
+            dir.join("kernel-config/aarch64.config"),
+            "# x\nCONFIG_B=n\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", fragment(&dir, Arch::Aarch64).unwrap_err());
+        assert!(e.contains("aarch64.config sets CONFIG_B again"), "{e}");
+        assert!(e.contains("common.config"), "{e}");
+        fs::write(dir.join("kernel-config/aarch64.config"), "B=y\n").unwrap();
+        let e = format!("{:#}", fragment(&dir, Arch::Aarch64).unwrap_err());
+        assert!(e.contains("aarch64.config") && e.contains("line 1"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_cross_compiler_is_refused_naming_tool_package_and_arch() {
+        let empty = std::env::temp_dir().join(format!("nekos-nopath-{}", std::process::id()));
+        fs::create_dir_all(&empty).unwrap();
+        let e = toolchain_in(Arch::Aarch64, empty.as_os_str())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aarch64-linux-gnu-gcc"), "{e}");
+        assert!(e.contains("gcc-aarch64-linux-gnu"), "{e}");
+        assert!(e.contains("arch aarch64"), "{e}");
+        // With a PATH that has both tools, the names make's CROSS_COMPILE= will use.
+        for tool in ["aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ld"] {
+            fs::write(empty.join(tool), "").unwrap();
+        }
+        assert_eq!(
+            toolchain_in(Arch::Aarch64, empty.as_os_str()).unwrap(),
+            (
+                "aarch64-linux-gnu-gcc".into(),
+                "aarch64-linux-gnu-ld".into()
+            )
+        );
+        let _ = fs::remove_dir_all(&empty);
+        assert_eq!(make_arch_args(Arch::X86_64), Vec::<String>::new());
+        assert_eq!(
+            make_arch_args(Arch::Aarch64),
+            ["ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"]
         );
     }
 }

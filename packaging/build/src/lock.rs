@@ -6,7 +6,8 @@
 //! - `kernel-config/linux-source.lock`: Debian's `linux-source-6.12` (version, tarball sha256);
 //! - `firmware/edk2.lock`, tables `[orig]` and `[debian]`: Debian trixie's edk2 source
 //!   tarballs (the `[[patch]]` entries are upstream commits and are not touched here);
-//! - `packaging/debian-packages.lock`: the .debs we unpack (systemd-stub, ukify, ovmf-amdsev);
+//! - `packaging/debian-packages.lock`: the .debs we unpack (systemd-stub for x64 and aa64,
+//!   ukify, ovmf-amdsev; another architecture's .deb comes from the archive's pool);
 //! - `packaging/varstore-certs/certs.lock`: the certificates of the Microsoft store, from the
 //!   PyPI wheel of virt-firmware, and the judge's venv pin in `packaging/host-setup.sh`.
 //!
@@ -389,13 +390,22 @@ fn refresh_debian(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
     let mut moved = false;
     for name in lock.table_names() {
         let pin = DebPin::from_lock(&lock, &name)?;
-        let policy = apt_policy(&name)?;
+        let policy = apt_policy(&pin.package)?;
         let Some(version) = parse_policy_suite(&policy, &pin.suite) else {
             bail!(
-                "apt knows no {name} in {} ({DEBIAN_LOCK} [{name}] suite); run packaging/host-setup.sh (apt sources) and apt-get update",
+                "apt knows no {} in {} ({DEBIAN_LOCK} [{name}] suite); run packaging/host-setup.sh (apt sources) and apt-get update",
+                pin.package,
                 pin.suite
             );
         };
+        if pin.arch.is_some() {
+            // Another architecture: apt knows only the host's, so the version follows the
+            // host architecture's package in the same suite (one source upload builds both).
+            if refresh_foreign_deb(&pin, &version, r, &mut text)? {
+                moved = true;
+            }
+            continue;
+        }
         let deb_sha = apt_deb_sha256(&name, &version)?;
         if version == pin.version && deb_sha == pin.deb_sha256 {
             continue;
@@ -432,6 +442,52 @@ fn refresh_debian(root: &Path, r: &mut Refresh) -> Result<Option<String>> {
         moved = true;
     }
     Ok(moved.then_some(text))
+}
+
+/// A pin of another architecture ([`DebPin::arch`]) moved to `version`: its .deb comes from
+/// the archive's pool (HTTPS), its sha256 is what was downloaded (control fields checked),
+/// and its file's sha256 is read from the unpacked tree. `--check` cannot know the new
+/// hashes without downloading and says so. Returns whether the pin moves.
+fn refresh_foreign_deb(
+    pin: &DebPin,
+    version: &str,
+    r: &mut Refresh,
+    text: &mut String,
+) -> Result<bool> {
+    let name = &pin.table;
+    if version == pin.version {
+        return Ok(false);
+    }
+    r.change(
+        DEBIAN_LOCK,
+        format!("[{name}] version"),
+        &pin.version,
+        version,
+    );
+    *text = set_string(text, Some(name), "version", version)?;
+    if r.check {
+        r.change(
+            DEBIAN_LOCK,
+            format!("[{name}] deb_sha256"),
+            &pin.deb_sha256,
+            "(after `cargo nekos lock` downloads it)",
+        );
+        return Ok(true);
+    }
+    let (dir, sha) = crate::pins::fetch_pool_deb(pin, version, None)?;
+    r.change(
+        DEBIAN_LOCK,
+        format!("[{name}] deb_sha256"),
+        &pin.deb_sha256,
+        &sha,
+    );
+    *text = set_string(text, Some(name), "deb_sha256", &sha)?;
+    if let (Some(old), Some(file)) = (&pin.file_sha256, &pin.file) {
+        let new = crate::util::sha256_file(&dir.join(file))?;
+        r.change(DEBIAN_LOCK, format!("[{name}] file_sha256"), old, &new);
+        *text = set_string(text, Some(name), "file_sha256", &new)?;
+    }
+    Ok(true)
 }
 
 /// pip: the judge's venv if it is there (it has a pip that knows `index`), else the host's.
@@ -682,6 +738,93 @@ mod tests {
         );
     }
 
+    const ARM64: &str = "[systemd-boot-efi-arm64]\npackage = \"systemd-boot-efi\"\narch = \"arm64\"\nsource = \"systemd\"\nsuite = \"trixie\"\nversion = \"1:257.13-1~deb13u1\"\ndeb_sha256 = \"0e4529d9a72b35c31f34151ef8a0df20f322cfef679f4f5439394e60505b91a2\"\n";
+
+    #[test]
+    fn foreign_arch_pin_names_its_package_and_pool_url() {
+        let lock = LockFile::parse(Path::new("x/debian-packages.lock"), ARM64).unwrap();
+        let pin = DebPin::from_lock(&lock, "systemd-boot-efi-arm64").unwrap();
+        assert_eq!(pin.package, "systemd-boot-efi");
+        assert_eq!(pin.table, "systemd-boot-efi-arm64");
+        // The epoch is not part of the file name.
+        assert_eq!(
+            pin.pool_url("https://deb.debian.org/debian/", &pin.version)
+                .unwrap(),
+            "https://deb.debian.org/debian/pool/main/s/systemd/systemd-boot-efi_257.13-1~deb13u1_arm64.deb"
+        );
+        assert_eq!(
+            pool_path("libseccomp", "libseccomp2", "2.5.4-1", "arm64"),
+            "pool/main/libs/libseccomp/libseccomp2_2.5.4-1_arm64.deb"
+        );
+        // A host-architecture pin has no pool URL (apt-get download fetches it).
+        let lock = LockFile::parse(Path::new("x"), DEB).unwrap();
+        let host = DebPin::from_lock(&lock, "systemd-boot-efi").unwrap();
+        assert_eq!(
+            (host.arch.as_deref(), host.pool_url("https://m", "1")),
+            (None, None)
+        );
+        // `arch` without `source` cannot name the pool directory.
+        let lock = LockFile::parse(
+            Path::new("x/debian-packages.lock"),
+            &ARM64.replace("source = \"systemd\"\n", ""),
+        )
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            DebPin::from_lock(&lock, "systemd-boot-efi-arm64").unwrap_err()
+        );
+        assert!(
+            e.contains("x/debian-packages.lock: [systemd-boot-efi-arm64] source is missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn check_moves_a_foreign_arch_pin_with_the_amd64_version_and_names_the_unknown_hash() {
+        let lock = LockFile::parse(Path::new("x"), ARM64).unwrap();
+        let pin = DebPin::from_lock(&lock, "systemd-boot-efi-arm64").unwrap();
+        let mut r = Refresh {
+            check: true,
+            changes: Vec::new(),
+            notes: Vec::new(),
+        };
+        let mut text = ARM64.to_string();
+        // The same version: nothing moves, nothing is downloaded.
+        assert!(!refresh_foreign_deb(&pin, &pin.version, &mut r, &mut text).unwrap());
+        assert!(r.changes.is_empty());
+        // A new upload: the version moves, the hash is known only after downloading.
+        assert!(refresh_foreign_deb(&pin, "257.14-1~deb13u1", &mut r, &mut text).unwrap());
+        let fields: Vec<(&str, &str)> = r
+            .changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.new.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("[systemd-boot-efi-arm64] version", "257.14-1~deb13u1"),
+                (
+                    "[systemd-boot-efi-arm64] deb_sha256",
+                    "(after `cargo nekos lock` downloads it)"
+                )
+            ]
+        );
+        assert!(text.contains("version = \"257.14-1~deb13u1\"\n"), "{text}");
+    }
+
+    #[test]
+    fn control_fields_must_name_package_version_and_arch() {
+        let c = "Package: systemd-boot-efi\nVersion: 257.13-1~deb13u1\nArchitecture: arm64\n";
+        check_control(c, "systemd-boot-efi", "257.13-1~deb13u1", "arm64").unwrap();
+        let e = check_control(c, "systemd-boot-efi", "257.13-1~deb13u1", "amd64").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "its control field Architecture is arm64, expected amd64"
+        );
+        let e = check_control("Package: x\n", "x", "1", "arm64").unwrap_err();
+        assert!(e.to_string().contains("Version is missing"), "{e}");
+    }
+
     #[test]
     fn missing_table_and_bad_toml_are_named() {
         let e = err("# nothing\n");
@@ -819,11 +962,30 @@ mod tests {
         let deb = LockFile::load(&root.join(DEBIAN_LOCK)).unwrap();
         assert_eq!(
             deb.table_names(),
-            ["systemd-boot-efi", "systemd-ukify", "ovmf-amdsev"]
+            [
+                "systemd-boot-efi",
+                "systemd-boot-efi-arm64",
+                "systemd-ukify",
+                "ovmf-amdsev"
+            ]
         );
         for t in deb.table_names() {
             DebPin::from_lock(&deb, &t).unwrap();
         }
+        // The two stubs are one upload of one package, for two architectures.
+        let x64 = DebPin::from_lock(&deb, "systemd-boot-efi").unwrap();
+        let aa64 = DebPin::from_lock(&deb, "systemd-boot-efi-arm64").unwrap();
+        assert_eq!(
+            (
+                aa64.package.as_str(),
+                aa64.version.as_str(),
+                aa64.arch.as_deref()
+            ),
+            ("systemd-boot-efi", x64.version.as_str(), Some("arm64"))
+        );
+        assert_eq!(x64.arch, None);
+        assert!(aa64.file.unwrap().ends_with("/linuxaa64.efi.stub"));
+        assert_ne!(aa64.deb_sha256, x64.deb_sha256);
         crate::kernel::read_lock(&root).unwrap();
         // The judge of the Microsoft store is the release the certificates come from.
         let certs = LockFile::load(&root.join(CERTS_LOCK)).unwrap();

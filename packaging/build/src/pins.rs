@@ -246,35 +246,100 @@ pub fn set_string(text: &str, table: Option<&str>, key: &str, value: &str) -> Re
 /// A pinned .deb from `packaging/debian-packages.lock`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DebPin {
+    /// The Debian package: the table's `package` field, else the table's name.
     pub package: String,
+    /// The lock file's table (differs from `package` for another architecture's pin of the
+    /// same package, e.g. `[systemd-boot-efi-arm64]`).
+    pub table: String,
     pub suite: String,
     pub version: String,
     pub deb_sha256: String,
     /// The file in the package the project uses, relative to the unpacked tree.
     pub file: Option<String>,
     pub file_sha256: Option<String>,
+    /// `Some(debian arch)` for a package of another architecture than the host's: apt on an
+    /// amd64 host knows no arm64 packages unless dpkg's foreign architectures change, so such
+    /// a .deb is downloaded from the archive's pool ([`DebPin::pool_url`]) and checked by its
+    /// pinned sha256 instead of `apt-get download`.
+    pub arch: Option<String>,
+    /// The source package (names the pool directory); needed with `arch`.
+    pub source: Option<String>,
+}
+
+/// The Debian archive the pool downloads come from (the one packaging/host-setup.sh gives
+/// apt); `NEKOS_DEBIAN_MIRROR` names another with the same `pool/` layout. Plain HTTP as apt
+/// uses it: a pinned .deb is authenticated by its sha256, not by the transport. Only `cargo
+/// nekos lock`, which learns a new hash from the download, insists on HTTPS (Mozilla's roots,
+/// plus `NEKOS_DOWNLOAD_CA`).
+pub const DEBIAN_MIRROR_ENV: &str = "NEKOS_DEBIAN_MIRROR";
+pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+/// Bounds of one .deb download (systemd-boot-efi is ~130 KB).
+const DEB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+const DEB_MAX_BYTES: u64 = 64 << 20;
+
+/// The pool path of a binary package: `pool/main/<s or libs>/<source>/<package>_<version
+/// without epoch>_<arch>.deb` (Debian policy's archive layout).
+pub fn pool_path(source: &str, package: &str, version: &str, arch: &str) -> String {
+    let prefix = if source.starts_with("lib") && source.len() > 3 {
+        &source[..4]
+    } else {
+        &source[..source.len().min(1)]
+    };
+    let version = version.split_once(':').map_or(version, |(_, v)| v);
+    format!("pool/main/{prefix}/{source}/{package}_{version}_{arch}.deb")
 }
 
 impl DebPin {
-    pub fn from_lock(lock: &LockFile, package: &str) -> Result<DebPin> {
-        let t = Some(package);
+    pub fn from_lock(lock: &LockFile, table: &str) -> Result<DebPin> {
+        let t = Some(table);
+        let arch = lock.opt_string(t, "arch")?;
+        let source = lock.opt_string(t, "source")?;
+        if arch.is_some() && source.is_none() {
+            bail!(
+                "{} is missing (a pin with `arch` is downloaded from the pool, whose directory is named by the source package); {FIX}",
+                place(&lock.path, t, "source")
+            );
+        }
         Ok(DebPin {
-            package: package.to_string(),
+            package: lock
+                .opt_string(t, "package")?
+                .unwrap_or_else(|| table.to_string()),
+            table: table.to_string(),
             suite: lock.string(t, "suite")?,
             version: lock.string(t, "version")?,
             deb_sha256: lock.sha256(t, "deb_sha256")?,
             file: lock.opt_string(t, "file")?,
             file_sha256: lock.opt_sha256(t, "file_sha256")?,
+            arch,
+            source,
         })
+    }
+
+    /// The pool URL of this pin's .deb (for a pin with `arch`), on `mirror`.
+    pub fn pool_url(&self, mirror: &str, version: &str) -> Option<String> {
+        let (arch, source) = (self.arch.as_deref()?, self.source.as_deref()?);
+        Some(format!(
+            "{}/{}",
+            mirror.trim_end_matches('/'),
+            pool_path(source, &self.package, version, arch)
+        ))
+    }
+
+    /// The unpacked package (cached by the .deb's sha256).
+    pub fn fetch(&self) -> Result<PathBuf> {
+        match &self.arch {
+            None => fetch_deb(&self.package, &self.version, &self.deb_sha256),
+            Some(_) => fetch_pool_deb(self, &self.version, Some(&self.deb_sha256)).map(|(d, _)| d),
+        }
     }
 
     /// The file in the package, fetched (cached) and checked against `file_sha256` if pinned.
     pub fn fetch_file(&self) -> Result<PathBuf> {
-        let dir = fetch_deb(&self.package, &self.version, &self.deb_sha256)?;
+        let dir = self.fetch()?;
         let file = self.file.as_deref().ok_or_else(|| {
             anyhow!(
                 "{DEBIAN_LOCK}: [{}] file is missing (the path of the file we use in the package)",
-                self.package
+                self.table
             )
         })?;
         let p = dir.join(file);
@@ -284,7 +349,7 @@ impl DebPin {
                 bail!(
                     "{} has sha256 {got}, {DEBIAN_LOCK} [{}] file_sha256 pins {want}; run `cargo nekos lock` if Debian's package changed",
                     p.display(),
-                    self.package
+                    self.table
                 );
             }
         }
@@ -292,7 +357,143 @@ impl DebPin {
     }
 }
 
-/// The pin of `package` in `packaging/debian-packages.lock`.
+/// Downloads `pin.package` `version` for `pin.arch` from the archive's pool, checks it and
+/// unpacks it into the cache (`deb-<sha256>/`, as [`fetch_deb`]). With `want_sha256` the
+/// bytes must have that hash (nothing is written otherwise); without it (`cargo nekos lock`
+/// moving the pin) the download is trusted as HTTPS from the archive and its control fields
+/// must name the package, version and architecture. Returns the directory and the sha256.
+pub fn fetch_pool_deb(
+    pin: &DebPin,
+    version: &str,
+    want_sha256: Option<&str>,
+) -> Result<(PathBuf, String)> {
+    let root = crate::cache::cache_root();
+    if let Some(sha) = want_sha256 {
+        let dir = root.join(format!("deb-{sha}"));
+        if dir.join(".complete").exists() {
+            return Ok((dir, sha.to_string()));
+        }
+    }
+    let arch = pin.arch.as_deref().unwrap_or("amd64");
+    let mirror = std::env::var(DEBIAN_MIRROR_ENV)
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| DEBIAN_MIRROR.to_string());
+    let mut url = pin.pool_url(&mirror, version).ok_or_else(|| {
+        anyhow!(
+            "{DEBIAN_LOCK}: [{}] needs `arch` and `source` to be downloaded from the pool",
+            pin.table
+        )
+    })?;
+    if want_sha256.is_none()
+        && let Some(rest) = url.strip_prefix("http://")
+    {
+        // No pin to check the bytes against: the transport must authenticate the archive.
+        url = format!("https://{rest}");
+    }
+    eprintln!(
+        "nekos: downloading {} {version} ({arch}) from {url}",
+        pin.package
+    );
+    let client = crate::download::Client::new(
+        crate::download::extra_ca_from_env()?.as_deref(),
+        DEB_TIMEOUT,
+        DEB_MAX_BYTES,
+    )?;
+    let bytes = client.get(&url).map_err(|e| {
+        anyhow!(
+            "cannot download {url}: {e:#}\n  {DEBIAN_LOCK} [{}] pins {} {version} ({arch}), which is not in the cache ({}); \
+             if Debian has dropped {version} from the pool, move the pin with `cargo nekos lock` \
+             (or set {DEBIAN_MIRROR_ENV} to a mirror, e.g. https://snapshot.debian.org/archive/debian/<date>; \
+             behind a TLS-intercepting proxy, {} names its CA)",
+            pin.table,
+            pin.package,
+            root.display(),
+            crate::download::CA_ENV
+        )
+    })?;
+    let sha = crate::util::sha256_hex(&bytes);
+    if let Some(want) = want_sha256
+        && sha != want
+    {
+        bail!(
+            "{url} has sha256 {sha}, {DEBIAN_LOCK} [{}] deb_sha256 pins {want}; nothing was written. \
+             If Debian re-uploaded {} {version}, check why, then `cargo nekos lock`",
+            pin.table,
+            pin.package
+        );
+    }
+    let dir = root.join(format!("deb-{sha}"));
+    if dir.join(".complete").exists() {
+        return Ok((dir, sha));
+    }
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let work = root.join(format!(".deb-{sha}.tmp-{}", crate::util::unique_suffix()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let result = (|| -> Result<()> {
+        let deb = work.join(format!("{}_{arch}.deb", pin.package));
+        std::fs::write(&deb, &bytes)?;
+        let control =
+            crate::util::run_capture(Command::new("dpkg-deb").arg("-f").arg(&deb).args([
+                "Package",
+                "Version",
+                "Architecture",
+            ]))
+            .with_context(|| format!("reading the control fields of {url} (dpkg-deb -f)"))?;
+        check_control(&control, &pin.package, version, arch)
+            .with_context(|| format!("{url}: not the pinned package"))?;
+        let tree = work.join("tree");
+        let st = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&tree)
+            .status()
+            .context("running dpkg-deb -x (package dpkg)")?;
+        if !st.success() {
+            bail!("dpkg-deb -x {url} failed");
+        }
+        std::fs::write(
+            tree.join(".complete"),
+            format!("{} {version} {arch} {sha}\n", pin.package),
+        )?;
+        match std::fs::rename(&tree, &dir) {
+            Ok(()) => Ok(()),
+            Err(_) if dir.join(".complete").exists() => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("moving into {}", dir.display())),
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    Ok((dir, sha))
+}
+
+/// Checks `dpkg-deb -f DEB Package Version Architecture` output against what was asked for.
+pub fn check_control(control: &str, package: &str, version: &str, arch: &str) -> Result<()> {
+    let field = |name: &str| {
+        control.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        })
+    };
+    for (name, want) in [
+        ("Package", package),
+        ("Version", version),
+        ("Architecture", arch),
+    ] {
+        let got = field(name);
+        if got.as_deref() != Some(want) {
+            bail!(
+                "its control field {name} is {}, expected {want}",
+                got.as_deref().unwrap_or("missing")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The pin of table `[package]` in `packaging/debian-packages.lock`.
 pub fn debian_pin(package: &str) -> Result<DebPin> {
     let root = crate::util::workspace_root()?;
     DebPin::from_lock(&LockFile::load(&root.join(DEBIAN_LOCK))?, package)

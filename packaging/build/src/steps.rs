@@ -8,6 +8,7 @@
 //! directory name is the input hash: the same rule, with outputs kept across checkouts); the
 //! other steps record in `target/nekos/steps/<step>.json`.
 
+use crate::arch::Arch;
 use crate::artifacts::out_dir;
 use crate::cache::InputHash;
 use crate::initramfs::Variant;
@@ -59,6 +60,33 @@ impl Parts {
         stage1_init: false,
         varstores: false,
     };
+
+    /// What `arch`'s build makes, and the parts it leaves out. x86_64: everything.
+    /// aarch64: the same steps with the arch (kernel, userland, initramfs, ArmVirtQemu,
+    /// aa64 UKIs and ESP images, raw variable stores), but no stage 1 of the network boot
+    /// (stboot, with ring): issue 16 asks no arm64 network boot.
+    pub fn for_arch(self, arch: Arch) -> (Parts, Vec<&'static str>) {
+        match arch {
+            Arch::X86_64 => (self, Vec::new()),
+            Arch::Aarch64 => {
+                // The network boot (stage 1 with rustls/ring, the OS package, the nginx
+                // deployments) is x86_64 only; everything else is the same steps with the arch.
+                let skipped = if self.stboot || self.stage1_init {
+                    vec!["stboot"]
+                } else {
+                    Vec::new()
+                };
+                (
+                    Parts {
+                        stboot: false,
+                        stage1_init: false,
+                        ..self
+                    },
+                    skipped,
+                )
+            }
+        }
+    }
 
     /// What two deployments need together (a bench run of several).
     pub fn union(self, other: Parts) -> Parts {
@@ -167,8 +195,15 @@ pub struct Freshness {
 impl Freshness {
     /// `inputs`: name → sha256 or value of everything the step reads.
     pub fn new(root: &Path, step: &str, inputs: &BTreeMap<String, String>) -> Freshness {
+        Freshness::in_dir(&out_dir(root), step, inputs)
+    }
+
+    /// The same, recorded under another output directory: each architecture's build keeps
+    /// its records in its own (`Arch::out_dir`), so building one never makes the other's
+    /// steps look stale.
+    pub fn in_dir(out: &Path, step: &str, inputs: &BTreeMap<String, String>) -> Freshness {
         Freshness {
-            record: out_dir(root).join("steps").join(format!("{step}.json")),
+            record: out.join("steps").join(format!("{step}.json")),
             input_hash: Freshness::input_hash_of(step, inputs),
         }
     }
@@ -251,6 +286,37 @@ mod tests {
             .map(Step::name)
             .collect();
         assert_eq!(names, ["kernel", "userland", "initramfs-production"]);
+    }
+
+    #[test]
+    fn arm64_builds_everything_but_the_network_boot_and_names_what_it_leaves_out() {
+        let (parts, skipped) = Parts::ALL.for_arch(Arch::Aarch64);
+        assert_eq!(
+            parts,
+            Parts {
+                stboot: false,
+                stage1_init: false,
+                ..Parts::ALL
+            }
+        );
+        assert_eq!(skipped, ["stboot"]);
+        let names: Vec<String> = steps(parts, &[Variant::Production])
+            .iter()
+            .map(Step::name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kernel",
+                "firmware",
+                "userland",
+                "initramfs-production",
+                "uki-production",
+                "esp-production",
+                "varstores"
+            ]
+        );
+        assert_eq!(Parts::ALL.for_arch(Arch::X86_64), (Parts::ALL, Vec::new()));
     }
 
     #[test]

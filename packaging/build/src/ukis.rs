@@ -1,6 +1,7 @@
 //! The UKI build step: `make-uki` on the built kernel and an initramfs, signed with the
 //! user's db key, skipped when its input hash is that of the previous build.
 
+use crate::arch::Arch;
 use crate::artifacts::{FileArtifact, UkiArtifact};
 use crate::util::{self, sha256_hex};
 use anyhow::{Context, Result};
@@ -10,6 +11,15 @@ use std::path::{Path, PathBuf};
 
 /// The command line embedded in every UKI's `.cmdline` (the firmware passes none).
 pub const UKI_CMDLINE: &str = "panic=-1 console=tty0 console=ttyS0";
+
+/// The embedded command line of `arch`'s UKI: the same words, with that architecture's
+/// serial console last (the PL011 `ttyAMA0` on arm64), so it becomes /dev/console.
+pub fn uki_cmdline(arch: Arch) -> String {
+    match arch {
+        Arch::X86_64 => UKI_CMDLINE.to_string(),
+        _ => format!("panic=-1 console=tty0 console={}", arch.serial_console()),
+    }
+}
 
 /// The Secure Boot keys used for signing: the user's hierarchy in the documented keys
 /// directory, created on first use (private keys 0600, never inside the repository).
@@ -27,7 +37,12 @@ pub fn signing_keys_dir() -> Result<PathBuf> {
 }
 
 /// What a UKI is made from: name → sha256 or value (the step's declared inputs).
-fn uki_inputs(kernel: &Path, initramfs: &Path, cmdline: &str) -> Result<BTreeMap<String, String>> {
+fn uki_inputs(
+    arch: Arch,
+    kernel: &Path,
+    initramfs: &Path,
+    cmdline: &str,
+) -> Result<BTreeMap<String, String>> {
     let keys_dir = signing_keys_dir()?;
     let mut inputs = BTreeMap::new();
     inputs.insert("kernel".to_string(), util::sha256_file(kernel)?);
@@ -39,7 +54,7 @@ fn uki_inputs(kernel: &Path, initramfs: &Path, cmdline: &str) -> Result<BTreeMap
     );
     inputs.insert(
         "stub".to_string(),
-        util::sha256_file(&crate::uki::stub::pinned_stub_path()?)?,
+        util::sha256_file(&crate::uki::stub::pinned_stub_path_for(arch)?)?,
     );
     inputs.insert(
         "db.crt".to_string(),
@@ -64,7 +79,32 @@ pub fn uki_step(
     out_dir: &Path,
     previous: Option<&UkiArtifact>,
 ) -> Result<(UkiArtifact, bool)> {
-    let inputs = uki_inputs(kernel, initramfs, UKI_CMDLINE)?;
+    uki_step_for(
+        Arch::X86_64,
+        root,
+        step,
+        kernel,
+        initramfs,
+        out_dir,
+        previous,
+    )
+}
+
+/// [`uki_step`] for `arch`: that architecture's pinned stub and [`uki_cmdline`]; the kernel
+/// (an arm64 `Image` for aarch64) must be a PE image for `arch`, else the step fails naming
+/// the file and the expected architecture. `step` names the record (e.g.
+/// `aarch64-uki-production`), so the two architectures never share one.
+pub fn uki_step_for(
+    arch: Arch,
+    root: &Path,
+    step: &str,
+    kernel: &Path,
+    initramfs: &Path,
+    out_dir: &Path,
+    previous: Option<&UkiArtifact>,
+) -> Result<(UkiArtifact, bool)> {
+    let cmdline = uki_cmdline(arch);
+    let inputs = uki_inputs(arch, kernel, initramfs, &cmdline)?;
     let fresh = crate::steps::Freshness::new(root, step, &inputs);
     if let Some(prev) = previous
         && prev.input_hash == fresh.input_hash
@@ -72,7 +112,14 @@ pub fn uki_step(
     {
         return Ok((prev.clone(), true));
     }
-    let art = write_uki(kernel, initramfs, out_dir, step, fresh.input_hash.clone())?;
+    let art = write_uki(
+        arch,
+        kernel,
+        initramfs,
+        out_dir,
+        step,
+        fresh.input_hash.clone(),
+    )?;
     fresh.record([art.unsigned.path.as_path(), art.signed.path.as_path()])?;
     Ok((art, false))
 }
@@ -86,13 +133,14 @@ pub fn part_of_step(
     initramfs: &Path,
     out_dir: &Path,
 ) -> Result<UkiArtifact> {
-    let inputs = uki_inputs(kernel, initramfs, UKI_CMDLINE)?;
+    let inputs = uki_inputs(Arch::X86_64, kernel, initramfs, UKI_CMDLINE)?;
     let input_hash = crate::steps::Freshness::input_hash_of(step, &inputs);
-    write_uki(kernel, initramfs, out_dir, step, input_hash)
+    write_uki(Arch::X86_64, kernel, initramfs, out_dir, step, input_hash)
 }
 
 /// `make-uki` with the user's db key; `label` names the UKI in the progress line.
 fn write_uki(
+    arch: Arch,
     kernel: &Path,
     initramfs: &Path,
     out_dir: &Path,
@@ -101,7 +149,7 @@ fn write_uki(
 ) -> Result<UkiArtifact> {
     let keys_dir = signing_keys_dir()?;
     let out_dir = out_dir.to_path_buf();
-    let cmdline = UKI_CMDLINE.to_string();
+    let cmdline = uki_cmdline(arch);
     let out = crate::uki::make_uki(&crate::uki::MakeUkiOptions {
         kernel: kernel.to_path_buf(),
         initramfs: initramfs.to_path_buf(),
@@ -110,6 +158,7 @@ fn write_uki(
         os_release: None,
         uname: None,
         stub: None,
+        arch: Some(arch),
         sbat: None,
         keys_dir: Some(keys_dir),
         out_dir,
@@ -142,4 +191,18 @@ fn write_uki(
         &art.signed.sha256[..16]
     );
     Ok(art)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm64_cmdline_is_x86s_with_the_pl011_console_last() {
+        assert_eq!(uki_cmdline(Arch::X86_64), UKI_CMDLINE);
+        assert_eq!(
+            uki_cmdline(Arch::Aarch64),
+            UKI_CMDLINE.replace("console=ttyS0", "console=ttyAMA0")
+        );
+    }
 }

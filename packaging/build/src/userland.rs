@@ -1,6 +1,9 @@
-//! The guest's userland: static musl binaries built by cargo, and the check that they are
-//! really static (no ELF interpreter, no NEEDED entries).
+//! The guest's userland: static musl binaries built by cargo for the architecture's target
+//! (`Arch::rust_target`), and the check that they are really static (no ELF interpreter, no
+//! NEEDED entries) and for the expected machine (an x86 binary in an arm64 image would only
+//! fail inside the guest, as "exec format error" of PID 1).
 
+use crate::arch::Arch;
 use crate::host::MUSL_TARGET;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -61,17 +64,25 @@ pub const FOREIGN_BUILD_ENV: &[&str] = &[
     "CARGO_ENCODED_RUSTFLAGS",
     "CARGO_BUILD_RUSTFLAGS",
     "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+    // The arm64 linker is chosen in .cargo/config.toml; another one gives other bytes.
+    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
     "RUSTC_WRAPPER",
     "CARGO_BUILD_RUSTC_WRAPPER",
 ];
 
-/// `cargo build --release --locked --target x86_64-unknown-linux-musl` in the workspace, with
+/// `cargo build --release --locked --target <arch's musl target>` in the workspace, with
 /// no flags from the environment: the flags are the ones in `.cargo/config.toml` and the
 /// profiles, the same a user's own plain build gets, or its bytes would differ from the image.
-fn cargo_build(root: &Path) -> Command {
+fn cargo_build(root: &Path, arch: Arch) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root)
-        .args(["build", "--release", "--locked", "--target", MUSL_TARGET]);
+    cmd.current_dir(root).args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        arch.rust_target(),
+    ]);
     for var in FOREIGN_BUILD_ENV {
         cmd.env_remove(var);
     }
@@ -88,35 +99,42 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the userland and returns binary name → path. Three cargo runs, in this order:
+/// Builds the userland for `arch` and returns binary name → path. Three cargo runs, in this order:
 /// stage 1 (`-p nekos-stboot`, [`stage1_program_path`]; only with `with_stage1`: it pulls
 /// in rustls and ring, minutes of compiling that a deployment without stboot never needs);
 /// the test programs if asked for, on their own so that their
 /// dependencies' features never mix into the production binaries; and last the plain build
 /// of the default members (init, compositor, viewer, snpcheck), so that
 /// `target/x86_64-unknown-linux-musl/release/` ends up holding exactly what the plain
-/// command gives. Cargo keeps each feature set's build, so a rerun only relinks.
+/// command gives. Cargo keeps each feature set's build, so a rerun only relinks. Stage 1 is
+/// x86_64 only (the plan never asks for it on arm64; asked anyway, it is an error).
 pub fn build(
     root: &Path,
+    arch: Arch,
     with_stage1: bool,
     with_test_programs: bool,
 ) -> Result<Vec<(String, PathBuf)>> {
-    crate::host::ensure_musl_target(root)?;
+    crate::host::ensure_rust_target(root, arch.rust_target())?;
     let dir = crate::artifacts::target_dir(root)
-        .join(MUSL_TARGET)
+        .join(arch.rust_target())
         .join("release");
 
     if with_stage1 {
-        let mut stage1_cmd = cargo_build(root);
+        if arch != Arch::X86_64 {
+            bail!(
+                "stage 1 of the network boot (nekos-stboot) is built for x86_64 only, not {arch}"
+            );
+        }
+        let mut stage1_cmd = cargo_build(root, arch);
         stage1_cmd.args(["-p", "nekos-stboot"]);
         run(stage1_cmd, "stage 1 of the network boot (nekos-stboot)")?;
-        check_static(&stage1_program_path(root))?;
+        check_static_for(&stage1_program_path(root), arch)?;
     }
 
     if with_test_programs {
         let mut packages: Vec<&str> = PROGRAMS.iter().filter(|p| p.3).map(|p| p.0).collect();
         packages.dedup();
-        let mut test_cmd = cargo_build(root);
+        let mut test_cmd = cargo_build(root, arch);
         for p in &packages {
             test_cmd.args(["-p", p]);
         }
@@ -127,8 +145,8 @@ pub fn build(
     }
 
     run(
-        cargo_build(root),
-        "the production userland (init, compositor, viewer, snpcheck)",
+        cargo_build(root, arch),
+        &format!("the production userland for {arch} (init, compositor, viewer, snpcheck)"),
     )?;
 
     let mut out = Vec::new();
@@ -137,24 +155,57 @@ pub fn build(
             continue;
         }
         let path = dir.join(bin);
-        check_static(&path)?;
+        check_static_for(&path, arch)?;
         out.push((bin.to_string(), path));
     }
     Ok(out)
 }
 
-/// Fails unless `path` is an ELF64 executable with no PT_INTERP and no DT_NEEDED.
+/// ELF `e_machine` of `arch` (System V ABI: EM_X86_64 = 62, EM_AARCH64 = 183).
+pub fn elf_machine(arch: Arch) -> u16 {
+    match arch {
+        Arch::X86_64 => 62,
+        Arch::Aarch64 => 183,
+    }
+}
+
+fn machine_name(machine: u16) -> String {
+    match Arch::ALL.into_iter().find(|a| elf_machine(*a) == machine) {
+        Some(a) => format!("{a} (EM {machine})"),
+        None => format!("machine {machine}"),
+    }
+}
+
+/// Fails unless `path` is an x86_64 ELF64 executable with no PT_INTERP and no DT_NEEDED.
 pub fn check_static(path: &Path) -> Result<()> {
+    check_static_for(path, Arch::X86_64)
+}
+
+/// Fails unless `path` is an ELF64 executable for `arch` with no PT_INTERP and no DT_NEEDED.
+pub fn check_static_for(path: &Path, arch: Arch) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match elf_dynamic_deps(&bytes) {
+    check_static_bytes(&bytes, &path.display().to_string(), arch)
+}
+
+/// [`check_static`] on bytes already read; `name` is how errors name the file.
+pub fn check_static_bytes(bytes: &[u8], name: &str, arch: Arch) -> Result<()> {
+    let machine = read_u16(bytes, 0x12).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    if bytes.get(..4) == Some(b"\x7fELF") && machine != elf_machine(arch) {
+        bail!(
+            "{name} is an ELF file for {}, expected {} for arch {arch}",
+            machine_name(machine),
+            machine_name(elf_machine(arch))
+        );
+    }
+    let path = name;
+    match elf_dynamic_deps(bytes) {
         Ok(deps) if deps.interp.is_none() && deps.needed == 0 => Ok(()),
         Ok(deps) => bail!(
-            "{} is not fully static: interpreter {:?}, {} NEEDED entries",
-            path.display(),
+            "{path} is not fully static: interpreter {:?}, {} NEEDED entries",
             deps.interp,
             deps.needed
         ),
-        Err(e) => bail!("{}: {e}", path.display()),
+        Err(e) => bail!("{path}: {e}"),
     }
 }
 
@@ -230,6 +281,34 @@ pub fn elf_dynamic_deps(b: &[u8]) -> Result<DynamicDeps> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_elf_machine_must_be_the_arch_s() {
+        // /bin/sh of the (x86_64) build host, given where an arm64 binary is expected.
+        let sh = std::fs::read("/bin/sh").unwrap();
+        let e = check_static_bytes(&sh, "bin/sh-here", Arch::Aarch64)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "bin/sh-here is an ELF file for x86_64 (EM 62), expected aarch64 (EM 183) for arch aarch64"
+        );
+        // For x86_64 the machine fits and the next check speaks: it is dynamic.
+        let e = check_static_bytes(&sh, "bin/sh-here", Arch::X86_64)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not fully static"), "{e}");
+        let mut arm = sh.clone();
+        arm[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+        let e = check_static_bytes(&arm, "x", Arch::X86_64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("aarch64 (EM 183), expected x86_64 (EM 62)"),
+            "{e}"
+        );
+        assert!(check_static_bytes(b"\x7fE", "short", Arch::X86_64).is_err());
+    }
 
     #[test]
     fn host_dynamic_binary_is_detected() {

@@ -25,9 +25,9 @@ pub const NEKOS_OS_RELEASE: &str = include_str!("../../data/os-release");
 /// ukify does; `initrd` must not be empty.
 #[derive(Clone, Copy, Debug)]
 pub struct UkiInputs<'a> {
-    /// systemd-stub (`linuxx64.efi.stub`), e.g. from [`stub::load_pinned_stub`].
+    /// systemd-stub of the kernel's architecture (`linuxx64.efi.stub`, `linuxaa64.efi.stub`).
     pub stub: &'a [u8],
-    /// The kernel: a PE image (bzImage with the EFI stub).
+    /// The kernel: a PE image (bzImage or arm64 Image with the EFI stub) of the stub's machine.
     pub linux: &'a [u8],
     /// The initramfs (one archive; see [`join_initrds`] for several).
     pub initrd: &'a [u8],
@@ -136,10 +136,17 @@ pub fn merge_sbat(stub: &[u8], linux: &[u8], extra: Option<&str>) -> Result<Stri
     Ok(format!("{SBAT_HEADER}{}\n\0", lines.join("\n")))
 }
 
-/// The kernel release from a bzImage's real-mode header (what `ukify` autodetects).
+/// The kernel release, as `ukify` autodetects it: from a bzImage's real-mode header, else
+/// (an arm64 `Image`, which has no such header) from the `Linux version X (` banner in the
+/// uncompressed image.
 pub fn kernel_release(linux: &[u8]) -> Result<String> {
-    if pe::slice(linux, 0x202, 4)? != b"HdrS" {
-        bail!("kernel: no x86 boot protocol header (HdrS), cannot read its release; pass --uname");
+    if pe::slice(linux, 0x202, 4).ok() != Some(b"HdrS".as_slice()) {
+        return kernel_release_from_banner(linux).ok_or_else(|| {
+            anyhow!(
+                "kernel: no x86 boot protocol header (HdrS) and no `Linux version …` banner, \
+                 cannot read its release; pass --uname"
+            )
+        });
     }
     let off = 0x200 + pe::read_u16(linux, 0x20e)? as usize;
     let text = linux.get(off..).unwrap_or(&[]);
@@ -156,6 +163,34 @@ pub fn kernel_release(linux: &[u8]) -> Result<String> {
         bail!("kernel: cannot parse the version string {s:?}; pass --uname");
     }
     Ok(release.to_string())
+}
+
+/// ukify's generic scraper: the first `Linux version D.S (` where `S` has no whitespace
+/// (init/version-timestamp.c's `linux_banner`, plain text in an uncompressed arm64 Image).
+fn kernel_release_from_banner(linux: &[u8]) -> Option<String> {
+    const BANNER: &[u8] = b"Linux version ";
+    let mut from = 0;
+    while let Some(pos) = linux
+        .get(from..)?
+        .windows(BANNER.len())
+        .position(|w| w == BANNER)
+    {
+        let start = from + pos + BANNER.len();
+        from = start;
+        let rest = &linux[start..];
+        let end = rest.iter().take(128).position(|b| b.is_ascii_whitespace());
+        let Some(end) = end else { continue };
+        let release = &rest[..end];
+        let plausible = release.len() >= 3
+            && release[0].is_ascii_digit()
+            && release[1] == b'.'
+            && release.iter().all(|b| b.is_ascii_graphic())
+            && rest.get(end..end + 2) == Some(b" (".as_slice());
+        if plausible {
+            return std::str::from_utf8(release).ok().map(str::to_string);
+        }
+    }
+    None
 }
 
 fn to_u32(v: u64, what: &str) -> Result<u32> {
@@ -180,6 +215,16 @@ pub fn build_uki(inputs: &UkiInputs<'_>) -> Result<Vec<u8>> {
     }
     if stub_pe.is_signed(inputs.stub)? {
         bail!("stub is signed; refusing (use the unsigned linuxx64.efi.stub)");
+    }
+    // The UKI is the stub with sections added, so it runs only on the stub's architecture,
+    // and the stub can start only a kernel of its own.
+    if linux_pe.machine != stub_pe.machine {
+        bail!(
+            "kernel is a PE image for {}, but the stub is for {}: a UKI needs the stub of the \
+             kernel's architecture (linuxx64.efi.stub for x86_64, linuxaa64.efi.stub for arm64)",
+            pe::machine_name(linux_pe.machine),
+            pe::machine_name(stub_pe.machine)
+        );
     }
 
     let cmdline = collapse_cmdline(inputs.cmdline);
@@ -498,6 +543,16 @@ mod tests {
         assert_eq!(py_splitlines("a\n"), vec!["a"]);
         assert_eq!(py_splitlines(""), Vec::<&str>::new());
         assert_eq!(py_splitlines("\n\n"), vec!["", ""]);
+    }
+
+    #[test]
+    fn release_from_the_banner_as_ukify_scrapes_it() {
+        let img = b"\0\0Linux version of nothing\0Linux version 6.12.74+nekos (nekos@nekos) (gcc) #1 SMP\0";
+        assert_eq!(kernel_release(img).unwrap(), "6.12.74+nekos");
+        assert!(kernel_release(b"Linux version 6.12").is_err());
+        assert!(kernel_release(b"").is_err());
+        let e = kernel_release(b"MZ no banner").unwrap_err().to_string();
+        assert!(e.contains("pass --uname"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `cargo nekos bench`: build times, sizes and TCG boot times (median of N). Timing goals
-//! live here, never in tests.
+//! live here, never in tests. `--compare` (issue #15's comparison with the bare probe and
+//! busybox + cage + swayimg) is bench_compare.rs.
 
 use crate::deployments::{DEPLOYMENTS, Outcome};
 use crate::qemu::{BootOptions, Vm};
@@ -115,6 +116,8 @@ fn number_after(text: &str, prefix: &str) -> Option<f64> {
 /// `/init` → first frame on screen (both from the guest's CLOCK_BOOTTIME: init's
 /// `started N ms after kernel start` and the compositor's `first frame after N ms`), QEMU
 /// start → first frame (host clock), and the RSS of compositor and viewer afterwards.
+/// Kept as the guest's own view and a quick number; `bench --compare` (bench_compare.rs)
+/// times the first cat from outside, by screendumps, next to the probe and the reference.
 fn first_frame(manifest: &Manifest, runs: usize) -> Result<Value> {
     let dep = crate::deployments::find("kernel,initramfs")?;
     let mut init_to_frame = Vec::new();

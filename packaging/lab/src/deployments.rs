@@ -5,6 +5,7 @@
 use crate::nginx::NginxCase;
 use crate::stboot_server::{Served, Server};
 use anyhow::{Result, bail};
+pub use nekos_build::arch::Arch;
 use nekos_build::build::Parts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +16,9 @@ pub enum Machine {
     Microvm,
     /// `-M q35,smm=on` with secure pflash: what an SMM Secure Boot firmware needs.
     Q35Smm,
+    /// `-M virt` (arm64): PL011 serial, PCI for virtio devices, pflash for the firmware, no
+    /// PS/2 (the keyboard is virtio) and no ACPI power button (a GPIO key instead).
+    Virt,
 }
 
 /// What the guest boots. The fields of a UKI boot live in its variant, so a direct boot
@@ -203,6 +207,9 @@ pub const LEGACY_LOADER: &str = "Using legacy linux kernel loader";
 pub struct Deployment {
     pub name: &'static str,
     pub about: &'static str,
+    /// The guest architecture: which build (its manifest under `Arch::out_dir`), QEMU binary,
+    /// machine and serial console. x86_64 unless the name starts with `aarch64,`.
+    pub arch: Arch,
     pub payload: Payload,
     pub firmware: Firmware,
     pub display: Display,
@@ -213,6 +220,7 @@ pub struct Deployment {
 const DIRECT: Deployment = Deployment {
     name: "",
     about: "",
+    arch: Arch::X86_64,
     payload: Payload::KernelInitramfs,
     firmware: Firmware::DIRECT,
     display: Display::StdVga,
@@ -224,6 +232,21 @@ const SECURE_BOOT: Deployment = Deployment {
     payload: uki(UkiImage::Signed, Medium::EspDisk),
     firmware: Firmware::Nekos(Store::Custom),
     ..DIRECT
+};
+
+/// arm64 on `-M virt`: a direct boot on virtio-gpu (the machine has no VGA), virtio keyboard.
+const AARCH64: Deployment = Deployment {
+    arch: Arch::Aarch64,
+    display: Display::VirtioGpu,
+    ..DIRECT
+};
+
+/// arm64: the signed UKI from an ESP disk through the project's ArmVirtQemu (pflash) with the
+/// custom store.
+const AARCH64_SECURE_BOOT: Deployment = Deployment {
+    payload: uki(UkiImage::Signed, Medium::EspDisk),
+    firmware: Firmware::Nekos(Store::Custom),
+    ..AARCH64
 };
 
 /// A UKI boot (shorthand for the table).
@@ -476,6 +499,36 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         None,
         "fetch descriptor https://10.0.2.2:18443/nekos.json: connect 10.0.2.2:18443: Connection refused",
     ),
+    Deployment {
+        name: "aarch64,kernel,initramfs",
+        about: "arm64 on -M virt: kernel + initramfs on virtio-gpu, virtio keyboard: init, prompt, cats",
+        ..AARCH64
+    },
+    Deployment {
+        name: "aarch64,kernel,initramfs,serialonly",
+        about: "arm64 on -M virt, no display device: init and the prompt on the PL011 serial line",
+        display: Display::SerialOnly,
+        ..AARCH64
+    },
+    Deployment {
+        name: "aarch64,fw,kernel,initramfs,uki,sb-pass",
+        about: "arm64: the project's ArmVirtQemu, custom store (Secure Boot on), the signed UKI from an ESP disk: cats",
+        ..AARCH64_SECURE_BOOT
+    },
+    Deployment {
+        name: "aarch64,fw,kernel,initramfs,uki,sb-fail",
+        about: "arm64: Microsoft store: the NekOS-signed UKI is refused (its db key is not in db)",
+        firmware: Firmware::Nekos(Store::Microsoft),
+        outcome: Outcome::Refused,
+        ..AARCH64_SECURE_BOOT
+    },
+    Deployment {
+        name: "aarch64,fw,kernel,initramfs,uki,sb-tampered-initrd",
+        about: "arm64 attack: one byte of the signed UKI's .initrd flipped after signing — refused",
+        payload: uki(UkiImage::TamperedInitrd, Medium::EspDisk),
+        outcome: Outcome::Refused,
+        ..AARCH64_SECURE_BOOT
+    },
 ];
 
 /// What `cargo nekos run` boots without an argument: the project's main job — the signed
@@ -535,9 +588,33 @@ impl Deployment {
         payload.union(firmware)
     }
 
-    /// The machine, from the firmware.
+    /// The x86_64 deployment this one is measured against: the name without the arch prefix,
+    /// preferring the x86 boot on the same display device (`aarch64,kernel,initramfs` →
+    /// `kernel,initramfs,virtio`) and, for a serial-only direct boot, x86's serial-only one
+    /// (`microvm,kernel,initramfs,serialonly`). `None` for x86 deployments.
+    pub fn x86_twin(&self) -> Option<&'static Deployment> {
+        if self.arch == Arch::X86_64 {
+            return None;
+        }
+        let rest = self.name.strip_prefix(self.arch.deployment_prefix())?;
+        [
+            format!("{rest},virtio"),
+            rest.to_string(),
+            format!("microvm,{rest}"),
+        ]
+        .iter()
+        .filter_map(|n| DEPLOYMENTS.iter().find(|d| d.name == n))
+        .find(|t| t.display == self.display)
+        .or_else(|| DEPLOYMENTS.iter().find(|d| d.name == rest))
+    }
+
+    /// The machine: every arm64 deployment runs on `-M virt` (with or without firmware); on
+    /// x86_64 the firmware decides.
     pub fn machine(&self) -> Machine {
-        self.firmware.machine()
+        match self.arch {
+            Arch::Aarch64 => Machine::Virt,
+            Arch::X86_64 => self.firmware.machine(),
+        }
     }
 
     /// The network follows from the payload: only a network boot has one.
@@ -577,24 +654,34 @@ impl Deployment {
         }
     }
 
-    /// The kernel command line. `console=ttyS0` comes last so it becomes /dev/console and
-    /// userspace output reaches the serial log.
+    /// The kernel command line. The serial console (`console=ttyS0`, on arm64
+    /// `console=ttyAMA0`, the PL011) comes last so it becomes /dev/console and userspace output
+    /// reaches the serial log.
     pub fn cmdline(&self, extra: &[String]) -> String {
         if self.payload.uki().is_some() {
             // The UKI carries its command line; extra words would be ignored under Secure
             // Boot and would hide whether the embedded one is in effect, so none are added.
-            return UKI_CMDLINE.to_string();
+            return match self.arch {
+                Arch::X86_64 => UKI_CMDLINE.to_string(),
+                // The same rule as x86's embedded line (a test holds them equal), with the
+                // PL011 console.
+                Arch::Aarch64 => self.direct_cmdline(&[], true),
+            };
         }
+        self.direct_cmdline(extra, self.display != Display::SerialOnly)
+    }
+
+    fn direct_cmdline(&self, extra: &[String], display: bool) -> String {
         let mut parts: Vec<String> = vec!["panic=-1".into()];
         if self.machine() == Machine::Microvm {
             // Under TCG microvm hangs calibrating the TSC without this.
             parts.push("tsc_early_khz=2000000".into());
         }
         parts.extend(extra.iter().cloned());
-        if self.display != Display::SerialOnly {
+        if display {
             parts.push("console=tty0".into());
         }
-        parts.push("console=ttyS0".into());
+        parts.push(format!("console={}", self.arch.serial_console()));
         parts.join(" ")
     }
 }
@@ -615,9 +702,70 @@ mod tests {
     #[test]
     fn serial_console_is_last() {
         for d in DEPLOYMENTS {
+            let console = format!("console={}", d.arch.serial_console());
             assert!(
-                d.cmdline(&["nekos.seed=1".into()])
-                    .ends_with("console=ttyS0")
+                d.cmdline(&["nekos.seed=1".into()]).ends_with(&console),
+                "{}",
+                d.name
+            );
+        }
+        assert_eq!(
+            find("aarch64,kernel,initramfs")
+                .unwrap()
+                .cmdline(&["nekos.seed=1".into()]),
+            "panic=-1 nekos.seed=1 console=tty0 console=ttyAMA0"
+        );
+    }
+
+    #[test]
+    fn the_uki_command_line_follows_the_direct_boot_rule() {
+        // x86's embedded line is a constant of the build; arm64's is derived by the same rule.
+        let x86 = find("fw,kernel,initramfs,uki").unwrap();
+        assert_eq!(x86.direct_cmdline(&[], true), UKI_CMDLINE);
+        let arm = find("aarch64,fw,kernel,initramfs,uki,sb-pass").unwrap();
+        assert_eq!(arm.cmdline(&[]), "panic=-1 console=tty0 console=ttyAMA0");
+    }
+
+    #[test]
+    fn the_arch_is_in_the_name_and_arm64_runs_on_virt() {
+        for d in DEPLOYMENTS {
+            let prefixed = d.name.starts_with(Arch::Aarch64.deployment_prefix());
+            assert_eq!(prefixed, d.arch == Arch::Aarch64, "{}", d.name);
+            if d.arch == Arch::Aarch64 {
+                assert_eq!(d.machine(), Machine::Virt, "{}", d.name);
+                // virt has no VGA, no microvm, no Debian OVMF, no network boot here.
+                assert!(
+                    matches!(d.display, Display::VirtioGpu | Display::SerialOnly),
+                    "{}",
+                    d.name
+                );
+                assert!(
+                    matches!(
+                        d.firmware,
+                        Firmware::None(DirectMachine::Pc) | Firmware::Nekos(_)
+                    ),
+                    "{}",
+                    d.name
+                );
+                assert!(!d.payload.is_stboot(), "{}", d.name);
+            } else {
+                assert_ne!(d.machine(), Machine::Virt, "{}", d.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_arm64_deployment_has_its_x86_twin() {
+        // Boot times are reported side by side: the twin is the name without the prefix
+        // (the x86 direct boot on virtio-gpu for the arm64 one on virtio-gpu).
+        for d in DEPLOYMENTS.iter().filter(|d| d.arch == Arch::Aarch64) {
+            let twin = d.x86_twin().unwrap();
+            assert_eq!(twin.arch, Arch::X86_64);
+            assert_eq!(
+                (twin.payload, twin.outcome),
+                (d.payload, d.outcome),
+                "{}",
+                d.name
             );
         }
     }

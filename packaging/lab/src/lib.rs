@@ -4,6 +4,9 @@
 
 pub mod attacks;
 pub mod bench;
+pub mod bench_compare;
+pub mod bench_frame;
+pub mod bench_report;
 pub mod deployments;
 pub mod https_server;
 pub mod nginx;

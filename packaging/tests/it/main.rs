@@ -4,14 +4,19 @@
 // Tests may unwrap: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod arch_aarch64;
 mod artifacts;
 mod attest;
+mod bench_compare;
 mod boot;
+mod boot_aarch64;
 mod cats;
 mod cli;
 mod common;
+mod compare;
 mod esp;
 mod firmware;
+mod firmware_aarch64;
 mod layers;
 mod measurements;
 mod measurements_qemu;
@@ -25,6 +30,7 @@ mod snpmeasure;
 mod snpmeasure_fuzz;
 mod stboot;
 mod uki;
+mod uki_aarch64;
 mod uki_fuzz;
 mod uki_pcr;
 mod varstore;

@@ -4,3 +4,4 @@
 
 mod huge;
 mod orientation;
+mod reduced;

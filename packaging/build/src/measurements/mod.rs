@@ -52,6 +52,21 @@
 //! OVMF, `blank`'s `pcr4_qemu_kernel` via the `fw,kernel,initramfs,uki` deployment. The
 //! Microsoft store's refusal and its `pcr7` are not judged there.
 //!
+//! **arm64** ([`compute_for`] with [`Arch::Aarch64`], written to the aarch64 out dir's
+//! `measurements.json`): the same document with `arch: "aarch64"`, the arm64 kernel `Image`
+//! under `artifacts.kernel`, and `uki`/`pcrs` computed by the same code from the arm64 UKI
+//! (systemd-stub 257 `linuxaa64.efi.stub`). No `sev_snp` (an x86-only technology) and no
+//! `stboot`. The event sequences are those of OVMF, because ArmVirtQemu measures with the same
+//! edk2 drivers (Tcg2Dxe: EV_EFI_ACTION + separators at ReadyToBoot, the PCR 7 variables;
+//! DxeTpm2MeasureBootLib: the image's Authenticode hash as EV_EFI_BOOT_SERVICES_APPLICATION;
+//! DxeImageVerificationLib: the db authority) and the aa64 stub is the same systemd-stub code,
+//! measuring the same sections in the same order ([`crate::uki::PCR11_SECTIONS`]; the UKI has
+//! no `.dtb`/`.dtbauto`, so nothing device-tree-specific is measured — the firmware's own DT
+//! is installed by ArmVirtQemu and not measured into 4/7/11). A judge needs QEMU `virt` with
+//! `-chardev socket,id=chrtpm,path=SOCK -tpmdev emulator,id=tpm0,chardev=chrtpm
+//! -device tpm-tis-device,tpmdev=tpm0` and `swtpm socket --tpm2 --ctrl type=unixio,path=SOCK`
+//! (see [`TPM_QEMU_ARGS_AARCH64`]).
+//!
 //! `compute` needs the keys directory (for the custom store: PK.crt, KEK.crt, db.crt,
 //! GUID), the Microsoft certificates (data in packaging/varstore-certs, pinned in its
 //! certs.lock) and the pinned Debian OVMF.amdsev.fd (packaging/debian-packages.lock), which
@@ -59,6 +74,7 @@
 
 pub use nekos_formats::pcr;
 
+use crate::arch::Arch;
 use crate::artifacts::{FileArtifact, Manifest};
 use crate::snpmeasure::{self, VcpuType};
 use crate::util::sha256_hex;
@@ -80,8 +96,19 @@ pub const SNP_VCPUS: [u32; 3] = [1, 2, 4];
 pub const SNP_POLICY: u64 = 0x30000;
 /// SEV-SNP CPU types (QEMU `-cpu` names).
 pub const SNP_CPU_TYPES: [&str; 3] = ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa"];
-/// The default output file name under `target/nekos/`.
+/// The default output file name under `target/nekos/` (and `target/nekos/aarch64/`).
 pub const FILE_NAME: &str = "measurements.json";
+/// The QEMU arguments (after the swtpm socket path is substituted for `{sock}`) that give an
+/// arm64 `virt` guest the TPM the PCR predictions are judged against: x86's `tpm-tis` is an
+/// ISA device, `virt` takes the sysbus `tpm-tis-device` (ArmVirtQemu finds it in the DT).
+pub const TPM_QEMU_ARGS_AARCH64: [&str; 6] = [
+    "-chardev",
+    "socket,id=chrtpm,path={sock}",
+    "-tpmdev",
+    "emulator,id=tpm0,chardev=chrtpm",
+    "-device",
+    "tpm-tis-device,tpmdev=tpm0",
+];
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -129,6 +156,13 @@ pub fn sorted(v: Value) -> Value {
 pub fn preset_store(name: &str, keys_dir: &Path) -> Result<Store> {
     let preset = Preset::from_name(name, Some(keys_dir.to_path_buf()))?;
     varstore::build(&preset).with_context(|| format!("building the {name} variable store"))
+}
+
+/// [`pcr_entry`] for a UKI that must be `arch`'s: an x86_64 UKI predicted for an arm64 boot
+/// (or the reverse) is refused, naming the architecture it is for.
+pub fn pcr_entry_for(arch: Arch, store: &Store, signed_uki: &[u8]) -> Result<Value> {
+    crate::uki::check_pe_arch(signed_uki, "the UKI whose PCRs are predicted", arch)?;
+    pcr_entry(store, signed_uki)
 }
 
 /// The `pcrs.<preset>` object for one store and the signed UKI.
@@ -217,9 +251,15 @@ pub fn sev_snp_entry(ovmf: &[u8], kernel: &[u8], initrd: &[u8], cmdline: &str) -
     }))
 }
 
-/// Computes the whole document (see the module docs) for `manifest`; `keys_dir` holds the
-/// custom store's certificates.
+/// Computes the whole document (see the module docs) for `manifest` (of the architecture it
+/// records); `keys_dir` holds the custom store's certificates.
 pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
+    compute_for(manifest.arch, manifest, keys_dir)
+}
+
+/// [`compute`] for `arch`'s manifest (`target/nekos/aarch64/manifest.json` for arm64): the
+/// UKI must be a PE image for `arch`; arm64 has no `sev_snp` and no `stboot` part.
+pub fn compute_for(arch: Arch, manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
     let mut artifacts = Map::new();
     let kernel = manifest
         .kernel
@@ -261,6 +301,7 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
             uki.authenticode_sha256
         );
     }
+    crate::uki::check_pe_arch(&signed, &uki.signed.path.display().to_string(), arch)?;
     let signer =
         crate::authenticode::verify(&signed, None).context("the signed UKI's signature")?;
     let pcr11 = crate::uki::predict_pcr11(&signed)?;
@@ -280,6 +321,16 @@ pub fn compute(manifest: &Manifest, keys_dir: &Path) -> Result<Value> {
             name.into(),
             pcr_entry(&store, &signed).with_context(|| format!("preset {name}"))?,
         );
+    }
+    if arch != Arch::X86_64 {
+        return Ok(sorted(json!({
+            "format": FORMAT,
+            "arch": arch.name(),
+            "artifacts": artifacts,
+            "cats": manifest.cats,
+            "uki": uki_value,
+            "pcrs": pcrs,
+        })));
     }
 
     // The project's own AmdSevX64 build when the manifest has one (firmware/), else Debian
@@ -422,4 +473,10 @@ pub fn write(path: &Path, value: &Value) -> Result<()> {
 /// The default output: `target/nekos/measurements.json` of the workspace.
 pub fn default_out(root: &Path) -> PathBuf {
     crate::artifacts::out_dir(root).join(FILE_NAME)
+}
+
+/// `arch`'s default output: `target/nekos/aarch64/measurements.json` for arm64.
+pub fn default_out_for(arch: Arch, root: &Path) -> PathBuf {
+    arch.out_dir(&crate::artifacts::out_dir(root))
+        .join(FILE_NAME)
 }

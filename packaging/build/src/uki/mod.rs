@@ -10,17 +10,56 @@ pub mod stub;
 
 pub use nekos_formats::uki::*;
 
+use crate::arch::Arch;
 use crate::authenticode::{self, Signer};
 use crate::keys::write_atomic;
 use crate::pe::PeFile;
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
 
+/// Refuses a PE image (stub, kernel, UKI) that is not for `arch`; `what` names the file. The
+/// error says which architecture the file is for and which was expected.
+pub fn check_pe_arch(data: &[u8], what: &str, arch: Arch) -> Result<()> {
+    // One message (not a context chain), so `{}` and `{:#}` both name the file.
+    crate::pe::expect_machine(data, arch.pe_machine(), what)
+        .map_err(|e| anyhow!("{e:#} (the {arch} build needs {arch} EFI images)"))
+}
+
+/// [`check_pe_arch`] on a file, for the launcher: an x86_64 UKI handed to an aarch64
+/// deployment (or the reverse) is refused before QEMU starts, naming the file.
+pub fn check_efi_file_arch(path: &Path, arch: Arch) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    check_pe_arch(&data, &path.display().to_string(), arch)
+}
+
+/// The architecture a PE image is for (its COFF machine), or an error naming `what` when it
+/// is not a PE image or for no architecture NekOS builds.
+pub fn arch_of(data: &[u8], what: &str) -> Result<Arch> {
+    let m = crate::pe::machine_of(data).with_context(|| format!("{what}: not a PE/EFI image"))?;
+    Arch::from_pe_machine(m).ok_or_else(|| {
+        anyhow!(
+            "{what} is a PE image for {}, expected x86_64 (0x8664) or arm64 (0xaa64)",
+            crate::pe::machine_name(m)
+        )
+    })
+}
+
 /// The NekOS UKI from a kernel and an initramfs, for the build and the QEMU deployments: the
 /// pinned systemd-stub, [`NEKOS_OS_RELEASE`], the kernel release read from the bzImage (left
 /// out if it cannot be read), default SBAT. Sign it with [`crate::authenticode::sign`].
 pub fn build_nekos_uki(linux: &[u8], initrd: &[u8], cmdline: &str) -> Result<Vec<u8>> {
-    let stub = stub::load_pinned_stub()?;
+    build_nekos_uki_for(Arch::X86_64, linux, initrd, cmdline)
+}
+
+/// [`build_nekos_uki`] for `arch`: its pinned stub; the kernel must be an `arch` PE image.
+pub fn build_nekos_uki_for(
+    arch: Arch,
+    linux: &[u8],
+    initrd: &[u8],
+    cmdline: &str,
+) -> Result<Vec<u8>> {
+    check_pe_arch(linux, "kernel", arch)?;
+    let stub = stub::load_pinned_stub_for(arch)?;
     let uname = kernel_release(linux).ok();
     build_uki(&UkiInputs {
         stub: &stub,
@@ -48,8 +87,11 @@ pub struct MakeUkiOptions {
     pub os_release: Option<PathBuf>,
     /// None: read from the kernel's header.
     pub uname: Option<String>,
-    /// None: the pinned stub ([`stub::load_pinned_stub`]).
+    /// None: the pinned stub of the architecture ([`stub::load_pinned_stub_for`]).
     pub stub: Option<PathBuf>,
+    /// The architecture the UKI is for: kernel and stub must both be PE images for it.
+    /// None: the kernel's PE machine decides.
+    pub arch: Option<Arch>,
     pub sbat: Option<String>,
     /// None: do not sign (only `nekos.efi`).
     pub keys_dir: Option<PathBuf>,
@@ -97,29 +139,47 @@ pub fn make_uki_with(o: &MakeUkiOptions, signer: Option<&dyn Signer>) -> Result<
             .with_context(|| format!("reading os-release {}", p.display()))?,
         None => NEKOS_OS_RELEASE.to_string(),
     };
+    PeFile::parse(&linux).map_err(|e| {
+        anyhow!(
+            "kernel {} is not a PE image (need a bzImage or arm64 Image with the EFI stub): {e}",
+            o.kernel.display()
+        )
+    })?;
+    let kernel_what = format!("kernel {}", o.kernel.display());
+    let arch = match o.arch {
+        Some(a) => {
+            check_pe_arch(&linux, &kernel_what, a)?;
+            a
+        }
+        None => arch_of(&linux, &kernel_what)?,
+    };
     let (stub_bytes, stub_origin) = match &o.stub {
-        Some(p) => (
-            std::fs::read(p).with_context(|| format!("reading stub {}", p.display()))?,
-            serde_json::json!({ "file": p.file_name().map(|f| f.to_string_lossy().into_owned()) }),
-        ),
-        None => {
-            let pin = stub::stub_pin()?;
+        Some(p) => {
+            let bytes =
+                std::fs::read(p).with_context(|| format!("reading stub {}", p.display()))?;
+            check_pe_arch(
+                &bytes,
+                &format!("stub {} (for kernel {})", p.display(), o.kernel.display()),
+                arch,
+            )?;
             (
-                stub::load_pinned_stub()?,
+                bytes,
+                serde_json::json!({ "file": p.file_name().map(|f| f.to_string_lossy().into_owned()) }),
+            )
+        }
+        None => {
+            let pin = stub::stub_pin_for(arch)?;
+            (
+                stub::load_pinned_stub_for(arch)?,
                 serde_json::json!({
                     "package": pin.package,
                     "version": pin.version,
                     "deb_sha256": pin.deb_sha256,
+                    "arch": pin.arch.as_deref().unwrap_or(arch.debian_arch()),
                 }),
             )
         }
     };
-    PeFile::parse(&linux).map_err(|e| {
-        anyhow!(
-            "kernel {} is not a PE image (need a bzImage with the EFI stub): {e}",
-            o.kernel.display()
-        )
-    })?;
     let uname = match &o.uname {
         Some(u) => u.clone(),
         None => kernel_release(&linux).with_context(|| format!("kernel {}", o.kernel.display()))?,
@@ -150,6 +210,7 @@ pub fn make_uki_with(o: &MakeUkiOptions, signer: Option<&dyn Signer>) -> Result<
     let info = inspect(&uki)?;
     let mut manifest = serde_json::json!({
         "format": "nekos-uki/1",
+        "arch": arch.name(),
         "stub": { "sha256": sha256_hex(&stub_bytes), "origin": stub_origin },
         "inputs": {
             "kernel_sha256": sha256_hex(&linux),

@@ -291,10 +291,66 @@ pub fn write_section_header(data: &mut [u8], s: &Section) -> Result<()> {
     Ok(())
 }
 
+/// IMAGE_FILE_MACHINE_AMD64.
+pub const MACHINE_X86_64: u16 = 0x8664;
+/// IMAGE_FILE_MACHINE_ARM64.
+pub const MACHINE_AARCH64: u16 = 0xaa64;
+
+/// A name for a PE machine type, as the errors below print it.
+pub fn machine_name(machine: u16) -> String {
+    match machine {
+        MACHINE_X86_64 => "x86_64 (0x8664)".into(),
+        MACHINE_AARCH64 => "arm64 (0xaa64)".into(),
+        0x014c => "i386 (0x14c)".into(),
+        0x01c4 => "arm (0x1c4)".into(),
+        0x5064 => "riscv64 (0x5064)".into(),
+        m => format!("machine {m:#x}"),
+    }
+}
+
+/// The COFF machine type of a PE image (an EFI application, a kernel with its EFI stub, a
+/// UKI). Errors, never panics, on anything that is not a PE image.
+pub fn machine_of(data: &[u8]) -> Result<u16> {
+    if slice(data, 0, 2)? != b"MZ" {
+        bail!("no MZ signature (not a PE/EFI image)");
+    }
+    let e_lfanew = read_u32(data, 0x3c).context("reading e_lfanew")? as usize;
+    if slice(data, e_lfanew, 4).context("reading the PE signature")? != b"PE\0\0" {
+        bail!("no PE signature at e_lfanew {e_lfanew:#x} (not a PE/EFI image)");
+    }
+    read_u16(data, e_lfanew + 4).context("reading the COFF machine type")
+}
+
+/// Refuses a PE image whose machine type is not `expected`: `what` names the file (or the
+/// role, such as "stub"), and the error says which architecture it is and which was expected.
+pub fn expect_machine(data: &[u8], expected: u16, what: &str) -> Result<()> {
+    let got = machine_of(data)
+        .with_context(|| format!("{what}: expected a PE image for {}", machine_name(expected)))?;
+    if got != expected {
+        bail!(
+            "{what} is a PE image for {}, expected {}",
+            machine_name(got),
+            machine_name(expected)
+        );
+    }
+    Ok(())
+}
+
 /// A small but valid PE32+ EFI application (x86_64, SectionAlignment 0x1000, FileAlignment
 /// 0x200): a `.text` section of `text_len` bytes (a deterministic pattern), and a `.sbat`
 /// section with `sbat` if given. For tests that need a "kernel" without building one.
 pub fn synthetic_efi_image(text_len: usize, nx_compat: bool, sbat: Option<&str>) -> Vec<u8> {
+    synthetic_efi_image_for(MACHINE_X86_64, text_len, nx_compat, sbat)
+}
+
+/// [`synthetic_efi_image`] for another machine type (e.g. [`MACHINE_AARCH64`]): the same
+/// layout, only the COFF machine differs (nothing here is executed).
+pub fn synthetic_efi_image_for(
+    machine: u16,
+    text_len: usize,
+    nx_compat: bool,
+    sbat: Option<&str>,
+) -> Vec<u8> {
     let e_lfanew = 0x80usize;
     let opt_size = 240usize; // PE32+ with 16 data directories
     let mut sections: Vec<([u8; 8], Vec<u8>, u32)> = Vec::new();
@@ -324,7 +380,7 @@ pub fn synthetic_efi_image(text_len: usize, nx_compat: bool, sbat: Option<&str>)
     let coff = e_lfanew + 4;
     let put16 = |d: &mut Vec<u8>, o: usize, v: u16| d[o..o + 2].copy_from_slice(&v.to_le_bytes());
     let put32 = |d: &mut Vec<u8>, o: usize, v: u32| d[o..o + 4].copy_from_slice(&v.to_le_bytes());
-    put16(&mut data, coff, 0x8664);
+    put16(&mut data, coff, machine);
     put16(&mut data, coff + 2, sections.len() as u16);
     put16(&mut data, coff + 16, opt_size as u16);
     put16(&mut data, coff + 18, 0x0206); // executable, line numbers stripped, large address aware
@@ -395,6 +451,45 @@ mod tests {
         let pe = PeFile::parse(&d).unwrap();
         assert_eq!(pe.sections.len(), 2);
         assert_eq!(pe.section(".text").unwrap().content(&d).len(), 1000);
+    }
+
+    #[test]
+    fn machine_of_reads_the_coff_machine() {
+        let x86 = synthetic_efi_image(100, true, None);
+        let arm = synthetic_efi_image_for(MACHINE_AARCH64, 100, true, None);
+        assert_eq!(machine_of(&x86).unwrap(), MACHINE_X86_64);
+        assert_eq!(machine_of(&arm).unwrap(), MACHINE_AARCH64);
+        assert_eq!(PeFile::parse(&arm).unwrap().machine, MACHINE_AARCH64);
+        expect_machine(&arm, MACHINE_AARCH64, "Image").unwrap();
+        let e = expect_machine(&x86, MACHINE_AARCH64, "bzImage").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bzImage is a PE image for x86_64 (0x8664), expected arm64 (0xaa64)"
+        );
+        let e = expect_machine(&arm, MACHINE_X86_64, "stub").unwrap_err();
+        assert!(
+            e.to_string().contains("stub is a PE image for arm64"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn machine_of_garbage_is_an_error_naming_the_file() {
+        assert!(machine_of(b"").is_err());
+        assert!(machine_of(b"MZ").is_err());
+        let e = expect_machine(b"\x7fELF\x02\x01", MACHINE_AARCH64, "vmlinux").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("vmlinux: expected a PE image for arm64 (0xaa64)")
+                && text.contains("no MZ"),
+            "{text}"
+        );
+        // An e_lfanew pointing past the end.
+        let mut d = vec![0u8; 0x40];
+        d[..2].copy_from_slice(b"MZ");
+        d[0x3c..0x40].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        assert!(machine_of(&d).is_err());
+        assert_eq!(machine_name(0x1234), "machine 0x1234");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! UEFI authenticated-variable stores as bytes: the variables, EFI_SIGNATURE_LISTs and
 //! their timestamps as `virt-fw-vars` writes them, serialised as QEMU `uefi-vars` JSON
-//! ([`Store::to_json`]) and as a raw OVMF_VARS image ([`raw`]). Which certificates go into
+//! ([`Store::to_json`]) and as a raw store image ([`raw`]: x86 OVMF_VARS or arm64
+//! ArmVirtQemu QEMU_VARS, by [`Layout`]). Which certificates go into
 //! which preset, and reading them from files, is the host's (`nekos_packaging::varstore`).
 
 pub mod raw;
@@ -9,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use der::Decode;
 use x509_cert::Certificate;
 
-pub use raw::{Template, blank_template, parse_raw, parse_template};
+pub use raw::{ARMVIRT_FLASH_SIZE, Layout, Template, blank_template, parse_raw, parse_template};
 
 /// EFI_GLOBAL_VARIABLE.
 pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
@@ -379,6 +380,12 @@ impl Store {
     /// `OVMF_VARS_4M.fd`).
     pub fn to_raw_4m(&self) -> Result<Vec<u8>> {
         raw::write_raw(&blank_template(), self)
+    }
+
+    /// [`Store::to_raw`] on the blank store of `layout` (e.g. [`Layout::ARMVIRT_QEMU`], the
+    /// arm64 firmware's second flash bank).
+    pub fn to_raw_layout(&self, layout: &Layout) -> Result<Vec<u8>> {
+        raw::write_layout(layout, self)
     }
 }
 
