@@ -49,7 +49,7 @@ pub fn build(root: &Path, opts: &BuildOptions) -> Result<Manifest> {
     let (parts, not_yet) = opts.parts.for_arch(arch);
     if !not_yet.is_empty() {
         eprintln!(
-            "nekos: {arch}: not built for this architecture (yet): {}",
+            "nekos: {arch}: not built for this architecture: {}",
             not_yet.join(", ")
         );
     }

@@ -364,26 +364,8 @@ fn aarch64_sb_pass_pcrs_match_swtpm() {
     let want = &predicted["pcrs"]["custom"];
     let dir = std::env::temp_dir().join(format!("nekos-arm-pcrs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tpm")).unwrap();
-    let ctrl = dir.join("swtpm.sock");
-    let mut swtpm = std::process::Command::new("swtpm")
-        .args(["socket", "--tpm2", "--terminate"])
-        .arg("--tpmstate")
-        .arg(format!("dir={}", dir.join("tpm").display()))
-        .arg("--ctrl")
-        .arg(format!("type=unixio,path={}", ctrl.display()))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("swtpm is missing (Debian packages swtpm swtpm-tools)");
-    let deadline = std::time::Instant::now() + STEP;
-    while !ctrl.exists() {
-        assert!(swtpm.try_wait().unwrap().is_none(), "swtpm exited early");
-        assert!(std::time::Instant::now() < deadline, "swtpm made no socket");
-        // swtpm signals readiness only by creating its socket.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_swtpm, ctrl) = crate::measurements_qemu::start_swtpm(&dir);
     let dep = deployments::find("aarch64,fw,kernel,initramfs,uki,sb-pass").unwrap();
     let opts = BootOptions {
         tpm: Some(ctrl),
@@ -408,7 +390,5 @@ fn aarch64_sb_pass_pcrs_match_swtpm() {
             "PCR {n}: read vs predicted\n{want:#}"
         );
     }
-    let _ = swtpm.kill();
-    let _ = swtpm.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Kills (and reaps) a child on drop.
-struct Reaped(Child);
+pub(crate) struct Reaped(Child);
 impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -99,7 +99,7 @@ fn tpm_args(ctrl: &Path) -> Vec<String> {
 }
 
 /// Starts swtpm (TPM 2.0) with its state in `dir`; returns it and its control socket.
-fn start_swtpm(dir: &Path) -> (Reaped, std::path::PathBuf) {
+pub(crate) fn start_swtpm(dir: &Path) -> (Reaped, std::path::PathBuf) {
     std::fs::create_dir_all(dir.join("tpm")).unwrap();
     let ctrl = dir.join("swtpm.sock");
     let mut swtpm = Command::new("swtpm")
