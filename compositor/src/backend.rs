@@ -10,13 +10,14 @@ use smithay::backend::drm::{
 use smithay::reexports::drm::buffer::{Buffer as _, DrmFourcc};
 use smithay::reexports::drm::control::dumbbuffer::{DumbBuffer, DumbMapping};
 use smithay::reexports::drm::control::{
-    Device as ControlDevice, ModeTypeFlags, connector, framebuffer,
+    Device as ControlDevice, Mode, ModeTypeFlags, ResourceHandles, connector, crtc, framebuffer,
 };
 use smithay::utils::{DeviceFd, Rectangle, Transform};
 
 use crate::compose::{BLACK, Target, render_rect};
 use crate::damage::{DamageList, Rect};
 use crate::scene::Scene;
+use crate::timeline::{Phase, Timeline};
 
 struct Scanout {
     fb: framebuffer::Handle,
@@ -47,6 +48,48 @@ fn draw(target: &mut Target<'_>, scene: &Scene, rects: &[Rect]) {
     }
 }
 
+/// The first connected connector with a mode and a CRTC that can drive it: the
+/// connector, its preferred (else first) mode and the CRTC. `probe` asks the kernel to
+/// probe each connector afresh instead of reporting what it last found.
+fn choose_output(
+    fd: &DrmDeviceFd,
+    res: &ResourceHandles,
+    probe: bool,
+) -> Option<(connector::Handle, Mode, crtc::Handle)> {
+    for &conn in res.connectors() {
+        let Ok(info) = fd.get_connector(conn, probe) else {
+            continue;
+        };
+        if info.state() != connector::State::Connected {
+            continue;
+        }
+        let modes = info.modes();
+        let Some(mode) = modes
+            .iter()
+            .find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED))
+            .or_else(|| modes.first())
+            .copied()
+        else {
+            continue;
+        };
+        // An encoder and a CRTC it can drive.
+        let encoders = info
+            .current_encoder()
+            .into_iter()
+            .chain(info.encoders().iter().copied());
+        for enc in encoders {
+            let Ok(e) = fd.get_encoder(enc) else { continue };
+            if let Some(c) = e.crtc() {
+                return Some((conn, mode, c));
+            }
+            if let Some(c) = res.filter_crtcs(e.possible_crtcs()).first() {
+                return Some((conn, mode, *c));
+            }
+        }
+    }
+    None
+}
+
 pub struct DrmOutput {
     _device: DrmDevice,
     surface: DrmSurface,
@@ -64,8 +107,8 @@ pub struct DrmOutput {
 impl DrmOutput {
     /// Opens a DRM device, picks the first connected connector and its preferred mode,
     /// allocates and maps two scanout buffers and sets the mode on the first, black (the
-    /// flip completes later, through the notifier).
-    pub fn open(path: &Path) -> Result<(DrmOutput, DrmDeviceNotifier), String> {
+    /// flip completes later, through the notifier). `timeline` marks its phases.
+    pub fn open(path: &Path, timeline: Timeline) -> Result<(DrmOutput, DrmDeviceNotifier), String> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -76,52 +119,22 @@ impl DrmOutput {
         // before ours; the kiosk's one commit takes the CRTC and connector over directly.
         let (mut device, notifier) =
             DrmDevice::new(fd.clone(), false).map_err(|e| format!("DRM device: {e}"))?;
+        timeline.mark(Phase::DrmDeviceOpen);
         let res = fd
             .resource_handles()
             .map_err(|e| format!("resources: {e}"))?;
 
-        let mut chosen = None;
-        for &conn in res.connectors() {
-            let Ok(info) = fd.get_connector(conn, true) else {
-                continue;
-            };
-            if info.state() != connector::State::Connected || info.modes().is_empty() {
-                continue;
-            }
-            let mode = info
-                .modes()
-                .iter()
-                .find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED))
-                .copied()
-                .unwrap_or(info.modes()[0]);
-            // An encoder and a CRTC it can drive.
-            let mut crtc = None;
-            let encoders = info
-                .current_encoder()
-                .into_iter()
-                .chain(info.encoders().iter().copied());
-            for enc in encoders {
-                let Ok(e) = fd.get_encoder(enc) else { continue };
-                if let Some(c) = e.crtc() {
-                    crtc = Some(c);
-                    break;
-                }
-                if let Some(c) = res.filter_crtcs(e.possible_crtcs()).first() {
-                    crtc = Some(*c);
-                    break;
-                }
-            }
-            if let Some(crtc) = crtc {
-                chosen = Some((conn, mode, crtc));
-                break;
-            }
-        }
+        // The kernel's last probe first (the fbdev console's at boot): re-probing every
+        // connector (EDID read, mode list rebuilt and validated) costs CPU the viewer's
+        // first decode needs under TCG. Only if that finds nothing usable, probe.
+        let chosen = choose_output(&fd, &res, false).or_else(|| choose_output(&fd, &res, true));
         let (conn, mode, crtc) = chosen.ok_or("no connected connector with a mode and CRTC")?;
         let (w, h) = mode.size();
         let (width, height) = (u32::from(w), u32::from(h));
         let surface = device
             .create_surface(crtc, mode, &[conn])
             .map_err(|e| format!("create surface: {e}"))?;
+        timeline.mark(Phase::DrmModeChosen);
 
         let bounds = Rect::new(0, 0, width as i32, height as i32);
         let mut buffers = Vec::new();
@@ -150,6 +163,7 @@ impl DrmOutput {
                 damage,
             });
         }
+        timeline.mark(Phase::DrmBuffersMapped);
         let mut out = DrmOutput {
             _device: device,
             surface,
@@ -164,6 +178,7 @@ impl DrmOutput {
         // The modeset, on a black buffer, now: it overlaps the viewer's first decode
         // instead of waiting for its first frame.
         out.draw_and_queue(0, &Scene::new(width, height))?;
+        timeline.mark(Phase::DrmModesetCommitted);
         Ok((out, notifier))
     }
 

@@ -41,7 +41,7 @@ fn run() -> Result<i32, String> {
     };
     let drm_device = args.drm_device;
     let comp = startup::start(&opts, || {
-        let (output, notifier) = DrmOutput::open(&drm_device)?;
+        let (output, notifier) = DrmOutput::open(&drm_device, timeline)?;
         Ok((Backend::Drm(Box::new(output)), Some(notifier)))
     })?;
     comp.run()

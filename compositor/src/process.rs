@@ -35,12 +35,19 @@ pub fn spawn_viewer(
         }
         None => {}
     }
-    sys::inherit_on_exec(&mut cmd, theirs);
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("start viewer {}: {e}", viewer.display()))?;
+    // The child inherits its end because that end is not close-on-exec (std opens
+    // everything with O_CLOEXEC). Clearing the flag here, rather than in a pre_exec hook
+    // between fork and exec, leaves std free to start the child with posix_spawn (a
+    // vfork: no copy of our page tables, no copy-on-write faults in the DRM setup that
+    // follows), which under TCG is the cheaper start. The compositor spawns nothing else,
+    // so no other child inherits the socket meanwhile (in the multi-threaded tests one
+    // might, which only keeps that socket open until the other child exits).
+    rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty())
+        .map_err(|e| format!("socketpair: {e}"))?;
+    let spawned = cmd.spawn();
     // Closes the child's end in this process.
-    drop(cmd);
+    drop(theirs);
+    let child = spawned.map_err(|e| format!("start viewer {}: {e}", viewer.display()))?;
     Ok((child, ours))
 }
 

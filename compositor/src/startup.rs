@@ -109,6 +109,7 @@ pub fn start(
                 if let Some(t) = opts.timeout {
                     c.set_timeout(t)?;
                 }
+                opts.timeline.mark(Phase::WaylandReady);
                 comp = Some(c);
             }
             Step::Keyboards => {

@@ -15,6 +15,17 @@ pub enum Phase {
     /// The viewer process exists (started before the DRM setup, so its first decode and
     /// our modeset overlap).
     ViewerSpawned,
+    /// The DRM device is open and smithay's `DrmDevice` made (master, atomic or legacy).
+    DrmDeviceOpen,
+    /// Connector, mode and CRTC chosen, the surface created.
+    DrmModeChosen,
+    /// Both scanout buffers allocated, added as framebuffers and mapped.
+    DrmBuffersMapped,
+    /// The first buffer drawn black and the modeset committed on it.
+    DrmModesetCommitted,
+    /// The Wayland display and globals (the keyboard's keymap compiled) and the loop's
+    /// sources exist.
+    WaylandReady,
     /// Mode set, both scanout buffers allocated and mapped, keyboards opened.
     DrmReady,
     /// The first client buffer is copied into a scanout buffer and the flip is queued.
@@ -33,6 +44,11 @@ impl Phase {
         match self {
             Phase::CompositorStart => "compositor-start",
             Phase::ViewerSpawned => "viewer-spawned",
+            Phase::DrmDeviceOpen => "drm-device-open",
+            Phase::DrmModeChosen => "drm-mode-chosen",
+            Phase::DrmBuffersMapped => "drm-buffers-mapped",
+            Phase::DrmModesetCommitted => "drm-modeset-committed",
+            Phase::WaylandReady => "wayland-ready",
             Phase::DrmReady => "drm-ready",
             Phase::FirstFrameComposited => "first-frame-composited",
             Phase::PageFlipDone => "page-flip-done",
@@ -100,6 +116,11 @@ mod tests {
         let words: Vec<&str> = [
             Phase::CompositorStart,
             Phase::ViewerSpawned,
+            Phase::DrmDeviceOpen,
+            Phase::DrmModeChosen,
+            Phase::DrmBuffersMapped,
+            Phase::DrmModesetCommitted,
+            Phase::WaylandReady,
             Phase::DrmReady,
             Phase::FirstFrameComposited,
             Phase::PageFlipDone,
@@ -114,6 +135,11 @@ mod tests {
             [
                 "compositor-start",
                 "viewer-spawned",
+                "drm-device-open",
+                "drm-mode-chosen",
+                "drm-buffers-mapped",
+                "drm-modeset-committed",
+                "wayland-ready",
                 "drm-ready",
                 "first-frame-composited",
                 "page-flip-done",

@@ -137,6 +137,9 @@ pub fn main() -> ! {
         Err(e) => shutdown::run(Action::Poweroff, &format!("setup failed: {e}")),
     };
     console::say("boot ok");
+    if state.timeline {
+        console::line(&timeline::mark_line(probe::boot_ms(), Phase::BootOk));
+    }
 
     // The run loop: total. Errors are logged and the loop goes on.
     loop {
@@ -206,6 +209,34 @@ fn setup(
         console::line(&timeline::mark_line(start_ms, Phase::InitStart));
     }
 
+    let handle = event_loop.handle();
+    let mut state = Init {
+        handle: handle.clone(),
+        services: Vec::new(),
+        by_pid: BTreeMap::new(),
+        orphans_reaped: 0,
+        env: child_env(&config),
+        request: None,
+        inputs_seen: BTreeSet::new(),
+        timeline: marks,
+    };
+
+    // Stage 1 of the network boot runs instead of the services (see below).
+    let trust_policy = Path::new(TRUST_POLICY).exists();
+    let stage1 = trust_policy && Path::new(STAGE1).exists();
+
+    // The display first: everything it needs (mounts, console, the child environment
+    // from the command line) is in place, and the rest of the setup — banner probes,
+    // hostname, loopback, the signalfd, the input scan — runs while the compositor
+    // pages itself in and sets the mode, instead of before it (~255 ms under TCG).
+    // Reaping stays correct: SIGCHLD has been blocked since the first line of `main`,
+    // so a child that exits before the signalfd below exists leaves it pending, and a
+    // signalfd reports signals pending at its creation too; `reap` then collects every
+    // exited child by waitpid(-1), whose pid `add_service` registered before we got here.
+    if !stage1 {
+        state.setup_display(&config);
+    }
+
     console::say(&format!(
         "NekOS {} kernel {}",
         probe::read_version(),
@@ -225,7 +256,6 @@ fn setup(
     }
     loopback_up();
 
-    let handle = event_loop.handle();
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("signalfd: {e}"))?;
     handle
@@ -248,17 +278,6 @@ fn setup(
         )
         .map_err(|e| format!("signal source: {e}"))?;
 
-    let mut state = Init {
-        handle: handle.clone(),
-        services: Vec::new(),
-        by_pid: BTreeMap::new(),
-        orphans_reaped: 0,
-        env: child_env(&config),
-        request: None,
-        inputs_seen: BTreeSet::new(),
-        timeline: marks,
-    };
-
     // The ACPI power button exists by now; later devices are found by the
     // periodic rescan (listing /dev/input is cheap).
     state.scan_inputs();
@@ -273,27 +292,26 @@ fn setup(
 
     // Stage 1 of the network boot: no services, no prompt; the stage-1
     // program's exit becomes a shutdown request (kexec, or reboot).
-    if Path::new(TRUST_POLICY).exists() {
-        if Path::new(STAGE1).exists() {
-            console::say("stboot: trust policy found, running stage 1");
-            let deadline = vec![
-                "--deadline".to_string(),
-                config.stboot_deadline_s.to_string(),
-            ];
-            state.add_service(Kind::Stage1, &deadline);
-            return Ok(state);
-        }
+    if stage1 {
+        console::say("stboot: trust policy found, running stage 1");
+        let deadline = vec![
+            "--deadline".to_string(),
+            config.stboot_deadline_s.to_string(),
+        ];
+        state.add_service(Kind::Stage1, &deadline);
+        return Ok(state);
+    }
+    if trust_policy {
         console::warn(&format!(
             "trust policy found, but no stage-1 program ({STAGE1}); booting normally"
         ));
     }
 
-    // Services start from the loop's first iteration, i.e. after "boot ok",
-    // so every boot marker is out before the first prompt appears. The
-    // prompt comes last for the same reason.
+    // The other services start from the loop's first iteration, i.e. after
+    // "boot ok", so every boot marker is out before the first prompt appears.
+    // The prompt comes last for the same reason.
     handle
         .insert_source(Timer::immediate(), move |_, _, st: &mut Init| {
-            st.setup_display(&config);
             for argv in &config.services {
                 st.add_service(Kind::Extra, argv);
             }

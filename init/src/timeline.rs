@@ -11,6 +11,9 @@ pub enum Phase {
     /// The compositor process exists: std's spawn returns once exec succeeded (its
     /// code not paged in yet).
     CompositorSpawned,
+    /// The setup is done and `boot ok` printed (the banner probes ran after the
+    /// compositor's spawn, alongside its start-up); the loop starts the prompt next.
+    BootOk,
 }
 
 impl Phase {
@@ -19,6 +22,7 @@ impl Phase {
         match self {
             Phase::InitStart => "init-start",
             Phase::CompositorSpawned => "compositor-spawned",
+            Phase::BootOk => "init-boot-ok",
         }
     }
 }
@@ -39,6 +43,7 @@ mod tests {
             mark_line(1234, Phase::CompositorSpawned),
             "nekos: t=1234 compositor-spawned"
         );
+        assert_eq!(mark_line(7, Phase::BootOk), "nekos: t=7 init-boot-ok");
         assert_eq!(
             mark_line(u64::MAX, Phase::InitStart),
             format!("nekos: t={} init-start", u64::MAX)

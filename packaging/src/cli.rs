@@ -114,6 +114,11 @@ pub enum Cmd {
         /// With --compare: where to write (default target/nekos/bench/).
         #[arg(long, value_name = "DIR", requires = "compare")]
         out: Option<PathBuf>,
+        /// Issue #16's comparison: every `aarch64,…` deployment next to its x86 twin, booted
+        /// alternately, and both architectures' kernel and firmware build times (clean,
+        /// cached); builds both; writes bench-twins.json and bench-twins.md.
+        #[arg(long, conflicts_with_all = ["deployments", "compare"])]
+        twins: bool,
     },
     /// Fuzz the parsers of untrusted input (`cargo run -p nekos-fuzz`, outside the test suite);
     /// crashing or hanging inputs are saved under target/nekos/fuzz/ and exit 1.
@@ -534,6 +539,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Bench {
+            runs, twins: true, ..
+        } => {
+            let root = root()?;
+            let mut manifests = Vec::new();
+            for arch in [
+                nekos_build::arch::Arch::X86_64,
+                nekos_build::arch::Arch::Aarch64,
+            ] {
+                let mut parts = Parts::NONE;
+                for d in deployments::DEPLOYMENTS.iter().filter(|d| d.arch == arch) {
+                    parts = parts.union(d.parts());
+                }
+                let opts = BuildOptions {
+                    arch,
+                    parts,
+                    ..BuildOptions::default()
+                };
+                manifests.push(build(&root, &opts)?);
+            }
+            let report = bench::twins(&root, &manifests[0], &manifests[1], runs)?;
+            let md = bench::twins_markdown(&report);
+            let json_path = out_dir(&root).join("bench-twins.json");
+            util::write_atomic(
+                &json_path,
+                serde_json::to_string_pretty(&report)?.as_bytes(),
+            )?;
+            util::write_atomic(&out_dir(&root).join("bench-twins.md"), md.as_bytes())?;
+            println!("{md}");
+            eprintln!("nekos: bench results in {}", json_path.display());
+        }
+        Cmd::Bench {
             runs,
             deployments: _,
             compare: true,
@@ -541,6 +577,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             extras,
             against,
             out,
+            twins: _,
         } => {
             let root = root()?;
             let manifest = build(

@@ -9,8 +9,8 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use crate::font;
-use crate::geometry::{ScaleMode, SrcRect, layout, source_pixel, source_rect, swaps_axes};
-use crate::resample::{Rgb, resize};
+use crate::geometry::{ScaleMode, SrcRect, layout, source_rect, swaps_axes};
+use crate::resample::{Resizer, Rgb};
 
 /// Largest decoded image we accept in memory (the guest may have 256 MiB in all).
 pub const MAX_DECODED_BYTES: u64 = 96 << 20;
@@ -260,6 +260,20 @@ fn to_rgb_over_black(img: DynamicImage) -> Rgb {
 
 /// Lays a decoded photo out on a black `out_w`×`out_h` frame.
 pub fn compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
+    // Zeroed memory comes from the kernel as it is touched; `compose_into` writes every
+    // pixel once (the letterbox too), so nothing is filled twice.
+    let mut frame = Frame::filled(out_w, out_h, 0);
+    compose_into(d, out_w, out_h, mode, &mut frame.pixels);
+    frame
+}
+
+/// What [`compose`] draws, written straight into `dst`: `out_w`×`out_h` XRGB words, rows
+/// packed (a wl_shm buffer's mapping, or a [`Frame`]'s pixels). Each pixel is written
+/// once: the letterbox bars black, the photo's rectangle row by row from the scaler, so
+/// there is no scaled intermediate image and no second pass over the frame. A `dst`
+/// shorter than the frame gets nothing drawn past its end.
+pub fn compose_into(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode, dst: &mut [u32]) {
+    const BLACK: u32 = 0xff00_0000;
     let exif = d.exif_orientation;
     let (fw, fh) = (d.full_width.max(1), d.full_height.max(1));
     // The layout of the photo as stored in the file; the crop is then moved into the
@@ -280,18 +294,91 @@ pub fn compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
         let (uw, uh) = if swap { (fh, fw) } else { (fw, fh) };
         layout(uw, uh, out_w, out_h, mode)
     };
-    let scaled = resize(&d.image, crop, rw, rh);
-    let mut frame = Frame::filled(out_w, out_h, 0xff00_0000);
-    for oy in 0..l.dst_h.min(out_h.saturating_sub(l.dst_y)) {
-        let row = (l.dst_y + oy) as usize * out_w as usize;
-        for ox in 0..l.dst_w.min(out_w.saturating_sub(l.dst_x)) {
-            let (sx, sy) = source_pixel(exif, rw, rh, ox, oy);
-            let [r, g, b] = scaled.get(sx, sy);
-            frame.pixels[row + (l.dst_x + ox) as usize] =
-                0xff00_0000 | u32::from(r) << 16 | u32::from(g) << 8 | u32::from(b);
+    let stride = out_w as usize;
+    let dst_len = dst.len().min(stride * out_h as usize);
+    let dst = &mut dst[..dst_len];
+    // The photo's rectangle on screen (clipped to the frame, as a layout always fits).
+    let (x0, y0) = (l.dst_x as usize, l.dst_y as usize);
+    let cw = l.dst_w.min(out_w.saturating_sub(l.dst_x)) as usize;
+    let ch = l.dst_h.min(out_h.saturating_sub(l.dst_y)) as usize;
+    // The bars: the rows above and below, and left and right of the photo in between.
+    for (y, row) in dst.chunks_mut(stride.max(1)).enumerate() {
+        if y < y0 || y >= y0 + ch {
+            row.fill(BLACK);
+        } else {
+            let (left, rest) = row.split_at_mut(x0.min(row.len()));
+            left.fill(BLACK);
+            if let Some(right) = rest.get_mut(cw..) {
+                right.fill(BLACK);
+            }
         }
     }
-    frame
+    let mut scaler = Resizer::new(&d.image, crop, rw, rh);
+    let (rw, rh) = (scaler.width(), scaler.height());
+    if matches!(exif, 1 | 4) || !(1..=8).contains(&exif) {
+        // Stored rows are screen rows (upright, or flipped top to bottom): the scaler
+        // writes each one straight into the frame.
+        let flipped = exif == 4;
+        let mut sy = 0;
+        while sy < rh {
+            let oy = if flipped { rh - 1 - sy } else { sy } as usize;
+            // Two frame rows at once where the scaler can (see `Resizer::row_pair`): the
+            // upper of the two in the frame, and the pair's other row right below it.
+            let upper = if flipped { oy.checked_sub(1) } else { Some(oy) };
+            if let Some(top) = upper
+                && sy + 1 < rh
+                && top + 1 < ch
+            {
+                let at = (y0 + top) * stride + x0;
+                if let Some(two) = dst.get_mut(at..at + stride + cw) {
+                    let (first, rest) = two.split_at_mut(stride);
+                    let keep = cw.min(first.len());
+                    let (first, second) = (&mut first[..keep], &mut rest[..cw]);
+                    let (a, b) = if flipped {
+                        (second, first)
+                    } else {
+                        (first, second)
+                    };
+                    if scaler.row_pair(sy, a, b) {
+                        sy += 2;
+                        continue;
+                    }
+                }
+            }
+            if oy < ch {
+                let at = (y0 + oy) * stride + x0;
+                if let Some(row) = dst.get_mut(at..(at + cw).min(dst_len)) {
+                    scaler.row(sy, row);
+                }
+            }
+            sy += 1;
+        }
+        return;
+    }
+    // Mirrored or turned: each scaled row goes to its place pixel by pixel (the inverse
+    // of `source_pixel`); rare, as cameras mostly write 1, 6 or 8.
+    let mut line = vec![0u32; rw as usize];
+    let (mw, mh) = (rw - 1, rh - 1);
+    for sy in 0..rh {
+        scaler.row(sy, &mut line);
+        for (sx, p) in (0..rw).zip(&line) {
+            let (ox, oy) = match exif {
+                2 => (mw - sx, sy),
+                3 => (mw - sx, mh - sy),
+                5 => (sy, sx),
+                6 => (mh - sy, sx),
+                7 => (mh - sy, mw - sx),
+                _ => (sy, mw - sx), // 8
+            };
+            let (ox, oy) = (ox as usize, oy as usize);
+            if ox < cw
+                && oy < ch
+                && let Some(d) = dst.get_mut((y0 + oy) * stride + x0 + ox)
+            {
+                *d = *p;
+            }
+        }
+    }
 }
 
 /// Photo bytes → XRGB frame as the viewer shows it.
@@ -353,6 +440,155 @@ mod tests {
     fn garbage_is_an_error() {
         assert!(render_frame(b"definitely not an image", 10, 10, ScaleMode::Fit).is_err());
         assert!(render_frame(b"\xff\xd8\xff\xe0 truncated jpeg", 10, 10, ScaleMode::Fit).is_err());
+    }
+
+    /// What `compose` drew before the fast scaler: the reference resize into an RGB
+    /// image, then every frame pixel looked up through `source_pixel`.
+    fn reference_compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
+        use crate::geometry::source_pixel;
+        let exif = d.exif_orientation;
+        let (fw, fh) = (d.full_width.max(1), d.full_height.max(1));
+        let (crop, rw, rh) = placement(fw, fh, exif, out_w, out_h, mode);
+        let (kx, ky) = (
+            f64::from(d.image.width) / f64::from(fw),
+            f64::from(d.image.height) / f64::from(fh),
+        );
+        let crop = SrcRect {
+            x: crop.x * kx,
+            y: crop.y * ky,
+            w: crop.w * kx,
+            h: crop.h * ky,
+        };
+        let swap = swaps_axes(exif);
+        let l = {
+            let (uw, uh) = if swap { (fh, fw) } else { (fw, fh) };
+            layout(uw, uh, out_w, out_h, mode)
+        };
+        let scaled = crate::resample::reference::resize(&d.image, crop, rw, rh);
+        let mut frame = Frame::filled(out_w, out_h, 0xff00_0000);
+        for oy in 0..l.dst_h.min(out_h.saturating_sub(l.dst_y)) {
+            let row = (l.dst_y + oy) as usize * out_w as usize;
+            for ox in 0..l.dst_w.min(out_w.saturating_sub(l.dst_x)) {
+                let (sx, sy) = source_pixel(exif, rw, rh, ox, oy);
+                let [r, g, b] = scaled.get(sx, sy);
+                frame.pixels[row + (l.dst_x + ox) as usize] =
+                    0xff00_0000 | u32::from(r) << 16 | u32::from(g) << 8 | u32::from(b);
+            }
+        }
+        frame
+    }
+
+    const MODES: [ScaleMode; 3] = [ScaleMode::Fit, ScaleMode::Fill, ScaleMode::Actual];
+
+    fn cats() -> Vec<(String, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cats");
+        let photos = crate::config::list_photos(&dir).unwrap();
+        assert!(photos.len() >= 5, "{photos:?}");
+        photos
+            .iter()
+            .map(|p| (p.display().to_string(), std::fs::read(p).unwrap()))
+            .collect()
+    }
+
+    /// Every shipped photo at the common screen sizes, odd ones and 1×1, in every mode,
+    /// decoded as the viewer decodes it for that output: the frame is the reference's,
+    /// bit for bit (the tests' expected screendumps come from `render_frame`).
+    #[test]
+    fn every_cat_is_drawn_bit_for_bit_as_before() {
+        let sizes = [
+            (1280, 800),
+            (1024, 768),
+            (800, 600),
+            (640, 480),
+            (333, 777),
+            (1001, 3),
+            (7, 5),
+            (1, 1),
+        ];
+        for (name, bytes) in cats() {
+            for (w, h) in sizes {
+                for mode in MODES {
+                    let target = Target {
+                        width: w,
+                        height: h,
+                        mode,
+                    };
+                    let d = decode_for(&bytes, Some(target)).unwrap();
+                    let fast = compose(&d, w, h, mode);
+                    assert!(
+                        fast == reference_compose(&d, w, h, mode),
+                        "{name} {w}x{h} {mode:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The same under every EXIF orientation (the cats are upright; the mirrored and
+    /// turned ones take the per-pixel path).
+    #[test]
+    fn every_orientation_is_drawn_bit_for_bit_as_before() {
+        for (name, bytes) in cats() {
+            let mut d = decode(&bytes).unwrap();
+            for exif in 0..=9u8 {
+                d.exif_orientation = exif;
+                for (w, h) in [(640, 480), (301, 517), (1, 1)] {
+                    for mode in MODES {
+                        let fast = compose(&d, w, h, mode);
+                        assert!(
+                            fast == reference_compose(&d, w, h, mode),
+                            "{name} exif {exif} {w}x{h} {mode:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drawn into a longer buffer (a wl_shm pool may be), nothing past the frame changes;
+    /// into a shorter one, what fits is the frame's beginning.
+    #[test]
+    fn compose_into_stays_inside_its_buffer() {
+        let (_, bytes) = cats().remove(0);
+        let d = decode(&bytes).unwrap();
+        let want = compose(&d, 64, 40, ScaleMode::Fit);
+        let mut long = vec![7u32; 64 * 40 + 9];
+        compose_into(&d, 64, 40, ScaleMode::Fit, &mut long);
+        assert!(long[..64 * 40] == want.pixels[..]);
+        assert!(long[64 * 40..].iter().all(|p| *p == 7));
+        let mut short = vec![7u32; 64 * 10 + 3];
+        compose_into(&d, 64, 40, ScaleMode::Fit, &mut short);
+        assert!(short[..] == want.pixels[..short.len()]);
+    }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Random small photos (any stored size against its decoded size, as a
+            /// reduced-scale decode gives), orientations, modes and outputs.
+            #[test]
+            fn compose_is_the_reference(
+                (w, h, data) in (1u32..20, 1u32..20).prop_flat_map(|(w, h)| {
+                    (Just(w), Just(h), proptest::collection::vec(any::<u8>(), (w * h * 3) as usize))
+                }),
+                reduce in 1u32..4,
+                exif in 0u8..10,
+                mode in 0usize..3,
+                out in (1u32..50, 1u32..50),
+            ) {
+                let d = Decoded {
+                    image: Rgb { width: w, height: h, data },
+                    exif_orientation: exif,
+                    full_width: w * reduce,
+                    full_height: h * reduce,
+                };
+                let mode = MODES[mode];
+                let fast = compose(&d, out.0, out.1, mode);
+                prop_assert!(fast == reference_compose(&d, out.0, out.1, mode));
+            }
+        }
     }
 
     #[test]

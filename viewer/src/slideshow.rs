@@ -1,8 +1,15 @@
 //! The slideshow: photos decoded ahead on a background thread, shown through the
 //! Wayland window, moved by keys and a timer. The first photo's decode starts before
-//! the Wayland connection; after each photo the next one is decoded, scaled and copied
-//! into the spare wl_buffer, so a key press is one attach + damage + commit. At most two
-//! frames are held: the one on screen and the next.
+//! the Wayland connection; after each photo the next one is decoded, then scaled
+//! straight into the spare wl_buffer, so a key press is one attach + damage + commit. At
+//! most two frames are held: the one on screen and the next.
+//!
+//! The scaling runs on the main thread, into the buffer's shared mapping: the buffers
+//! belong to the window (the compositor may hold one until it releases it), and scaling
+//! there means no frame-sized copy and no frame-sized allocation (under TCG, writing
+//! 4 MB of fresh pages costs about as much again as the scaling). With one vCPU nothing
+//! runs in parallel anyway; the thread is there so the first decode overlaps the
+//! connection and the compositor's mode setting.
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -14,7 +21,7 @@ use wayland_client::Connection;
 use crate::ScaleMode;
 use crate::config::Config;
 use crate::order::Browser;
-use crate::render::{Decoded, Frame, Target, compose, decode_for, dimensions, message_frame};
+use crate::render::{Decoded, Target, compose_into, decode_for, dimensions, message_frame};
 use crate::timeline::{Phase, mark_line, now_ms};
 use crate::wl::{Waker, Window, wake_pipe};
 
@@ -33,7 +40,7 @@ const EARLY_DECODE_MAX_PIXELS: u64 = 2_304_000;
 /// Work for the decoder thread.
 enum Job {
     /// The first photo, sent before the Wayland connection is made: decode it now
-    /// (the compositor sets its mode in the meantime), scale it at `Size`.
+    /// (the compositor sets its mode in the meantime), hand it over at `Size`.
     Early { idx: usize, path: PathBuf },
     /// The output size for the `Early` photo.
     Size {
@@ -41,7 +48,7 @@ enum Job {
         height: u32,
         mode: ScaleMode,
     },
-    /// Decode and scale a photo.
+    /// Decode a photo for an output size (a large JPEG at reduced scale).
     Render {
         idx: usize,
         path: PathBuf,
@@ -51,13 +58,13 @@ enum Job {
     },
 }
 
-/// A photo decoded and scaled (or not) by the decoder thread.
+/// A photo decoded (or not) by the decoder thread, for an output of `width`×`height`.
 struct Done {
     idx: usize,
     width: u32,
     height: u32,
-    result: Result<Frame, String>,
-    /// CLOCK_BOOTTIME ms when the decode (before scaling) finished.
+    result: Result<Decoded, String>,
+    /// CLOCK_BOOTTIME ms when the decode finished.
     decoded_ms: u64,
 }
 
@@ -100,24 +107,23 @@ fn early(path: &std::path::Path) -> Early {
     }
 }
 
-/// Decodes (for the output size, so large JPEGs at reduced scale) and scales; the
-/// source image is dropped as soon as it is scaled.
-fn render(bytes: &[u8], width: u32, height: u32, mode: ScaleMode) -> (Result<Frame, String>, u64) {
+/// Decodes for the output size (so large JPEGs at reduced scale).
+fn render(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    mode: ScaleMode,
+) -> (Result<Decoded, String>, u64) {
     let target = Target {
         width,
         height,
         mode,
     };
-    match guarded(|| decode_for(bytes, Some(target))) {
-        Ok(d) => {
-            let ms = now_ms();
-            (guarded(|| Ok(compose(&d, width, height, mode))), ms)
-        }
-        Err(e) => (Err(e), now_ms()),
-    }
+    let result = guarded(|| decode_for(bytes, Some(target)));
+    (result, now_ms())
 }
 
-/// Decodes and scales photos on a background thread, ahead of time.
+/// Decodes photos on a background thread, ahead of time.
 fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Done>();
@@ -138,9 +144,7 @@ fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
                         continue;
                     };
                     let (result, decoded_ms) = match e {
-                        Early::Decoded(d, ms) => {
-                            (guarded(|| Ok(compose(&d, width, height, mode))), ms)
-                        }
+                        Early::Decoded(d, ms) => (Ok(d), ms),
                         Early::Bytes(bytes) => render(&bytes, width, height, mode),
                         Early::Failed(e) => (Err(e), now_ms()),
                     };
@@ -183,16 +187,20 @@ fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
 
 /// Where the slideshow puts frames: the window (two wl_shm buffers), or a test's double.
 pub trait Screen {
-    /// Copies `frame` into a buffer that is not on screen; its slot, or `None` while the
+    /// Has `paint` draw a `width`×`height` frame (XRGB words, rows packed) straight into a
+    /// buffer that is not on screen; its slot, or `None` (nothing painted) while the
     /// compositor still holds that buffer.
-    fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String>;
+    fn upload(&mut self, width: u32, height: u32, paint: Paint) -> Result<Option<usize>, String>;
     /// Attaches, damages and commits the buffer in `slot`.
     fn show(&mut self, slot: usize);
 }
 
+/// Draws a frame into a buffer's pixels.
+pub type Paint<'a> = &'a mut dyn FnMut(&mut [u32]);
+
 impl Screen for Window {
-    fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String> {
-        Window::upload(self, frame)
+    fn upload(&mut self, width: u32, height: u32, paint: Paint) -> Result<Option<usize>, String> {
+        Window::upload(self, width, height, paint)
     }
     fn show(&mut self, slot: usize) {
         Window::show(self, slot)
@@ -213,8 +221,8 @@ struct Slideshow {
     shown: Option<usize>,
     /// The photo after the one on screen, already in a buffer: (photo, slot).
     prepared: Option<(usize, usize)>,
-    /// A decoded frame whose buffer the compositor still holds.
-    waiting: Option<(usize, Frame)>,
+    /// A decoded photo whose buffer the compositor still holds (scaled once it is back).
+    waiting: Option<(usize, Decoded)>,
     /// Most frames held at once (on screen, prepared, waiting): at most two.
     peak_frames: usize,
     paused: bool,
@@ -326,25 +334,38 @@ impl Slideshow {
             return;
         }
         self.want = Some(idx);
-        if let Some((w, frame)) = self.waiting.take() {
-            self.place(w, frame, win);
+        if let Some((w, photo)) = self.waiting.take() {
+            self.place(w, photo, win);
         } else {
             self.request(idx);
         }
     }
 
-    /// A decoded frame of photo `idx`: on screen if wanted, into the spare buffer if it
-    /// is the next one, else dropped.
-    fn place(&mut self, idx: usize, frame: Frame, win: &mut dyn Screen) {
+    /// Decoded photo `idx`: scaled into the spare buffer and on screen if wanted, there
+    /// and ready if it is the next one, else dropped. The decoded image is dropped as soon
+    /// as it is scaled.
+    fn place(&mut self, idx: usize, photo: Decoded, win: &mut dyn Screen) {
         let wanted = self.want == Some(idx);
         if !wanted && self.browser.peek_next() != Some(idx) {
             return;
         }
-        match win.upload(&frame) {
+        let (width, height, mode) = (self.size.0, self.size.1, self.cfg.scale);
+        let mut scaled = Ok(());
+        let mut paint = |dst: &mut [u32]| {
+            scaled = guarded(|| {
+                compose_into(&photo, width, height, mode, dst);
+                Ok(())
+            });
+        };
+        match win.upload(width, height, &mut paint) {
             Ok(Some(slot)) => {
-                drop(frame);
+                drop(photo);
                 if self.prepared.is_some_and(|(_, s)| s == slot) {
                     self.prepared = None; // overwritten
+                }
+                if let Err(e) = scaled {
+                    self.skip(idx, &e, win);
+                    return;
                 }
                 if wanted {
                     self.show(idx, slot, win);
@@ -355,7 +376,7 @@ impl Slideshow {
                 }
             }
             Ok(None) => {
-                self.waiting = Some((idx, frame));
+                self.waiting = Some((idx, photo));
                 self.count_frames();
             }
             Err(e) => (self.log)(Level::Notice, &format!("viewer: {e}")),
@@ -420,7 +441,11 @@ impl Slideshow {
             vec!["=^.^=", "NO PHOTO IN", &dir, "COULD BE DECODED"]
         };
         let f = message_frame(&lines, self.size.0, self.size.1);
-        if let Ok(Some(slot)) = win.upload(&f) {
+        let mut paint = |dst: &mut [u32]| {
+            let n = dst.len().min(f.pixels.len());
+            dst[..n].copy_from_slice(&f.pixels[..n]);
+        };
+        if let Ok(Some(slot)) = win.upload(f.width, f.height, &mut paint) {
             win.show(slot);
         }
         self.prepared = None;
@@ -439,37 +464,40 @@ impl Slideshow {
             return; // stale size
         }
         match d.result {
-            Ok(f) => {
+            Ok(photo) => {
                 if !self.first_decoded && self.want == Some(d.idx) {
                     self.first_decoded = true;
                     self.mark(d.decoded_ms, Phase::FirstPhotoDecoded);
                 }
-                self.place(d.idx, f, win);
+                self.place(d.idx, photo, win);
             }
-            Err(e) => {
-                let name = self
-                    .photos
-                    .get(d.idx)
-                    .map(|p| file_name(p))
-                    .unwrap_or_default();
-                // Once per file (it is marked bad), and the owner wants to know.
-                (self.log)(Level::Notice, &format!("viewer: skipping {name}: {e}"));
-                self.browser.mark_bad(d.idx);
-                if self.want == Some(d.idx) {
-                    self.want = None;
-                    let n = self.browser.next();
-                    self.go(n, win);
-                } else if let Some(n) = self.browser.peek_next() {
-                    self.request(n);
-                }
-            }
+            Err(e) => self.skip(d.idx, &e, win),
         }
     }
 
-    /// The compositor gave a buffer back: a frame waiting for one goes in now.
+    /// Photo `idx` could not be decoded or scaled: it is marked bad and passed over.
+    fn skip(&mut self, idx: usize, why: &str, win: &mut dyn Screen) {
+        let name = self
+            .photos
+            .get(idx)
+            .map(|p| file_name(p))
+            .unwrap_or_default();
+        // Once per file (it is marked bad), and the owner wants to know.
+        (self.log)(Level::Notice, &format!("viewer: skipping {name}: {why}"));
+        self.browser.mark_bad(idx);
+        if self.want == Some(idx) {
+            self.want = None;
+            let n = self.browser.next();
+            self.go(n, win);
+        } else if let Some(n) = self.browser.peek_next() {
+            self.request(n);
+        }
+    }
+
+    /// The compositor gave a buffer back: a photo waiting for one is scaled into it now.
     fn on_released(&mut self, win: &mut dyn Screen) {
-        if let Some((idx, frame)) = self.waiting.take() {
-            self.place(idx, frame, win);
+        if let Some((idx, photo)) = self.waiting.take() {
+            self.place(idx, photo, win);
         }
     }
 
@@ -655,15 +683,27 @@ mod tests {
     }
 
     impl Screen for FakeScreen {
-        fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String> {
+        fn upload(
+            &mut self,
+            width: u32,
+            height: u32,
+            paint: Paint,
+        ) -> Result<Option<usize>, String> {
             let Some(slot) = (0..2).find(|i| Some(*i) != self.on_screen) else {
                 return Ok(None);
             };
             if self.held[slot] {
                 return Ok(None);
             }
-            self.slots[slot] = Some(frame.pixels[0]);
-            self.ops.push(format!("upload {:x}", frame.pixels[0]));
+            let mut pixels = vec![0u32; (width * height) as usize];
+            paint(&mut pixels);
+            // Our photos are flat colours: the whole frame is the first pixel's.
+            assert!(
+                pixels.iter().all(|p| *p == pixels[0]),
+                "a letterboxed frame"
+            );
+            self.slots[slot] = Some(pixels[0]);
+            self.ops.push(format!("upload {:x}", pixels[0]));
             Ok(Some(slot))
         }
         fn show(&mut self, slot: usize) {
@@ -677,12 +717,25 @@ mod tests {
         0xff00_0000 | (idx as u32 + 1)
     }
 
+    /// Photo `idx` decoded: a flat 4×3 image of its colour, which fills the 64×48
+    /// output exactly.
     fn done(idx: usize) -> Done {
+        let [_, r, g, b] = colour(idx).to_be_bytes();
+        let image = crate::resample::Rgb {
+            width: 4,
+            height: 3,
+            data: [r, g, b].repeat(12),
+        };
         Done {
             idx,
             width: 64,
             height: 48,
-            result: Ok(Frame::filled(64, 48, colour(idx))),
+            result: Ok(Decoded {
+                image,
+                exif_orientation: 1,
+                full_width: 4,
+                full_height: 3,
+            }),
             decoded_ms: 7,
         }
     }

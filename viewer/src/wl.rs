@@ -217,21 +217,27 @@ impl Window {
         })
     }
 
-    /// Copies `frame` into a buffer that is neither on screen nor held by the compositor
-    /// and returns its slot for [`Window::show`]; `Ok(None)` while the compositor still
-    /// holds it (retry after [`Events::released`]). The slot's previous contents are gone.
-    pub fn upload(&mut self, frame: &Frame) -> Result<Option<usize>, String> {
+    /// Has `paint` draw a `width`×`height` frame straight into the mapping of a buffer
+    /// that is neither on screen nor held by the compositor and returns its slot for
+    /// [`Window::show`]; `Ok(None)` while the compositor still holds it (retry after
+    /// [`Events::released`]), with nothing painted. The slot's previous contents are gone.
+    pub fn upload(
+        &mut self,
+        width: u32,
+        height: u32,
+        paint: &mut dyn FnMut(&mut [u32]),
+    ) -> Result<Option<usize>, String> {
         use std::sync::atomic::Ordering;
         let Some(slot) = (0..2).find(|i| Some(*i) != self.on_screen) else {
             return Ok(None);
         };
-        let fits = |b: &ShmBuffer| b.width == frame.width && b.height == frame.height;
+        let fits = |b: &ShmBuffer| b.width == width && b.height == height;
         if self.buffers[slot].as_ref().is_some_and(|b| !fits(b)) {
             // A resize: the old buffer is never attached again.
             self.buffers[slot] = None;
         }
         if self.buffers[slot].is_none() {
-            self.buffers[slot] = Some(self.new_buffer(frame.width, frame.height)?);
+            self.buffers[slot] = Some(self.new_buffer(width, height)?);
         }
         let Some(buf) = self.buffers[slot].as_mut() else {
             return Ok(None);
@@ -239,9 +245,7 @@ impl Window {
         if buf.busy.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let dst = buf.map.words_mut();
-        let n = dst.len().min(frame.pixels.len());
-        dst[..n].copy_from_slice(&frame.pixels[..n]);
+        paint(buf.map.words_mut());
         Ok(Some(slot))
     }
 
@@ -269,9 +273,14 @@ impl Window {
         }
     }
 
-    /// Puts a frame on screen now (upload + show). False if no buffer was free.
+    /// Puts a frame on screen now (a copy into a buffer + show). False if no buffer was
+    /// free.
     pub fn present(&mut self, frame: &Frame) -> bool {
-        match self.upload(frame) {
+        let mut copy = |dst: &mut [u32]| {
+            let n = dst.len().min(frame.pixels.len());
+            dst[..n].copy_from_slice(&frame.pixels[..n]);
+        };
+        match self.upload(frame.width, frame.height, &mut copy) {
             Ok(Some(slot)) => {
                 self.show(slot);
                 true

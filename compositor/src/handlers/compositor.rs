@@ -83,8 +83,15 @@ impl CompositorHandler for NekState {
 struct HeldBuffer(WlBuffer);
 
 impl HeldBuffer {
-    /// The buffer's pixels in its pool's mapping, validated (format, sizes, bounds).
-    fn with_pixels<R>(&self, f: impl FnOnce(&Pixels<'_>) -> R) -> Result<R, String> {
+    /// The buffer's pixels in its pool's mapping, validated (format, sizes, bounds). With
+    /// `then_forget`, the buffer's pages leave our page tables after `f` (see
+    /// [`sys::drop_shared_pages`]): for the copy into a scanout buffer, after which we have
+    /// no use for them.
+    fn with_pixels<R>(
+        &self,
+        then_forget: bool,
+        f: impl FnOnce(&Pixels<'_>) -> R,
+    ) -> Result<R, String> {
         with_buffer_contents(&self.0, |ptr, len, data| {
             if !matches!(
                 data.format,
@@ -101,19 +108,25 @@ impl HeldBuffer {
                 return Err("negative shm buffer geometry".to_string());
             };
             let needed = stride.saturating_mul(height as usize);
-            sys::with_shm_bytes(ptr, len, offset, needed, |bytes| {
+            let result = sys::with_shm_bytes(ptr, len, offset, needed, |bytes| {
                 Pixels::new(bytes, width, height, stride).map(|p| f(&p))
             })
             .flatten()
-            .ok_or_else(|| "truncated shm buffer".to_string())
+            .ok_or_else(|| "truncated shm buffer".to_string());
+            if then_forget && result.is_ok() {
+                // Still inside with_buffer_contents: the mapping cannot move meanwhile.
+                sys::drop_shared_pages(ptr, len, offset, needed);
+            }
+            result
         })
         .map_err(|e| format!("buffer is not wl_shm ({e:?})"))?
     }
 }
 
 impl Content for HeldBuffer {
+    /// The backend's one read of the buffer: the copy into a scanout buffer.
     fn with_pixels(&self, f: &mut dyn FnMut(&Pixels<'_>)) -> bool {
-        HeldBuffer::with_pixels(self, f).is_ok()
+        HeldBuffer::with_pixels(self, true, f).is_ok()
     }
 }
 
@@ -127,7 +140,7 @@ impl NekState {
     /// A new buffer for the toplevel: the scene holds it (no copy yet) and gets its damage.
     fn take_buffer(&mut self, buffer: WlBuffer, damage: &[Damage]) {
         let held = HeldBuffer(buffer);
-        let size = match held.with_pixels(|p| (p.width, p.height)) {
+        let size = match held.with_pixels(false, |p| (p.width, p.height)) {
             Ok(size) => size,
             Err(e) => {
                 // Dropping `held` releases it; the scene keeps what it showed.

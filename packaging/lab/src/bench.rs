@@ -2,9 +2,10 @@
 //! live here, never in tests. `--compare` (issue #15's comparison with the bare probe and
 //! busybox + cage + swayimg) is bench_compare.rs.
 
-use crate::deployments::{DEPLOYMENTS, Outcome};
+use crate::deployments::{DEPLOYMENTS, Deployment, Outcome};
 use crate::qemu::{BootOptions, Vm};
-use anyhow::Result;
+use anyhow::{Context, Result};
+use nekos_build::arch::Arch;
 use nekos_build::artifacts::Manifest;
 use nekos_build::initramfs::Compression;
 use nekos_build::util::median;
@@ -12,18 +13,23 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Seconds from QEMU start to the deployment's success marker, `runs` times.
-pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f64>> {
-    let dep = crate::deployments::find(name)?;
-    let stboot = dep.payload.is_stboot();
-    let marker = match dep.outcome {
+/// The console line that ends a deployment's boot for the bench.
+fn marker(dep: &Deployment) -> &'static str {
+    match dep.outcome {
         Outcome::BootOk => "nekos: boot ok",
         Outcome::RootFsPanic => "Unable to mount root fs",
         // Time to the refusal: when the firmware has given up on every boot option.
         Outcome::Refused => crate::deployments::FIRMWARE_GAVE_UP,
         // Time to stage 1's reason line.
         Outcome::Stage1Refused(reason) => reason,
-    };
+    }
+}
+
+/// Seconds from QEMU start to the deployment's success marker, `runs` times.
+pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f64>> {
+    let dep = crate::deployments::find(name)?;
+    let stboot = dep.payload.is_stboot();
+    let marker = marker(dep);
     let mut out = Vec::new();
     for _ in 0..runs {
         let vm = Vm::start(dep, manifest, &BootOptions::default())?;
@@ -40,15 +46,22 @@ pub fn boot_times(manifest: &Manifest, name: &str, runs: usize) -> Result<Vec<f6
     Ok(out)
 }
 
-pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Result<Value> {
+/// The manifest's build times: the clean build recorded with each cache entry, and how long
+/// the same step takes now that it is cached (kernel and firmware of the manifest's arch).
+fn build_times(root: &Path, manifest: &Manifest) -> Result<Value> {
+    let arch = manifest.arch;
     let mut report = json!({});
     if let Some(k) = &manifest.kernel {
         let started = Instant::now();
-        nekos_build::kernel::ensure(root, &nekos_build::kernel::KernelOptions::default())?;
+        let opts = nekos_build::kernel::KernelOptions {
+            arch,
+            ..Default::default()
+        };
+        nekos_build::kernel::ensure(root, &opts)?;
         report["kernel"] = json!({
             "clean_build_seconds": k.clean_build_seconds,
             "cached_build_seconds": started.elapsed().as_secs_f64(),
-            "bzimage_bytes": std::fs::metadata(&k.bzimage)?.len(),
+            "image_bytes": std::fs::metadata(&k.bzimage)?.len(),
             "sha256": k.sha256,
         });
     }
@@ -62,6 +75,21 @@ pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Re
             "amdsev_sha256": fw.amdsev_sha256,
         });
     }
+    if let Some(fw) = &manifest.firmware_aarch64 {
+        let started = Instant::now();
+        nekos_build::firmware_aarch64::ensure(root, &Default::default())?;
+        report["firmware"] = json!({
+            "clean_build_seconds": fw.clean_build_seconds,
+            "cached_build_seconds": started.elapsed().as_secs_f64(),
+            "code_sha256": fw.code_sha256,
+            "vars_sha256": fw.vars_sha256,
+        });
+    }
+    Ok(report)
+}
+
+pub fn run(root: &Path, manifest: &Manifest, runs: usize, only: &[String]) -> Result<Value> {
+    let mut report = build_times(root, manifest)?;
     let mut sizes = json!({});
     for (name, art) in &manifest.userland {
         sizes[name] = json!(art.size);
@@ -185,6 +213,88 @@ fn decode_times(root: &Path) -> Result<Value> {
         out[name] = json!(median(times));
     }
     Ok(out)
+}
+
+/// `bench --twins`: every arm64 deployment next to its x86 twin ([`Deployment::x86_twin`]),
+/// booted alternately (arm64, x86, arm64, …) so both see the same host load; plus both
+/// architectures' kernel and firmware build times.
+pub fn twins(root: &Path, x86: &Manifest, arm64: &Manifest, runs: usize) -> Result<Value> {
+    let mut pairs = Vec::new();
+    for dep in DEPLOYMENTS.iter().filter(|d| d.arch == Arch::Aarch64) {
+        let twin = dep
+            .x86_twin()
+            .with_context(|| format!("{} has no x86 twin", dep.name))?;
+        let (mut arm_times, mut x86_times) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            arm_times.extend(boot_times(arm64, dep.name, 1)?);
+            x86_times.extend(boot_times(x86, twin.name, 1)?);
+        }
+        let (a, x) = (median(arm_times.clone()), median(x86_times.clone()));
+        eprintln!(
+            "nekos: bench {}: median {a:.2}s, {}: median {x:.2}s",
+            dep.name, twin.name
+        );
+        pairs.push(json!({
+            "aarch64": dep.name,
+            "x86_64": twin.name,
+            "marker": marker(dep),
+            "aarch64_seconds": { "median": a, "runs": arm_times },
+            "x86_64_seconds": { "median": x, "runs": x86_times },
+            "ratio": a / x,
+        }));
+    }
+    Ok(json!({
+        "runs": runs,
+        "host_load_1min": load_average(),
+        "boot_to_marker": pairs,
+        "builds": {
+            "x86_64": build_times(root, x86)?,
+            "aarch64": build_times(root, arm64)?,
+        },
+    }))
+}
+
+/// The twins report as a Markdown table (what the closing note and README quote).
+pub fn twins_markdown(report: &Value) -> String {
+    let mut md = String::from(
+        "| arm64 deployment | x86 twin | marker | arm64 median (s) | x86 median (s) | arm64 ÷ x86 |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for p in report["boot_to_marker"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {:.2} | {:.2} | {:.2}× |\n",
+            p["aarch64"].as_str().unwrap_or_default(),
+            p["x86_64"].as_str().unwrap_or_default(),
+            p["marker"].as_str().unwrap_or_default(),
+            p["aarch64_seconds"]["median"].as_f64().unwrap_or(f64::NAN),
+            p["x86_64_seconds"]["median"].as_f64().unwrap_or(f64::NAN),
+            p["ratio"].as_f64().unwrap_or(f64::NAN),
+        ));
+    }
+    md.push_str("\n| build | arch | clean (s) | cached (s) |\n|---|---|---|---|\n");
+    for arch in ["x86_64", "aarch64"] {
+        for step in ["kernel", "firmware"] {
+            let b = &report["builds"][arch][step];
+            if b.is_object() {
+                md.push_str(&format!(
+                    "| {step} | {arch} | {:.0} | {:.2} |\n",
+                    b["clean_build_seconds"].as_f64().unwrap_or(f64::NAN),
+                    b["cached_build_seconds"].as_f64().unwrap_or(f64::NAN),
+                ));
+            }
+        }
+    }
+    md
+}
+
+/// The host's 1-minute load average when the bench ran (timings depend on it).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
