@@ -100,6 +100,8 @@ impl State {
             let ms = clock::boottime_ms();
             self.first_frame_ms = Some(ms);
             println!("nekos: first frame after {ms} ms");
+            self.nek.add_keyboard();
+            self.timeline.mark(Phase::KeyboardReady);
         }
         if self
             .key_pending
@@ -183,6 +185,8 @@ impl State {
 
     /// What every loop iteration ends with: draw, then send what the handlers queued.
     fn after_dispatch(&mut self) {
+        // The client may just have asked for its keyboard.
+        self.nek.deliver_held_keys();
         if !self.stopped {
             self.redraw();
         }

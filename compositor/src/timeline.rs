@@ -23,8 +23,7 @@ pub enum Phase {
     DrmBuffersMapped,
     /// The first buffer drawn black and the modeset committed on it.
     DrmModesetCommitted,
-    /// The Wayland display and globals (the keyboard's keymap compiled) and the loop's
-    /// sources exist.
+    /// The Wayland display and globals and the loop's sources exist.
     WaylandReady,
     /// Mode set, both scanout buffers allocated and mapped, keyboards opened.
     DrmReady,
@@ -32,6 +31,8 @@ pub enum Phase {
     FirstFrameComposited,
     /// That flip completed: the first client frame is on screen.
     PageFlipDone,
+    /// The seat's keyboard exists (its keymap compiled after the first frame).
+    KeyboardReady,
     /// A key press reached the compositor and went to the client.
     KeyReceived,
     /// The first client frame committed after that key press is on screen.
@@ -52,6 +53,7 @@ impl Phase {
             Phase::DrmReady => "drm-ready",
             Phase::FirstFrameComposited => "first-frame-composited",
             Phase::PageFlipDone => "page-flip-done",
+            Phase::KeyboardReady => "keyboard-ready",
             Phase::KeyReceived => "key-received",
             Phase::NextFrameFlipped => "next-frame-flipped",
         }
@@ -124,6 +126,7 @@ mod tests {
             Phase::DrmReady,
             Phase::FirstFrameComposited,
             Phase::PageFlipDone,
+            Phase::KeyboardReady,
             Phase::KeyReceived,
             Phase::NextFrameFlipped,
         ]
@@ -143,6 +146,7 @@ mod tests {
                 "drm-ready",
                 "first-frame-composited",
                 "page-flip-done",
+                "keyboard-ready",
                 "key-received",
                 "next-frame-flipped"
             ]

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use crate::font;
-use crate::geometry::{ScaleMode, SrcRect, layout, source_rect, swaps_axes};
+use crate::geometry::{Layout, ScaleMode, SrcRect, layout, source_rect, swaps_axes};
 use crate::resample::{Resizer, Rgb};
 
 /// Largest decoded image we accept in memory (the guest may have 256 MiB in all).
@@ -100,6 +100,33 @@ fn placement(
         (l.dst_w, l.dst_h)
     };
     (crop, rw, rh)
+}
+
+/// [`placement`] for a decoded photo: the crop moved into the pixels of the (possibly
+/// reduced-scale) decoded image, the size it is scaled to, and where it goes on screen.
+/// The layout is of the photo as stored in the file, so a reduced-scale decode lands
+/// exactly where the full one would.
+fn decoded_placement(
+    d: &Decoded,
+    out_w: u32,
+    out_h: u32,
+    mode: ScaleMode,
+) -> (SrcRect, u32, u32, Layout) {
+    let exif = d.exif_orientation;
+    let (fw, fh) = (d.full_width.max(1), d.full_height.max(1));
+    let (crop, rw, rh) = placement(fw, fh, exif, out_w, out_h, mode);
+    let (kx, ky) = (
+        f64::from(d.image.width) / f64::from(fw),
+        f64::from(d.image.height) / f64::from(fh),
+    );
+    let crop = SrcRect {
+        x: crop.x * kx,
+        y: crop.y * ky,
+        w: crop.w * kx,
+        h: crop.h * ky,
+    };
+    let (uw, uh) = if swaps_axes(exif) { (fh, fw) } else { (fw, fh) };
+    (crop, rw, rh, layout(uw, uh, out_w, out_h, mode))
 }
 
 /// Decodes JPEG (baseline/progressive) or PNG bytes at full size; the format is sniffed.
@@ -275,25 +302,7 @@ pub fn compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
 pub fn compose_into(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode, dst: &mut [u32]) {
     const BLACK: u32 = 0xff00_0000;
     let exif = d.exif_orientation;
-    let (fw, fh) = (d.full_width.max(1), d.full_height.max(1));
-    // The layout of the photo as stored in the file; the crop is then moved into the
-    // pixels of the (possibly reduced-scale) decoded image.
-    let (crop, rw, rh) = placement(fw, fh, exif, out_w, out_h, mode);
-    let (kx, ky) = (
-        f64::from(d.image.width) / f64::from(fw),
-        f64::from(d.image.height) / f64::from(fh),
-    );
-    let crop = SrcRect {
-        x: crop.x * kx,
-        y: crop.y * ky,
-        w: crop.w * kx,
-        h: crop.h * ky,
-    };
-    let swap = swaps_axes(exif);
-    let l = {
-        let (uw, uh) = if swap { (fh, fw) } else { (fw, fh) };
-        layout(uw, uh, out_w, out_h, mode)
-    };
+    let (crop, rw, rh, l) = decoded_placement(d, out_w, out_h, mode);
     let stride = out_w as usize;
     let dst_len = dst.len().min(stride * out_h as usize);
     let dst = &mut dst[..dst_len];
@@ -447,23 +456,7 @@ mod tests {
     fn reference_compose(d: &Decoded, out_w: u32, out_h: u32, mode: ScaleMode) -> Frame {
         use crate::geometry::source_pixel;
         let exif = d.exif_orientation;
-        let (fw, fh) = (d.full_width.max(1), d.full_height.max(1));
-        let (crop, rw, rh) = placement(fw, fh, exif, out_w, out_h, mode);
-        let (kx, ky) = (
-            f64::from(d.image.width) / f64::from(fw),
-            f64::from(d.image.height) / f64::from(fh),
-        );
-        let crop = SrcRect {
-            x: crop.x * kx,
-            y: crop.y * ky,
-            w: crop.w * kx,
-            h: crop.h * ky,
-        };
-        let swap = swaps_axes(exif);
-        let l = {
-            let (uw, uh) = if swap { (fh, fw) } else { (fw, fh) };
-            layout(uw, uh, out_w, out_h, mode)
-        };
+        let (crop, rw, rh, l) = decoded_placement(d, out_w, out_h, mode);
         let scaled = crate::resample::reference::resize(&d.image, crop, rw, rh);
         let mut frame = Frame::filled(out_w, out_h, 0xff00_0000);
         for oy in 0..l.dst_h.min(out_h.saturating_sub(l.dst_y)) {

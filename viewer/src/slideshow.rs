@@ -123,12 +123,24 @@ fn render(
     (result, now_ms())
 }
 
+/// Lowers the calling thread (the decoder, once the first photo is handed over) to the
+/// weakest nice level. With one vCPU the next photo's decode would otherwise take half
+/// the CPU from the first frame's scale, commit, composite and flip, which are what the
+/// user waits for; the decode ahead only has to be done before the next key. Linux keeps
+/// nice per thread, so `setpriority` on the thread id touches this thread alone. Failing
+/// changes only timing, so it is ignored.
+fn yield_to_the_first_frame() {
+    let tid = rustix::thread::gettid();
+    let _ = rustix::process::setpriority_process(Some(tid), 19);
+}
+
 /// Decodes photos on a background thread, ahead of time.
 fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     std::thread::spawn(move || {
         let mut pending: Option<(usize, Early)> = None;
+        let mut lowered = false;
         for job in job_rx {
             let done = match job {
                 Job::Early { idx, path } => {
@@ -180,6 +192,10 @@ fn start_decoder(wake: Waker) -> (mpsc::Sender<Job>, mpsc::Receiver<Done>) {
                 break;
             }
             wake.wake();
+            if !lowered {
+                lowered = true;
+                yield_to_the_first_frame();
+            }
         }
     });
     (job_tx, done_rx)

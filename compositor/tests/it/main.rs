@@ -5,5 +5,6 @@
 mod common;
 mod fixture;
 mod headless;
+mod held_keys;
 mod static_elf;
 mod viewer_prerender;
