@@ -12,6 +12,8 @@ use kbvm::xkb::diagnostic::Diagnostic;
 use kbvm::xkb::keymap::IndicatorMatcher;
 use kbvm::{Components, GroupDelta, GroupIndex, ModifierMask};
 
+mod prebuilt;
+
 pub use xkeysym::KeyCode as Keycode;
 pub use xkeysym::Keysym;
 
@@ -168,7 +170,22 @@ struct KeyInfo {
 
 struct Led {
     name: String,
-    matcher: IndicatorMatcher,
+    matcher: LedRule,
+}
+
+/// An LED's rule: kbvm's, from a keymap compiled at run time, or the prebuilt table's.
+enum LedRule {
+    Compiled(IndicatorMatcher),
+    Prebuilt(prebuilt::LedMatcher),
+}
+
+impl LedRule {
+    fn matches(&self, components: &Components) -> bool {
+        match self {
+            LedRule::Compiled(m) => m.matches(components),
+            LedRule::Prebuilt(m) => m.matches(components),
+        }
+    }
 }
 
 struct KeymapInner {
@@ -278,27 +295,103 @@ impl Keymap {
             });
         }
 
+        let virtual_mods = km
+            .virtual_modifiers()
+            .map(|vm| (vm.name().to_string(), vm.mask().0))
+            .collect();
+        let leds = km
+            .indicators()
+            .map(|i| Led {
+                name: i.name().to_string(),
+                matcher: LedRule::Compiled(i.matcher()),
+            })
+            .collect();
+        Some(Keymap::assemble(
+            text,
+            machine,
+            keys,
+            max_groups,
+            virtual_mods,
+            leds,
+        ))
+    }
+
+    /// The embedded US keymap from the tables build.rs compiled: no XKB parsing here.
+    fn prebuilt_us() -> Keymap {
+        let mut keys: Vec<Option<KeyInfo>> = Vec::new();
+        let mut max_groups = 0usize;
+        for key in prebuilt::KEYS {
+            let code = key.code as usize;
+            let groups: Vec<Option<GroupInfo>> = key
+                .groups
+                .iter()
+                .map(|g| {
+                    let g = g.as_ref()?;
+                    let ty = prebuilt::TYPES.get(g.ty)?;
+                    Some(GroupInfo {
+                        type_mask: ty.mask,
+                        mappings: ty.mappings.iter().map(|m| (m.mods, m.level)).collect(),
+                        preserved: ty.mappings.iter().map(|m| m.preserved).collect(),
+                        levels: g
+                            .levels
+                            .iter()
+                            .map(|l| l.syms.iter().map(|s| Keysym::new(*s)).collect())
+                            .collect(),
+                    })
+                })
+                .collect();
+            max_groups = max_groups.max(groups.len());
+            if keys.len() <= code {
+                keys.resize_with(code + 1, || None);
+            }
+            keys[code] = Some(KeyInfo {
+                groups,
+                repeats: key.repeats,
+            });
+        }
+        let virtual_mods = prebuilt::VIRTUAL_MODS
+            .iter()
+            .map(|(name, mask)| ((*name).to_string(), *mask))
+            .collect();
+        let leds = prebuilt::LEDS
+            .iter()
+            .map(|(name, matcher)| Led {
+                name: (*name).to_string(),
+                matcher: LedRule::Prebuilt(*matcher),
+            })
+            .collect();
+        Keymap::assemble(
+            prebuilt::TEXT.to_string(),
+            prebuilt::state_machine(),
+            keys,
+            max_groups,
+            virtual_mods,
+            leds,
+        )
+    }
+
+    /// The parts both ways of making a keymap share: modifier indices (real, then virtual),
+    /// layout names read from the text.
+    fn assemble(
+        text: String,
+        machine: StateMachine,
+        keys: Vec<Option<KeyInfo>>,
+        max_groups: usize,
+        virtual_mods: Vec<(String, u32)>,
+        leds: Vec<Led>,
+    ) -> Keymap {
         let mut mods: Vec<(String, u32)> = REAL_MOD_NAMES
             .iter()
             .enumerate()
             .map(|(i, n)| ((*n).to_string(), 1u32 << i))
             .collect();
-        for vm in km.virtual_modifiers() {
-            mods.push((vm.name().to_string(), vm.mask().0));
-        }
-        let leds = km
-            .indicators()
-            .map(|i| Led {
-                name: i.name().to_string(),
-                matcher: i.matcher(),
-            })
-            .collect();
+        mods.extend(virtual_mods);
         let mut layouts = parse_group_names(&text);
         while layouts.len() < max_groups.max(1) {
             layouts.push(String::new());
         }
         layouts.truncate(max_groups.max(1));
-        Some(Keymap {
+        Keymap {
             inner: Arc::new(KeymapInner {
                 text,
                 machine,
@@ -307,10 +400,11 @@ impl Keymap {
                 leds,
                 layouts,
             }),
-        })
+        }
     }
 
-    /// Returns the embedded US keymap: the guest has no XKB data to compile names from.
+    /// Returns the embedded US keymap, prebuilt: the guest has no XKB data to compile names
+    /// from, and parsing even the embedded text costs most of a second under TCG.
     #[must_use]
     pub fn new_from_names<S: Borrow<str> + ?Sized>(
         _context: &Context,
@@ -321,7 +415,7 @@ impl Keymap {
         _options: Option<String>,
         _flags: KeymapCompileFlags,
     ) -> Option<Keymap> {
-        Keymap::compile(US_KEYMAP.as_bytes())
+        Some(Keymap::prebuilt_us())
     }
 
     #[must_use]

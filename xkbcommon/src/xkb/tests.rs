@@ -200,3 +200,153 @@ fn us_keycodes_to_keysyms_and_utf8() {
     assert_eq!(km.key_get_syms_by_level(kc(30), 0, 1), &[Keysym::new(k::A)]);
     assert_eq!(st.key_get_syms(kc(0x2ff)), &[] as &[Keysym]);
 }
+
+// The prebuilt US keymap (build.rs) against a run-time compile of the same text: kbvm's
+// parser is the judge of the tables, kbvm's own conversion the judge of the state machine.
+
+fn compiled_us() -> Keymap {
+    // Compiled once: the property tests below would otherwise parse it hundreds of times.
+    static COMPILED: std::sync::LazyLock<Keymap> = std::sync::LazyLock::new(|| {
+        Keymap::compile(US_KEYMAP.as_bytes()).expect("embedded keymap compiles")
+    });
+    COMPILED.clone()
+}
+
+#[test]
+fn new_from_names_gives_the_prebuilt_keymap_not_a_parse() {
+    // The prebuilt keymap carries prebuilt LED rules; a parsed one carries kbvm's.
+    let km = us();
+    assert!(!km.inner.leds.is_empty());
+    assert!(
+        km.inner
+            .leds
+            .iter()
+            .all(|l| matches!(l.matcher, LedRule::Prebuilt(_)))
+    );
+}
+
+#[test]
+fn the_prebuilt_keymap_has_the_compiled_keymaps_text_keys_modifiers_layouts_and_leds() {
+    let (pre, comp) = (us(), compiled_us());
+    assert_eq!(
+        pre.get_as_string(KEYMAP_FORMAT_TEXT_V1),
+        comp.get_as_string(KEYMAP_FORMAT_TEXT_V1)
+    );
+    assert_eq!(pre.min_keycode(), comp.min_keycode());
+    assert_eq!(pre.max_keycode(), comp.max_keycode());
+    let mut defined = (Vec::new(), Vec::new());
+    pre.key_for_each(|_, k| defined.0.push(k));
+    comp.key_for_each(|_, k| defined.1.push(k));
+    assert_eq!(defined.0, defined.1);
+    assert!(defined.0.len() > 100, "{} keys", defined.0.len());
+    for raw in 0..=comp.max_keycode().raw() + 2 {
+        let k = Keycode::new(raw);
+        assert_eq!(pre.key_repeats(k), comp.key_repeats(k), "key {raw}");
+        assert_eq!(
+            pre.num_layouts_for_key(k),
+            comp.num_layouts_for_key(k),
+            "key {raw}"
+        );
+        for layout in 0..comp.num_layouts_for_key(k) + 1 {
+            let levels = comp.num_levels_for_key(k, layout);
+            assert_eq!(pre.num_levels_for_key(k, layout), levels, "key {raw}");
+            for level in 0..levels + 1 {
+                assert_eq!(
+                    pre.key_get_syms_by_level(k, layout, level),
+                    comp.key_get_syms_by_level(k, layout, level),
+                    "key {raw} layout {layout} level {level}"
+                );
+            }
+        }
+        let (p, c) = (pre.key(k), comp.key(k));
+        assert_eq!(p.is_some(), c.is_some(), "key {raw}");
+        if let (Some(p), Some(c)) = (p, c) {
+            for (pg, cg) in p.groups.iter().zip(&c.groups) {
+                let (pg, cg) = (pg.as_ref().unwrap(), cg.as_ref().unwrap());
+                assert_eq!(pg.type_mask, cg.type_mask, "key {raw}");
+                assert_eq!(pg.mappings, cg.mappings, "key {raw}");
+                assert_eq!(pg.preserved, cg.preserved, "key {raw}");
+            }
+        }
+    }
+    assert_eq!(pre.inner.mods, comp.inner.mods);
+    assert_eq!(pre.inner.layouts, comp.inner.layouts);
+    let names = |km: &Keymap| {
+        km.inner
+            .leds
+            .iter()
+            .map(|l| l.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&pre), names(&comp));
+}
+
+fn any_components() -> impl proptest::strategy::Strategy<Value = Components> {
+    use proptest::prelude::*;
+    // Small values often (the interesting ones), any value sometimes.
+    let word = prop_oneof![0u32..40, any::<u32>(), (0u32..32).prop_map(|b| 1 << b)];
+    (
+        [word.clone(), word.clone(), word.clone(), word.clone()],
+        [word.clone(), word.clone(), word.clone(), word.clone()],
+        word,
+    )
+        .prop_map(|(m, g, controls)| {
+            let mut c = Components::default();
+            c.mods_pressed = ModifierMask(m[0]);
+            c.mods_latched = ModifierMask(m[1]);
+            c.mods_locked = ModifierMask(m[2]);
+            c.mods = ModifierMask(m[3]);
+            c.group_pressed = GroupDelta(g[0]);
+            c.group_latched = GroupDelta(g[1]);
+            c.group_locked = GroupIndex(g[2]);
+            c.group = GroupIndex(g[3]);
+            c.controls = kbvm::ControlsMask(controls);
+            c
+        })
+}
+
+/// XKB keycodes: the keys with actions most often (the locks most of all, so that lock,
+/// unlock and clear-locks sequences happen), any key the keymap defines, and codes it does
+/// not define.
+fn any_key_events() -> impl proptest::strategy::Strategy<Value = Vec<(u32, bool)>> {
+    use proptest::prelude::*;
+    let locks = [66u32, 77, 203, 92];
+    let modifiers = [50u32, 62, 37, 105, 64, 108, 133, 134, 204, 205, 206, 207];
+    let key = prop_oneof![
+        4 => proptest::sample::select(locks.to_vec()),
+        4 => proptest::sample::select(modifiers.to_vec()),
+        2 => 0u32..260,
+        1 => any::<u32>(),
+    ];
+    proptest::collection::vec((key, any::<bool>()), 0..64)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_prebuilt_led_rule_lights_exactly_when_kbvms_does(c in any_components()) {
+        let (pre, comp) = (us(), compiled_us());
+        for (p, k) in pre.inner.leds.iter().zip(&comp.inner.leds) {
+            proptest::prop_assert_eq!(p.matcher.matches(&c), k.matcher.matches(&c), "LED {}", p.name);
+        }
+    }
+
+    #[test]
+    fn the_prebuilt_state_machine_follows_kbvms_key_by_key(events in any_key_events()) {
+        let (pre, comp) = (us(), compiled_us());
+        let (mut a, mut b) = (State::new(&pre), State::new(&comp));
+        for (code, down) in events {
+            let k = Keycode::new(code);
+            let dir = if down { KeyDirection::Down } else { KeyDirection::Up };
+            proptest::prop_assert_eq!(a.update_key(k, dir), b.update_key(k, dir), "key {} {:?}", code, dir);
+            proptest::prop_assert_eq!(a.components, b.components, "after key {} {:?}", code, dir);
+            proptest::prop_assert_eq!(a.leds_mask(), b.leds_mask());
+            for probe in [38u32, 10, 24, 65, 79, 36] {
+                let p = Keycode::new(probe);
+                proptest::prop_assert_eq!(a.key_get_syms(p), b.key_get_syms(p), "probe {}", probe);
+                proptest::prop_assert_eq!(a.key_get_utf8(p), b.key_get_utf8(p), "probe {}", probe);
+            }
+        }
+    }
+}
