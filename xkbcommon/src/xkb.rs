@@ -254,8 +254,7 @@ impl Keymap {
         let text = km.format().to_string();
         let machine = km.to_builder().build_state_machine();
 
-        let mut keys: Vec<Option<KeyInfo>> = Vec::new();
-        let mut max_groups = 0usize;
+        let mut keys: Vec<(usize, KeyInfo)> = Vec::new();
         for key in km.keys() {
             let code = key.keycode().to_x11() as usize;
             if code > 0xffff {
@@ -285,14 +284,13 @@ impl Keymap {
                     levels,
                 }));
             }
-            max_groups = max_groups.max(groups.len());
-            if keys.len() <= code {
-                keys.resize_with(code + 1, || None);
-            }
-            keys[code] = Some(KeyInfo {
-                groups,
-                repeats: key.repeats(),
-            });
+            keys.push((
+                code,
+                KeyInfo {
+                    groups,
+                    repeats: key.repeats(),
+                },
+            ));
         }
 
         let virtual_mods = km
@@ -306,20 +304,12 @@ impl Keymap {
                 matcher: LedRule::Compiled(i.matcher()),
             })
             .collect();
-        Some(Keymap::assemble(
-            text,
-            machine,
-            keys,
-            max_groups,
-            virtual_mods,
-            leds,
-        ))
+        Some(Keymap::assemble(text, machine, keys, virtual_mods, leds))
     }
 
     /// The embedded US keymap from the tables build.rs compiled: no XKB parsing here.
     fn prebuilt_us() -> Keymap {
-        let mut keys: Vec<Option<KeyInfo>> = Vec::new();
-        let mut max_groups = 0usize;
+        let mut keys: Vec<(usize, KeyInfo)> = Vec::new();
         for key in prebuilt::KEYS {
             let code = key.code as usize;
             let groups: Vec<Option<GroupInfo>> = key
@@ -340,14 +330,13 @@ impl Keymap {
                     })
                 })
                 .collect();
-            max_groups = max_groups.max(groups.len());
-            if keys.len() <= code {
-                keys.resize_with(code + 1, || None);
-            }
-            keys[code] = Some(KeyInfo {
-                groups,
-                repeats: key.repeats,
-            });
+            keys.push((
+                code,
+                KeyInfo {
+                    groups,
+                    repeats: key.repeats,
+                },
+            ));
         }
         let virtual_mods = prebuilt::VIRTUAL_MODS
             .iter()
@@ -364,22 +353,32 @@ impl Keymap {
             prebuilt::TEXT.to_string(),
             prebuilt::state_machine(),
             keys,
-            max_groups,
             virtual_mods,
             leds,
         )
     }
 
-    /// The parts both ways of making a keymap share: modifier indices (real, then virtual),
-    /// layout names read from the text.
+    /// The parts both ways of making a keymap share: the key table indexed by keycode,
+    /// modifier indices (real, then virtual), layout names read from the text.
     fn assemble(
         text: String,
         machine: StateMachine,
-        keys: Vec<Option<KeyInfo>>,
-        max_groups: usize,
+        defined_keys: Vec<(usize, KeyInfo)>,
         virtual_mods: Vec<(String, u32)>,
         leds: Vec<Led>,
     ) -> Keymap {
+        let max_groups = defined_keys
+            .iter()
+            .map(|(_, k)| k.groups.len())
+            .max()
+            .unwrap_or(0);
+        let mut keys: Vec<Option<KeyInfo>> = Vec::new();
+        for (code, key) in defined_keys {
+            if keys.len() <= code {
+                keys.resize_with(code + 1, || None);
+            }
+            keys[code] = Some(key);
+        }
         let mut mods: Vec<(String, u32)> = REAL_MOD_NAMES
             .iter()
             .enumerate()
