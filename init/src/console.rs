@@ -7,21 +7,28 @@
 //! rate-limits writers to a burst of 10 records per 5 s, and the boot markers
 //! alone would use that up and hide real log messages.
 //!
-//! `log` records go to /dev/kmsg through the `kernlog` crate, re-targeted so
-//! every record reads `<pri>nekos-init[pid]: …` (kernlog prints the record's
-//! target, which would otherwise be a module path). The panic hook does not
-//! use it: kernlog holds a mutex while writing, so the hook writes through
-//! `kmsg_raw` on a second, lock-free descriptor instead. Without /dev/kmsg,
-//! warnings and errors fall back to the console.
+//! `log` records go to /dev/kmsg as `<pri>nekos-init[pid]: …`, one write(2) per record,
+//! with the syslog priority of their level (error 3, warning 4, info 6, debug 7). Debug
+//! must be 7: the kernel prints records below its console loglevel (7 by default) on every
+//! console, so at 6 the debug copies of the markers came out twice on the serial line and
+//! were drawn a second time by the framebuffer console (under TCG, ~25 ms of CPU a line
+//! while the first cat is on its way). The panic hook writes through the same descriptor
+//! (`kmsg_raw`), which holds no lock. Without /dev/kmsg, warnings and errors fall back to
+//! the console.
+//!
+//! The screen's virtual terminal is in graphics mode while the display service owns the
+//! screen (`set_screen_mode`): the framebuffer console then stops drawing kernel messages
+//! nobody can see. Under TCG every line scrolls the whole 1280×800 console, about 25 ms of
+//! the one vCPU each, taken from the compositor and viewer.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static KMSG: OnceLock<File> = OnceLock::new();
-static KERNLOG: OnceLock<kernlog::KernelLog> = OnceLock::new();
 
 /// True while the prompt runs: then an `nekos# ` may be sitting on the
 /// current console line, so markers start with a newline to stay at column 0.
@@ -81,13 +88,19 @@ pub fn init_logger() {
     {
         let _ = KMSG.set(f);
     }
-    if let Ok(k) = kernlog::KernelLog::with_level(log::LevelFilter::Trace) {
-        let _ = KERNLOG.set(k);
-        // kernlog opens /dev/kmsg without O_CLOEXEC; services must not inherit it.
-        crate::sys::set_cloexec_on_open("/dev/kmsg");
-    }
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
+}
+
+/// The syslog priority of a `log` level in kmsg: debug records stay below the default
+/// console loglevel (7), so the kernel keeps them in its log without printing them.
+pub fn kmsg_priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
 }
 
 /// One kmsg record: `<pri>nekos-init[pid]: msg`.
@@ -110,21 +123,8 @@ impl log::Log for KmsgLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let priority = match record.level() {
-            log::Level::Error => 3,
-            log::Level::Warn => 4,
-            log::Level::Info => 6,
-            log::Level::Debug | log::Level::Trace => 7,
-        };
-        if let Some(kernlog) = KERNLOG.get() {
-            kernlog.log(
-                &log::Record::builder()
-                    .args(*record.args())
-                    .level(record.level())
-                    .target("nekos-init")
-                    .build(),
-            );
-        } else if KMSG.get().is_some() {
+        let priority = kmsg_priority(record.level());
+        if KMSG.get().is_some() {
             kmsg_raw(priority, &record.args().to_string());
         } else if priority <= 4 {
             write_stdout(format!("nekos-init: {}\n", record.args()).as_bytes());
@@ -132,4 +132,53 @@ impl log::Log for KmsgLogger {
     }
 
     fn flush(&self) {}
+}
+
+/// What the screen's virtual terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScreenMode {
+    /// The framebuffer console draws the kernel's messages.
+    Text,
+    /// A display server owns the screen; the console draws nothing.
+    Graphics,
+}
+
+/// Switches the foreground virtual terminal (`/dev/tty0`) to `mode`. A system without
+/// virtual terminals has no /dev/tty0 and nothing to switch; other failures are logged.
+pub fn set_screen_mode(mode: ScreenMode) {
+    let tty = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open("/dev/tty0")
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            log::warn!("/dev/tty0: {e}");
+            return;
+        }
+    };
+    if let Err(e) = crate::sys::set_vt_graphics(tty.as_fd(), mode == ScreenMode::Graphics) {
+        log::warn!("/dev/tty0: cannot switch to {mode:?} mode: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_records_stay_below_the_default_console_loglevel() {
+        // The kernel prints a record on the consoles when its priority is below the
+        // console loglevel, 7 unless the command line says otherwise.
+        const DEFAULT_CONSOLE_LOGLEVEL: u8 = 7;
+        assert!(kmsg_priority(log::Level::Debug) >= DEFAULT_CONSOLE_LOGLEVEL);
+        assert!(kmsg_priority(log::Level::Trace) >= DEFAULT_CONSOLE_LOGLEVEL);
+        for level in [log::Level::Error, log::Level::Warn, log::Level::Info] {
+            assert!(kmsg_priority(level) < DEFAULT_CONSOLE_LOGLEVEL, "{level}");
+        }
+        assert_eq!(kmsg_priority(log::Level::Error), 3);
+        assert_eq!(kmsg_priority(log::Level::Warn), 4);
+    }
 }

@@ -24,6 +24,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::backoff::{Backoff, Decision, Policy};
 use crate::cmdline::{self, Config, DisplayMode, LogLevel};
+use crate::console::ScreenMode;
 use crate::shutdown::{self, Action};
 use crate::sys::{self, ChildSetup};
 use crate::timeline::{self, Phase};
@@ -561,6 +562,10 @@ impl Init {
             .into_bytes(),
             after,
         };
+        if svc.kind == Kind::Display {
+            // Before the spawn, so nothing logged from here on is drawn behind the cat.
+            console::set_screen_mode(ScreenMode::Graphics);
+        }
         match sys::spawn(&mut cmd, ChildSetup::NewSession(Some(announce))) {
             Ok(child) => {
                 // Dropping a std Child neither waits nor kills: we reap it
@@ -592,6 +597,10 @@ impl Init {
         let Some(svc) = self.services.get_mut(idx) else {
             return;
         };
+        if svc.kind == Kind::Display {
+            // The console shows again until (and unless) the display comes back.
+            console::set_screen_mode(ScreenMode::Text);
+        }
         let ran = svc.started.elapsed();
         match svc.backoff.on_exit(ran) {
             Decision::RestartAfter(delay) => {

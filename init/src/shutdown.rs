@@ -121,6 +121,8 @@ pub fn run(action: Action, reason: &str) -> ! {
         }
     }
 
+    // The display is gone: the console shows the last lines (a reboot's, a kexec's).
+    console::set_screen_mode(console::ScreenMode::Text);
     sync_bounded();
     unmount_all();
     finish(action)

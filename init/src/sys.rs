@@ -241,32 +241,20 @@ fn set_action(sig: i32, handler: libc::sighandler_t, flags: libc::c_int) -> io::
     }
 }
 
-/// Marks every open descriptor of this process that refers to `path` close-on-exec, for
-/// files opened by library code that did not ask for O_CLOEXEC (kernlog's /dev/kmsg).
-pub fn set_cloexec_on_open(path: &str) {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if std::fs::read_link(entry.path()).is_ok_and(|target| target == std::path::Path::new(path))
-        {
-            // SAFETY: fcntl(F_GETFD/F_SETFD) only reads and sets the descriptor flags of an
-            // fd number; on a number that was closed meanwhile (the read_dir handle itself)
-            // it fails with EBADF and changes nothing.
-            unsafe {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags >= 0 {
-                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-                }
-            }
-        }
+/// `KDSETMODE` (linux/kd.h): switch a virtual terminal between text and graphics mode.
+const KDSETMODE: libc::c_ulong = 0x4B3A;
+
+/// Puts the virtual terminal `fd` in graphics (`KD_GRAPHICS`) or text (`KD_TEXT`) mode.
+pub fn set_vt_graphics(fd: BorrowedFd<'_>, graphics: bool) -> io::Result<()> {
+    let mode: libc::c_int = if graphics { 1 } else { 0 };
+    // SAFETY: KDSETMODE takes the mode as an integer argument, not a pointer, so the
+    // kernel reads none of our memory; fd is a live descriptor borrowed for the call (one
+    // that is not a VT fails with ENOTTY).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), KDSETMODE as _, mode) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

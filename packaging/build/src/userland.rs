@@ -23,6 +23,7 @@ pub const PROGRAMS: &[(&str, &str, &str, bool)] = &[
     ("nekos-testprogs", "nekos-crashloop", "bin/crashloop", true),
     ("nekos-testprogs", "nekos-orphans", "bin/orphans", true),
     ("nekos-testprogs", "nekos-hang", "bin/hang", true),
+    ("nekos-testprogs", "nekos-vtmode", "bin/vtmode", true),
 ];
 
 /// Stage 1 of the network boot, its own static program (init/stboot/, `nekos-stboot`): the

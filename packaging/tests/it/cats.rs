@@ -257,3 +257,41 @@ fn host_reference_render_is_deterministic() {
     let b = nekos_viewer::render_frame(&bytes, 640, 480, ScaleMode::Fit).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn the_console_draws_nothing_behind_the_cat_and_returns_when_the_compositor_dies() {
+    let mut vm = boot(
+        "console-behind-cat",
+        "kernel,initramfs",
+        "test",
+        &["nekos.interval=3600", "nekos.loglevel=debug"],
+    );
+    vm.wait_for("nekos: first frame after", BOOT).or_fail();
+    vm.wait_for("nekos# ", BOOT).or_fail();
+    // init's debug copies of its markers go to the kernel log below the console loglevel:
+    // not printed a second time on the serial line, nor drawn by the framebuffer console.
+    let copy = "nekos-init[1]: nekos: service compositor started";
+    let before_dmesg = vm.transcript();
+    assert!(
+        !before_dmesg.contains(copy),
+        "a debug copy reached the console:\n{before_dmesg}"
+    );
+    let log = vm.run_at_prompt("dmesg", STEP).or_fail();
+    assert!(
+        log.contains(copy),
+        "the debug copy is not in the kernel log:\n{log}"
+    );
+    // While the display runs, the virtual terminal is in graphics mode.
+    let out = vm.run_at_prompt("vtmode", STEP).or_fail();
+    assert!(out.contains("vtmode: graphics"), "{out}");
+    // A compositor that dies (SIGKILL, nothing of its own runs) leaves the console in text
+    // mode: init restores it when it reaps the process ...
+    let mark = vm.mark();
+    let out = vm.run_at_prompt("vtmode --kill compositor", STEP).or_fail();
+    assert!(out.contains("vtmode: text"), "{out}");
+    // ... and switches back to graphics when it restarts it.
+    vm.wait_from(mark, "nekos: service compositor started", STEP)
+        .or_fail();
+    let out = vm.run_at_prompt("vtmode", STEP).or_fail();
+    assert!(out.contains("vtmode: graphics"), "{out}");
+}
