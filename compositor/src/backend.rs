@@ -106,8 +106,9 @@ pub struct DrmOutput {
 
 impl DrmOutput {
     /// Opens a DRM device, picks the first connected connector and its preferred mode,
-    /// allocates and maps two scanout buffers and sets the mode on the first, black (the
-    /// flip completes later, through the notifier). `timeline` marks its phases.
+    /// allocates and maps two scanout buffers and sets the mode on the first as the kernel
+    /// allocated it (the flip completes later, through the notifier). `timeline` marks its
+    /// phases.
     pub fn open(path: &Path, timeline: Timeline) -> Result<(DrmOutput, DrmDeviceNotifier), String> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -175,9 +176,14 @@ impl DrmOutput {
             height,
             flipping_client_frames: 0,
         };
-        // The modeset, on a black buffer, now: it overlaps the viewer's first decode
-        // instead of waiting for its first frame.
-        out.draw_and_queue(0, &Scene::new(width, height))?;
+        // The modeset now, so it overlaps the viewer's first decode instead of waiting for
+        // its first frame; on the first buffer undrawn. Kernels hand out dumb buffers
+        // zeroed (none gives away stale memory), and zero is black in XRGB8888. Drawing
+        // black into it first cost more than the time: under TCG a dumb buffer in VRAM
+        // that the CPU has written is copied into VRAM when it is first scanned out
+        // (bochs: ~40 ms of the one vCPU); one never written is only cleared there. The
+        // buffer keeps its damage (all of it), so its first real frame repaints it whole.
+        out.queue(0)?;
         timeline.mark(Phase::DrmModesetCommitted);
         Ok((out, notifier))
     }
@@ -224,6 +230,15 @@ impl DrmOutput {
             stride: buf.pitch,
         };
         draw(&mut target, scene, &rects);
+        self.queue(idx)
+    }
+
+    /// Commits buffer `idx` as it is: the modeset the first time, a page flip after.
+    fn queue(&mut self, idx: usize) -> Result<(), String> {
+        let (width, height) = (self.width, self.height);
+        let Some(buf) = self.buffers.get(idx) else {
+            return Err(format!("no scanout buffer {idx}"));
+        };
         let plane = PlaneState {
             handle: self.surface.plane(),
             config: Some(PlaneConfig {

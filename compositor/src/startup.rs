@@ -27,7 +27,7 @@ pub enum Step {
     /// Start the viewer on a socketpair (`WAYLAND_SOCKET`): mark `viewer-spawned`.
     SpawnViewer,
     /// Open the output: DRM device, connector and mode, two mapped scanout buffers, the
-    /// modeset on a black one.
+    /// modeset on the first, undrawn (zeroed by the kernel: black).
     OpenOutput,
     /// The event loop and the Wayland globals for the output's size; SIGTERM/SIGINT
     /// (before any thread exists), vblanks, the timeout.

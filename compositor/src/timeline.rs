@@ -21,7 +21,7 @@ pub enum Phase {
     DrmModeChosen,
     /// Both scanout buffers allocated, added as framebuffers and mapped.
     DrmBuffersMapped,
-    /// The first buffer drawn black and the modeset committed on it.
+    /// The modeset committed on the first buffer, undrawn (the kernel zeroed it: black).
     DrmModesetCommitted,
     /// The Wayland display and globals and the loop's sources exist.
     WaylandReady,
