@@ -124,46 +124,79 @@ fn render(
     (result, now_ms())
 }
 
-/// The decoder thread's priority: lowered while the first frame is on its way, back to
-/// normal once it is on screen.
+/// The decoder thread's priority: lowered (nice 19) while a frame is on its way to the
+/// screen — the first one, and each one a key or the timer commits — and normal once the
+/// compositor reports it shown (the surface's frame callback, sent after the page flip).
 ///
-/// With one vCPU the next photo's decode would otherwise take half the CPU from the first
-/// frame's scale, commit, composite and flip, which are what the user waits for. Once the
-/// compositor has copied the first frame (its buffer came back), the decode ahead is what
-/// the next key waits for: at nice 19 it shared the CPU with everything else still starting
-/// (the compositor's keyboard, a shell) and was not done when the bench's key came (about
-/// 0.5 s after the cat). Linux keeps nice per thread, so `setpriority` on the thread id
-/// touches that thread alone; going back up needs CAP_SYS_NICE (root, as in the guest).
-/// Failing changes only timing, so errors are ignored.
-#[derive(Clone, Default)]
-struct DecoderPriority {
-    tid: Arc<AtomicI32>,
-    first_frame_shown: Arc<AtomicBool>,
+/// With one vCPU the decode ahead would otherwise take half the CPU from what the user is
+/// waiting for: the first frame's scale, commit, composite and flip; after a key, the
+/// compositor's copy of the new frame and its flip (under TCG that copy took 15 ms of wall
+/// time for 6 ms of the compositor's CPU while the following photo decoded beside it).
+/// Between frames the decode ahead is what the next key waits for, so it runs at normal
+/// priority then: at nice 19 it shared the CPU with everything else still starting (the
+/// compositor's keyboard, a shell) and was not done when the bench's key came (about 0.5 s
+/// after the cat). A nice thread still gets a CPU nothing else wants, so a frame callback
+/// that never comes only slows the decode. Linux keeps nice per thread, so `setpriority`
+/// on the thread id touches that thread alone; going back up needs CAP_SYS_NICE (root, as
+/// in the guest). Failing changes only timing, so errors are ignored.
+#[derive(Clone)]
+struct DecoderPriority(Arc<PriorityState>);
+
+struct PriorityState {
+    /// The decoder thread, 0 until it has handed over the first photo.
+    tid: AtomicI32,
+    /// A frame is on its way: from the start (the first frame) until it is shown.
+    yielding: AtomicBool,
+}
+
+impl Default for DecoderPriority {
+    fn default() -> DecoderPriority {
+        DecoderPriority(Arc::new(PriorityState {
+            tid: AtomicI32::new(0),
+            yielding: AtomicBool::new(true),
+        }))
+    }
 }
 
 impl DecoderPriority {
     const YIELDING: i32 = 19;
     const NORMAL: i32 = 0;
 
-    /// On the decoder thread, once the first photo is handed over.
-    fn yield_to_the_first_frame(&self) {
+    fn apply(tid: rustix::process::Pid, yielding: bool) {
+        let nice = if yielding {
+            Self::YIELDING
+        } else {
+            Self::NORMAL
+        };
+        let _ = rustix::process::setpriority_process(Some(tid), nice);
+    }
+
+    /// On the decoder thread, once the first photo is handed over (its decode and scale
+    /// are the first frame and run at normal priority): from now on the thread's priority
+    /// follows [`DecoderPriority::set_yielding`].
+    fn follow_from_now(&self) {
         let tid = rustix::thread::gettid();
-        self.tid.store(tid.as_raw_nonzero().get(), Ordering::SeqCst);
-        let _ = rustix::process::setpriority_process(Some(tid), Self::YIELDING);
-        // The first frame may have been shown before we lowered ourselves: then undo it.
-        if self.first_frame_shown.load(Ordering::SeqCst) {
-            let _ = rustix::process::setpriority_process(Some(tid), Self::NORMAL);
+        self.0
+            .tid
+            .store(tid.as_raw_nonzero().get(), Ordering::SeqCst);
+        // The main thread may change the state between our read and our setpriority, and
+        // its own setpriority may come first: read again until what we applied is current.
+        loop {
+            let yielding = self.0.yielding.load(Ordering::SeqCst);
+            Self::apply(tid, yielding);
+            if self.0.yielding.load(Ordering::SeqCst) == yielding {
+                break;
+            }
         }
     }
 
-    /// On the main thread, when the compositor gives a buffer back.
-    fn first_frame_is_on_screen(&self) {
-        if self.first_frame_shown.swap(true, Ordering::SeqCst) {
+    /// On the main thread: whether a frame is on its way to the screen.
+    fn set_yielding(&self, yielding: bool) {
+        if self.0.yielding.swap(yielding, Ordering::SeqCst) == yielding {
             return;
         }
-        let tid = rustix::process::Pid::from_raw(self.tid.load(Ordering::SeqCst));
-        if tid.is_some() {
-            let _ = rustix::process::setpriority_process(tid, Self::NORMAL);
+        if let Some(tid) = rustix::process::Pid::from_raw(self.0.tid.load(Ordering::SeqCst)) {
+            Self::apply(tid, yielding);
         }
     }
 }
@@ -177,7 +210,7 @@ fn start_decoder(
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     std::thread::spawn(move || {
         let mut pending: Option<(usize, Early)> = None;
-        let mut lowered = false;
+        let mut following = false;
         for job in job_rx {
             let done = match job {
                 Job::Early { idx, path } => {
@@ -229,9 +262,9 @@ fn start_decoder(
                 break;
             }
             wake.wake();
-            if !lowered {
-                lowered = true;
-                priority.yield_to_the_first_frame();
+            if !following {
+                following = true;
+                priority.follow_from_now();
             }
         }
     });
@@ -696,6 +729,7 @@ pub fn run_with_levels(
     show.start_early();
     let mut win = Window::new(conn, "NekOS cats", wake_r)?;
     show.mark(now_ms(), Phase::ViewerConnected);
+    let mut first_frame_shown = false;
     loop {
         let events = win.wait(show.timeout())?;
         if events.closed {
@@ -708,7 +742,6 @@ pub fn run_with_levels(
             show.on_done(d, &mut win);
         }
         if events.released {
-            priority.first_frame_is_on_screen();
             show.on_released(&mut win);
         }
         for key in events.keys {
@@ -717,6 +750,8 @@ pub fn run_with_levels(
             }
         }
         show.on_tick(&mut win);
+        first_frame_shown |= events.presented;
+        priority.set_yielding(!first_frame_shown || win.frame_on_its_way());
     }
 }
 
@@ -940,7 +975,7 @@ mod tests {
         let decoder = {
             let priority = priority.clone();
             std::thread::spawn(move || {
-                priority.yield_to_the_first_frame();
+                priority.follow_from_now();
                 let tid = rustix::thread::gettid().as_raw_nonzero().get();
                 lowered_tx.send((tid, nice_of(tid))).unwrap();
                 go_rx.recv().unwrap();
@@ -949,7 +984,7 @@ mod tests {
         };
         let (tid, while_waiting) = lowered_rx.recv().unwrap();
         assert_eq!(while_waiting, 19);
-        priority.first_frame_is_on_screen();
+        priority.set_yielding(false);
         go_tx.send(()).unwrap();
         assert_eq!(decoder.join().unwrap(), restored_nice(), "thread {tid}");
     }
@@ -957,11 +992,50 @@ mod tests {
     #[test]
     fn a_first_frame_shown_before_the_decoder_lowers_itself_leaves_it_at_normal_priority() {
         let priority = DecoderPriority::default();
-        priority.first_frame_is_on_screen();
+        priority.set_yielding(false);
         let decoder = std::thread::spawn(move || {
-            priority.yield_to_the_first_frame();
+            priority.follow_from_now();
             nice_of(rustix::thread::gettid().as_raw_nonzero().get())
         });
         assert_eq!(decoder.join().unwrap(), restored_nice());
+    }
+
+    #[test]
+    fn the_decoder_yields_again_while_a_key_s_frame_is_on_its_way() {
+        let priority = DecoderPriority::default();
+        let (step_tx, step_rx) = mpsc::channel::<()>();
+        let (nice_tx, nice_rx) = mpsc::channel();
+        let decoder = {
+            let priority = priority.clone();
+            std::thread::spawn(move || {
+                priority.follow_from_now();
+                let tid = rustix::thread::gettid().as_raw_nonzero().get();
+                nice_tx.send(nice_of(tid)).unwrap();
+                // Report the thread's nice after each change the main thread makes.
+                while step_rx.recv().is_ok() {
+                    nice_tx.send(nice_of(tid)).unwrap();
+                }
+            })
+        };
+        assert_eq!(
+            nice_rx.recv().unwrap(),
+            19,
+            "while the first frame is on its way"
+        );
+        priority.set_yielding(false);
+        step_tx.send(()).unwrap();
+        assert_eq!(
+            nice_rx.recv().unwrap(),
+            restored_nice(),
+            "first frame shown"
+        );
+        priority.set_yielding(true);
+        step_tx.send(()).unwrap();
+        assert_eq!(nice_rx.recv().unwrap(), 19, "a key's frame committed");
+        priority.set_yielding(false);
+        step_tx.send(()).unwrap();
+        assert_eq!(nice_rx.recv().unwrap(), restored_nice(), "that frame shown");
+        drop(step_tx);
+        decoder.join().unwrap();
     }
 }

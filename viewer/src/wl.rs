@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wayland_client::protocol::{
-    wl_buffer, wl_compositor, wl_keyboard, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
+    wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_registry, wl_seat, wl_shm, wl_shm_pool,
+    wl_surface,
 };
 use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
@@ -39,6 +40,8 @@ pub struct Events {
     pub keys: Vec<u32>,
     /// The compositor released a buffer (a frame waiting for one can be uploaded).
     pub released: bool,
+    /// A committed frame is on screen (its frame callback is done).
+    pub presented: bool,
 }
 
 struct ShmBuffer {
@@ -67,6 +70,8 @@ struct State {
     pending_size: (i32, i32),
     acked: bool,
     size: (u32, u32),
+    /// Frames committed whose frame callback has not come yet.
+    frames_on_their_way: u32,
     events: Events,
 }
 
@@ -185,7 +190,7 @@ impl Window {
 
     fn has_events(&self) -> bool {
         let e = &self.state.events;
-        e.closed || e.configured.is_some() || !e.keys.is_empty() || e.released
+        e.closed || e.configured.is_some() || !e.keys.is_empty() || e.released || e.presented
     }
 
     fn new_buffer(&mut self, width: u32, height: u32) -> Result<ShmBuffer, String> {
@@ -256,6 +261,9 @@ impl Window {
             return;
         };
         buf.busy.store(true, Ordering::Release);
+        // Done once the compositor has this frame on screen (after its page flip).
+        self.surface.frame(&self.qh, ());
+        self.state.frames_on_their_way += 1;
         self.surface.attach(Some(&buf.buffer), 0, 0);
         self.surface
             .damage_buffer(0, 0, buf.width as i32, buf.height as i32);
@@ -291,6 +299,11 @@ impl Window {
                 false
             }
         }
+    }
+
+    /// Whether a committed frame has not reached the screen yet.
+    pub fn frame_on_its_way(&self) -> bool {
+        self.state.frames_on_their_way > 0
     }
 
     /// How many frame buffers exist (on screen and ready): never more than two.
@@ -444,6 +457,22 @@ impl Dispatch<wl_buffer::WlBuffer, Arc<std::sync::atomic::AtomicBool>> for State
         if let wl_buffer::Event::Release = event {
             busy.store(false, std::sync::atomic::Ordering::Release);
             state.events.released = true;
+        }
+    }
+}
+
+impl Dispatch<wl_callback::WlCallback, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &wl_callback::WlCallback,
+        event: wl_callback::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_callback::Event::Done { .. } = event {
+            state.frames_on_their_way = state.frames_on_their_way.saturating_sub(1);
+            state.events.presented = true;
         }
     }
 }
